@@ -1,0 +1,75 @@
+"""Login, logout and the calling agent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chatserver.api.common import api, body, ctx, current_agent, json_response, req_str
+from chatserver.auth.identity import CSRF_COOKIE, SESSION_COOKIE
+from chatserver.auth.secrets import csrf_token, new_session_id, sha256_hex, verify_password
+from chatserver.errors import Unauthorized
+
+
+@api
+async def login(request: Request) -> Response:
+    """Log in with email and password; sets an HttpOnly session cookie and returns the CSRF token."""
+    c = ctx(request)
+    data = await body(request)
+    email = req_str(data, "email", max_len=320)
+    password = req_str(data, "password", max_len=1000)
+    found = await c.store.agent_credentials(email)
+    ok = await asyncio.to_thread(verify_password, found[1] if found else None, password)
+    if not found or not ok or not found[0].active:
+        raise Unauthorized("wrong email or password")
+    agent = found[0]
+    session_id = new_session_id()
+    await c.store.create_session(sha256_hex(session_id), agent.id, c.settings.session_ttl_s)
+    csrf = csrf_token(c.settings.secret_key, session_id)
+    response = json_response({"agent": agent.to_wire(), "csrf_token": csrf})
+    secure = c.settings.base_url.startswith("https://")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=c.settings.session_ttl_s,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+    response.set_cookie(CSRF_COOKIE, csrf, max_age=c.settings.session_ttl_s, samesite="lax", secure=secure)
+    return response
+
+
+@api
+async def logout(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        await c.store.delete_session(sha256_hex(session_id))
+    response = json_response({"ok": True})
+    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(CSRF_COOKIE)
+    return response
+
+
+@api
+async def me(request: Request) -> Response:
+    c = ctx(request)
+    agent = await current_agent(request)
+    result: dict[str, Any] = {"agent": agent.to_wire(presence=await c.service.effective_status(agent))}
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        result["csrf_token"] = csrf_token(c.settings.secret_key, session_id)
+    return json_response(result)
+
+
+routes = [
+    Route("/api/v1/auth/login", login, methods=["POST"]),
+    Route("/api/v1/auth/logout", logout, methods=["POST"]),
+    Route("/api/v1/auth/me", me, methods=["GET"]),
+]

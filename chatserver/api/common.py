@@ -1,0 +1,117 @@
+"""Helpers shared by the REST endpoints: JSON bodies, errors, the calling agent, pagination."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from chatserver.auth.identity import authenticate_agent
+from chatserver.context import Context
+from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, StoreError, TooLarge, Unavailable
+from chatserver.model.types import Agent, Role
+
+MAX_BODY = 256 * 1024
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def ctx(request: Request) -> Context:
+    c: Context = request.app.state.ctx
+    return c
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(exc: ApiError) -> Response:
+    return json_response({"error": exc.to_json()}, status=exc.status)
+
+
+async def body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise TooLarge(f"request body over {MAX_BODY} bytes")
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadFrame("request body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise BadFrame("request body must be a JSON object")
+    return data
+
+
+async def current_agent(request: Request, *, role: Role | None = None) -> Agent:
+    c = ctx(request)
+    agent = await authenticate_agent(request, c.store, c.settings, method=request.method)
+    if role is Role.ADMIN and agent.role is not Role.ADMIN:
+        raise Forbidden("admins only")
+    if role is Role.SUPERVISOR and not agent.role.supervises:
+        raise Forbidden("supervisors and admins only")
+    return agent
+
+
+def limit_param(request: Request, default: int = 50, maximum: int = 200) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise Invalid("limit must be an integer", data={"field": "limit"}) from exc
+    if not 1 <= value <= maximum:
+        raise Invalid(f"limit must be between 1 and {maximum}", data={"field": "limit"})
+    return value
+
+
+def int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise Invalid(f"{name} must be an integer", data={"field": name}) from exc
+    if value < 0:
+        raise Invalid(f"{name} must be >= 0", data={"field": name})
+    return value
+
+
+def api(fn: Endpoint) -> Endpoint:
+    """Turn ApiErrors (and store failures) raised by an endpoint into JSON error responses."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except ApiError as exc:
+            return error_response(exc)
+        except StoreError as exc:
+            return error_response(Unavailable(str(exc)))
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def str_field(data: dict[str, Any], name: str, *, required: bool = True, max_len: int = 200) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise Invalid(f"{name} is required", data={"field": name})
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+        raise Invalid(
+            f"{name} must be a non-empty string of at most {max_len} characters", data={"field": name}
+        )
+    return value.strip()
+
+
+def req_str(data: dict[str, Any], name: str, *, max_len: int = 200) -> str:
+    value = str_field(data, name, required=True, max_len=max_len)
+    assert value is not None
+    return value

@@ -1,0 +1,74 @@
+"""Conversations and their messages, for agents."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chatserver.api.common import api, ctx, current_agent, int_param, json_response, limit_param
+from chatserver.errors import Invalid
+from chatserver.model.status import Status
+
+
+@api
+async def list_conversations(request: Request) -> Response:
+    """List conversations, newest first. ``?status=queued,assigned`` ``&assignee=me|<id>`` ``&cursor=``."""
+    c = ctx(request)
+    agent = await current_agent(request)
+    statuses = [s for s in request.query_params.get("status", "").split(",") if s]
+    valid = {s.value for s in Status}
+    if any(s not in valid for s in statuses):
+        raise Invalid(f"status must be among {sorted(valid)}", data={"field": "status"})
+    assignee = request.query_params.get("assignee")
+    if assignee == "me":
+        assignee = agent.id
+    limit = limit_param(request)
+    convs = await c.store.list_conversations(
+        statuses=statuses or None,
+        cursor=request.query_params.get("cursor"),
+        limit=limit,
+        assignee_id=assignee,
+        contact_id=request.query_params.get("contact_id"),
+    )
+    items = [await c.service.conversation_payload(conv) for conv in convs]
+    next_cursor = convs[-1].id if len(convs) == limit else None
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+@api
+async def get_conversation(request: Request) -> Response:
+    c = ctx(request)
+    agent = await current_agent(request)
+    conv = await c.service.agent_conversation(agent, request.path_params["conversation_id"])
+    return json_response(await c.service.conversation_payload(conv))
+
+
+@api
+async def list_messages(request: Request) -> Response:
+    """Messages by seq range: ``?after=SEQ`` (ascending) or ``?before=SEQ`` (the page before), ``&limit=``."""
+    c = ctx(request)
+    agent = await current_agent(request)
+    conv = await c.service.agent_conversation(agent, request.path_params["conversation_id"])
+    limit = limit_param(request, default=100, maximum=500)
+    after, before = int_param(request, "after"), int_param(request, "before")
+    if after is not None and before is not None:
+        raise Invalid("give after or before, not both", data={"field": "before"})
+    if before is not None:
+        found = await c.store.messages_before(conv.id, before, limit=limit, include_private=True)
+    else:
+        found = await c.store.messages_after(conv.id, after or 0, limit=limit)
+    return json_response(
+        {
+            "conversation_id": conv.id,
+            "last_seq": conv.last_seq,
+            "items": [{"seq": m.seq, **m.to_wire()} for m in found],
+        }
+    )
+
+
+routes = [
+    Route("/api/v1/conversations", list_conversations, methods=["GET"]),
+    Route("/api/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
+    Route("/api/v1/conversations/{conversation_id}/messages", list_messages, methods=["GET"]),
+]

@@ -1,0 +1,282 @@
+"""Agents (admin CRUD), inboxes (admin) and contacts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chatserver.api.common import (
+    api,
+    body,
+    ctx,
+    current_agent,
+    json_response,
+    limit_param,
+    req_str,
+    str_field,
+)
+from chatserver.auth.secrets import hash_password
+from chatserver.errors import Forbidden, Invalid
+from chatserver.model.types import Role
+
+MIN_PASSWORD = 8
+
+
+def _levels(data: dict[str, Any], name: str) -> dict[str, int] | None:
+    raw = data.get(name)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or len(raw) > 100:
+        raise Invalid(f"{name} must be an object of name -> level 1-5", data={"field": name})
+    out: dict[str, int] = {}
+    for key, level in raw.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 64:
+            raise Invalid(f"{name} keys must be 1-64 characters", data={"field": name})
+        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 5:
+            raise Invalid(f"{name}.{key} must be a level from 1 to 5", data={"field": f"{name}.{key}"})
+        out[key] = level
+    return out
+
+
+def _role(data: dict[str, Any], required: bool) -> Role | None:
+    raw = data.get("role")
+    if raw is None and not required:
+        return None
+    try:
+        return Role(raw or "agent")
+    except ValueError as exc:
+        raise Invalid("role must be admin, supervisor or agent", data={"field": "role"}) from exc
+
+
+def _capacity(data: dict[str, Any]) -> int | None:
+    raw = data.get("max_concurrent")
+    if raw is None:
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= 100:
+        raise Invalid("max_concurrent must be an integer from 1 to 100", data={"field": "max_concurrent"})
+    return raw
+
+
+async def _password_hash(data: dict[str, Any]) -> str | None:
+    password = data.get("password")
+    if password is None:
+        return None
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= 1000:
+        raise Invalid(f"password must be {MIN_PASSWORD}-1000 characters", data={"field": "password"})
+    return await asyncio.to_thread(hash_password, password)
+
+
+@api
+async def list_agents(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request)
+    agents = await c.store.list_agents()
+    statuses = await c.service.statuses(agents)
+    return json_response({"items": [a.to_wire(presence=statuses[a.id]) for a in agents]})
+
+
+@api
+async def create_agent(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request, role=Role.ADMIN)
+    data = await body(request)
+    email = req_str(data, "email", max_len=320)
+    if "@" not in email:
+        raise Invalid("email must be an email address", data={"field": "email"})
+    role = _role(data, required=True)
+    assert role is not None
+    agent = await c.store.create_agent(
+        email=email,
+        name=req_str(data, "name"),
+        role=role,
+        password_hash=await _password_hash(data),
+        languages=_levels(data, "languages"),
+        skills=_levels(data, "skills"),
+        max_concurrent=_capacity(data),
+    )
+    return json_response(agent.to_wire(), status=201)
+
+
+@api
+async def get_agent(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request)
+    agent = await c.store.get_agent(request.path_params["agent_id"])
+    return json_response(agent.to_wire(presence=await c.service.effective_status(agent)))
+
+
+@api
+async def update_agent(request: Request) -> Response:
+    """Admins change anything; an agent may change their own name and password."""
+    c = ctx(request)
+    caller = await current_agent(request)
+    target_id = request.path_params["agent_id"]
+    data = await body(request)
+    admin_only = {"role", "active", "languages", "skills", "max_concurrent"}
+    if caller.role is not Role.ADMIN and (target_id != caller.id or admin_only & set(data)):
+        raise Forbidden("admins only")
+    values: dict[str, Any] = {}
+    if "name" in data:
+        values["name"] = req_str(data, "name")
+    if "password" in data:
+        values["password_hash"] = await _password_hash(data)
+    if "role" in data:
+        role = _role(data, required=True)
+        assert role is not None
+        values["role"] = role.value
+    if "active" in data:
+        if not isinstance(data["active"], bool):
+            raise Invalid("active must be true or false", data={"field": "active"})
+        if target_id == caller.id and not data["active"]:
+            raise Invalid("you cannot deactivate yourself", data={"field": "active"})
+        values["active"] = data["active"]
+    for name in ("languages", "skills"):
+        if name in data:
+            values[name] = _levels(data, name) or {}
+    if "max_concurrent" in data:
+        values["max_concurrent"] = _capacity(data)
+    unknown = set(data) - {"name", "password", "role", "active", "languages", "skills", "max_concurrent"}
+    if unknown:
+        raise Invalid(f"unknown fields {sorted(unknown)}", data={"field": sorted(unknown)[0]})
+    agent = await c.store.update_agent(target_id, **values)
+    return json_response(agent.to_wire())
+
+
+@api
+async def delete_agent(request: Request) -> Response:
+    """Agents are deactivated, never deleted: their messages keep their author."""
+    c = ctx(request)
+    caller = await current_agent(request, role=Role.ADMIN)
+    target_id = request.path_params["agent_id"]
+    if target_id == caller.id:
+        raise Invalid("you cannot deactivate yourself", data={"field": "agent_id"})
+    agent = await c.store.update_agent(target_id, active=False)
+    return json_response(agent.to_wire())
+
+
+def _origins(data: dict[str, Any]) -> list[str] | None:
+    raw = data.get("allowed_origins")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) > 50:
+        raise Invalid("allowed_origins must be a list of origins", data={"field": "allowed_origins"})
+    for origin in raw:
+        if (
+            not isinstance(origin, str)
+            or not origin.startswith(("http://", "https://"))
+            or origin.count("/") > 3
+        ):
+            raise Invalid(
+                "each allowed origin is scheme://host[:port], e.g. https://shop.example",
+                data={"field": "allowed_origins"},
+            )
+    return [o.rstrip("/") for o in raw]
+
+
+@api
+async def list_inboxes(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request, role=Role.ADMIN)
+    return json_response({"items": [i.to_wire() for i in await c.store.list_inboxes()]})
+
+
+@api
+async def create_inbox(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request, role=Role.ADMIN)
+    data = await body(request)
+    inbox = await c.store.create_inbox(req_str(data, "name"), "widget", _origins(data) or [])
+    return json_response(inbox.to_wire(), status=201)
+
+
+@api
+async def get_inbox(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request, role=Role.ADMIN)
+    return json_response((await c.store.get_inbox(request.path_params["inbox_id"])).to_wire())
+
+
+@api
+async def update_inbox(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request, role=Role.ADMIN)
+    data = await body(request)
+    inbox = await c.store.update_inbox(
+        request.path_params["inbox_id"],
+        name=str_field(data, "name", required=False),
+        allowed_origins=_origins(data),
+    )
+    return json_response(inbox.to_wire())
+
+
+@api
+async def delete_inbox(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request, role=Role.ADMIN)
+    await c.store.delete_inbox(request.path_params["inbox_id"])
+    return Response(status_code=204)
+
+
+@api
+async def list_contacts(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request)
+    limit = limit_param(request)
+    found = await c.store.list_contacts(
+        cursor=request.query_params.get("cursor"), limit=limit, query=request.query_params.get("q")
+    )
+    return json_response(
+        {
+            "items": [ct.to_wire() for ct in found],
+            "next_cursor": found[-1].id if len(found) == limit else None,
+        }
+    )
+
+
+@api
+async def get_contact(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request)
+    return json_response((await c.store.get_contact(request.path_params["contact_id"])).to_wire())
+
+
+@api
+async def update_contact(request: Request) -> Response:
+    c = ctx(request)
+    await current_agent(request)
+    data = await body(request)
+    values: dict[str, Any] = {}
+    for name, max_len in (("name", 200), ("email", 320), ("phone", 64), ("language", 35)):
+        if name in data:
+            values[name] = str_field(data, name, required=False, max_len=max_len)
+    if "attributes" in data:
+        if not isinstance(data["attributes"], dict) or len(data["attributes"]) > 100:
+            raise Invalid("attributes must be an object", data={"field": "attributes"})
+        values["attributes"] = data["attributes"]
+    unknown = set(data) - {"name", "email", "phone", "language", "attributes"}
+    if unknown:
+        raise Invalid(f"unknown fields {sorted(unknown)}", data={"field": sorted(unknown)[0]})
+    return json_response(
+        (await c.store.update_contact(request.path_params["contact_id"], **values)).to_wire()
+    )
+
+
+routes = [
+    Route("/api/v1/agents", list_agents, methods=["GET"]),
+    Route("/api/v1/agents", create_agent, methods=["POST"]),
+    Route("/api/v1/agents/{agent_id}", get_agent, methods=["GET"]),
+    Route("/api/v1/agents/{agent_id}", update_agent, methods=["PATCH"]),
+    Route("/api/v1/agents/{agent_id}", delete_agent, methods=["DELETE"]),
+    Route("/api/v1/inboxes", list_inboxes, methods=["GET"]),
+    Route("/api/v1/inboxes", create_inbox, methods=["POST"]),
+    Route("/api/v1/inboxes/{inbox_id}", get_inbox, methods=["GET"]),
+    Route("/api/v1/inboxes/{inbox_id}", update_inbox, methods=["PATCH"]),
+    Route("/api/v1/inboxes/{inbox_id}", delete_inbox, methods=["DELETE"]),
+    Route("/api/v1/contacts", list_contacts, methods=["GET"]),
+    Route("/api/v1/contacts/{contact_id}", get_contact, methods=["GET"]),
+    Route("/api/v1/contacts/{contact_id}", update_contact, methods=["PATCH"]),
+]

@@ -1,0 +1,138 @@
+"""``create_app(settings)``: the Starlette application; its lifespan builds the services and tears
+them down in reverse order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from chatserver.api import auth_routes, conversations, directory, health, widget
+from chatserver.api.common import error_response
+from chatserver.bus import RedisBus, make_bus
+from chatserver.chat import ChatService
+from chatserver.context import Context
+from chatserver.errors import ConfigError, Internal
+from chatserver.model.events import ConversationEvent
+from chatserver.presence import MemoryPresence, Presence, RedisPresence
+from chatserver.realtime import endpoints
+from chatserver.realtime.hub import Hub
+from chatserver.settings import Settings
+from chatserver.store.db import Database, make_engine
+from chatserver.store.migrate import current_revision, head_revision, upgrade
+from chatserver.store.store import Store
+
+log = logging.getLogger(__name__)
+
+CONSOLE_DIR = Path(__file__).parent / "console"
+
+
+def widget_dir() -> Path:
+    return Path(str(resources.files("widget")))
+
+
+async def build_context(settings: Settings) -> Context:
+    engine = make_engine(settings.database_url)
+    try:
+        if settings.embedded:
+            await upgrade(engine)
+        elif await current_revision(engine) != head_revision():
+            raise ConfigError("the database schema is not current: run `chatserver migrate` first")
+    except BaseException:
+        await engine.dispose()
+        raise
+    store = Store(Database(engine), group_commit_max=settings.group_commit_max)
+    await store.start()
+    bus = make_bus(settings.redis_url)
+    presence: Presence = (
+        RedisPresence(bus.client, settings.presence_ttl_s) if isinstance(bus, RedisBus) else MemoryPresence()
+    )
+    service = ChatService(store, bus, presence)
+    await service.start()
+
+    async def payload(conversation_id: str) -> ConversationEvent | None:
+        conv = await store.get_conversation(conversation_id)
+        return ConversationEvent(conv.id, conv.version, await service.conversation_payload(conv))
+
+    hub = Hub(bus, store, payload, reconcile_s=settings.reconcile_interval_s)
+    await hub.start()
+    return Context(settings, store, bus, presence, service, hub)
+
+
+async def close_context(c: Context) -> None:
+    await c.hub.stop()
+    await c.service.stop()
+    await c.store.close()
+
+
+async def _refresh_presence(c: Context) -> None:
+    while True:
+        await asyncio.sleep(c.settings.presence_ttl_s / 3)
+        try:
+            await c.presence.refresh()
+        except Exception:
+            log.exception("presence refresh failed")
+
+
+async def demo_page(request: Request) -> Response:
+    c: Context = request.app.state.ctx
+    key = request.query_params.get("inbox")
+    if key is None:
+        inboxes = await c.store.list_inboxes()
+        if not inboxes:
+            return HTMLResponse(
+                "<p>No inbox yet: run <code>chatserver create-inbox</code>.</p>", status_code=404
+            )
+        key = inboxes[0].key
+    html = (widget_dir() / "demo.html").read_text().replace("{{INBOX_KEY}}", _attr(key))
+    return HTMLResponse(html)
+
+
+def _attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(Internal("internal error"))
+
+
+def create_app(settings: Settings) -> Starlette:
+    settings = settings.with_secret()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        c = await build_context(settings)
+        app.state.ctx = c
+        refresher = asyncio.create_task(_refresh_presence(c), name="presence-refresh")
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            await close_context(c)
+
+    routes = [
+        *health.routes,
+        *auth_routes.routes,
+        *widget.routes,
+        *conversations.routes,
+        *directory.routes,
+        *endpoints.routes,
+        Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
+        Route("/demo", demo_page, methods=["GET"]),
+        Mount("/widget", StaticFiles(directory=widget_dir()), name="widget"),
+        Mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={500: _server_error})
+    return app

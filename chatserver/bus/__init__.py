@@ -1,0 +1,11 @@
+"""Event fan-out between processes: :class:`Bus` with :class:`MemoryBus` and :class:`RedisBus`."""
+
+from chatserver.bus.base import Bus, Handler, ResyncHandler
+from chatserver.bus.memory import MemoryBus
+from chatserver.bus.redis import RedisBus
+
+__all__ = ["Bus", "Handler", "MemoryBus", "RedisBus", "ResyncHandler", "make_bus"]
+
+
+def make_bus(redis_url: str | None) -> Bus:
+    return RedisBus(redis_url) if redis_url else MemoryBus()

@@ -1,0 +1,258 @@
+"""The conversation service: what visitors and agents can do, shared by the WebSocket and REST layers.
+
+It authorizes, changes state through the store (compare-and-set), and publishes events only after the
+change committed (guarantee 5). Message events are published by one publisher task in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from chatserver.bus import Bus
+from chatserver.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from chatserver.model.events import (
+    AGENTS_TOPIC,
+    ConversationEvent,
+    Event,
+    MessageEvent,
+    PresenceEvent,
+    ReadEvent,
+    TypingEvent,
+    conversation_topic,
+)
+from chatserver.model.status import CLAIMABLE, OPEN_STATUSES, Status
+from chatserver.model.types import (
+    SYSTEM_AUTHOR,
+    Agent,
+    AgentStatus,
+    Author,
+    AuthorKind,
+    Conversation,
+    Message,
+    MessageKind,
+)
+from chatserver.presence import Presence
+from chatserver.store.store import Store
+from chatserver.store.writer import PendingMessage
+
+log = logging.getLogger(__name__)
+
+
+class ChatService:
+    def __init__(self, store: Store, bus: Bus, presence: Presence) -> None:
+        self.store = store
+        self.bus = bus
+        self.presence = presence
+        self._outbox: asyncio.Queue[list[tuple[str, Event]]] = asyncio.Queue()
+        self._publisher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.store.writer.on_commit = self._on_commit
+        self._publisher = asyncio.create_task(self._publish_loop(), name="event-publisher")
+
+    async def stop(self) -> None:
+        if self._publisher is not None:
+            # let already-committed events go out before stopping
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await self._outbox.join()
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+
+    # -- publishing (after commit, in order) ---------------------------------------------------------------
+
+    def _on_commit(self, messages: Sequence[Message]) -> None:
+        self._outbox.put_nowait([(conversation_topic(m.conversation_id), MessageEvent(m)) for m in messages])
+
+    def publish(self, items: list[tuple[str, Event]]) -> None:
+        self._outbox.put_nowait(items)
+
+    async def _publish_loop(self) -> None:
+        while True:
+            items = await self._outbox.get()
+            taken = 1
+            while not self._outbox.empty() and len(items) < 512:
+                items.extend(self._outbox.get_nowait())
+                taken += 1
+            try:
+                await self.bus.publish(items)
+            except Exception:  # the bus reports its own failures; never let the publisher die
+                log.exception("publish failed")
+            finally:
+                for _ in range(taken):
+                    self._outbox.task_done()
+
+    # -- views -----------------------------------------------------------------------------------------------
+
+    async def conversation_payload(self, conv: Conversation) -> dict[str, Any]:
+        contact = await self.store.get_contact(conv.contact_id)
+        assignee = None
+        if conv.assignee_id:
+            with contextlib.suppress(NotFound):
+                assignee = (await self.store.get_agent(conv.assignee_id)).author
+        return conv.to_wire(contact=contact, assignee=assignee)
+
+    async def publish_conversation(self, conv: Conversation) -> dict[str, Any]:
+        payload = await self.conversation_payload(conv)
+        event = ConversationEvent(conv.id, conv.version, payload)
+        self.publish([(conversation_topic(conv.id), event), (AGENTS_TOPIC, event)])
+        return payload
+
+    # -- access ----------------------------------------------------------------------------------------------
+
+    async def visitor_conversation(self, contact_id: str, conversation_id: str) -> Conversation:
+        conv = await self.store.get_conversation(conversation_id)
+        if conv.contact_id != contact_id:
+            raise Forbidden("this conversation belongs to someone else")
+        return conv
+
+    async def agent_conversation(self, agent: Agent, conversation_id: str) -> Conversation:
+        """Every agent of the account may see every conversation (collision shows who else is there)."""
+        return await self.store.get_conversation(conversation_id)
+
+    # -- visitor actions -------------------------------------------------------------------------------------
+
+    async def start_conversation(
+        self,
+        *,
+        contact_id: str,
+        inbox_id: str,
+        language: str | None,
+        skills: dict[str, int],
+        fields: dict[str, str],
+    ) -> Conversation:
+        """Start a conversation, or return the contact's open one in this inbox (a double click, a second
+        tab) so a visitor never ends up with two parallel chats by accident."""
+        existing = await self.store.list_conversations(
+            contact_id=contact_id, statuses=[s.value for s in OPEN_STATUSES], limit=20
+        )
+        for conv in existing:
+            if conv.inbox_id == inbox_id:
+                return conv
+        inbox = await self.store.get_inbox(inbox_id)
+        conv = await self.store.create_conversation(
+            inbox=inbox, contact_id=contact_id, language=language, skills=skills, fields=fields
+        )
+        await self.publish_conversation(conv)
+        return conv
+
+    # -- messages --------------------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        *,
+        author: Author,
+        conv: Conversation,
+        text: str,
+        client_id: str | None,
+        private: bool = False,
+        agent: Agent | None = None,
+    ) -> tuple[Message, bool]:
+        kind = MessageKind.TEXT
+        if author.kind is AuthorKind.CONTACT:
+            if private:
+                raise Forbidden("visitors cannot write private notes")
+            if conv.status == Status.RESOLVED:
+                conv = await self._reopen(conv)
+        elif agent is not None:
+            if private:
+                kind = MessageKind.NOTE
+            elif conv.assignee_id != agent.id and not agent.role.supervises:
+                raise Forbidden("only the assigned agent (or a supervisor) can reply; write a private note")
+            elif conv.status == Status.RESOLVED:
+                raise Conflict("the conversation is resolved")
+        message, duplicate = await self.store.append_message(
+            PendingMessage(conv.id, author, kind, text, client_id=client_id)
+        )
+        return message, duplicate
+
+    async def _reopen(self, conv: Conversation) -> Conversation:
+        """A visitor who writes again reopens the conversation into the queue, never to an offline agent."""
+        try:
+            conv = await self.store.change_conversation(
+                conv.id, Status.QUEUED, expect_status={Status.RESOLVED}, assignee_id=None
+            )
+        except Conflict:
+            return await self.store.get_conversation(conv.id)  # someone else reopened it
+        await self.publish_conversation(conv)
+        return conv
+
+    async def system_event(self, conv_id: str, text: str) -> None:
+        await self.store.append_message(PendingMessage(conv_id, SYSTEM_AUTHOR, MessageKind.EVENT, text))
+
+    # -- agent actions ---------------------------------------------------------------------------------------
+
+    async def claim(
+        self, agent: Agent, conversation_id: str, target_agent_id: str | None = None
+    ) -> Conversation:
+        """Manual assignment: an agent takes a waiting conversation; a supervisor assigns anyone's."""
+        target = agent
+        if target_agent_id is not None and target_agent_id != agent.id:
+            if not agent.role.supervises:
+                raise Forbidden("only supervisors and admins assign conversations to others")
+            target = await self.store.get_agent(target_agent_id)
+            if not target.active:
+                raise Unavailable("that agent is deactivated")
+        if agent.role.supervises:
+            expect = set(CLAIMABLE)
+        else:
+            expect = {Status.QUEUED, Status.OFFERED, Status.PENDING, Status.BOT}
+        conv = await self.store.get_conversation(conversation_id)
+        if conv.assignee_id == target.id and conv.status == Status.ASSIGNED:
+            return conv
+        conv = await self.store.change_conversation(
+            conversation_id, Status.ASSIGNED, expect_status=expect, assignee_id=target.id
+        )
+        await self.publish_conversation(conv)
+        await self.system_event(conv.id, f"{target.name} joined the conversation")
+        return conv
+
+    async def close(self, agent: Agent, conversation_id: str) -> Conversation:
+        conv = await self.store.get_conversation(conversation_id)
+        if conv.assignee_id not in (None, agent.id) and not agent.role.supervises:
+            raise Forbidden("only the assigned agent or a supervisor can close this conversation")
+        if conv.status == Status.RESOLVED:
+            return conv
+        conv = await self.store.change_conversation(
+            conversation_id, Status.RESOLVED, expect_status=OPEN_STATUSES
+        )
+        await self.system_event(conv.id, f"{agent.name} closed the conversation")
+        await self.publish_conversation(conv)
+        return conv
+
+    async def mark_read(self, reader: Author, conv: Conversation, seq: int) -> int:
+        if seq > conv.last_seq:
+            fresh = await self.store.get_conversation(conv.id)
+            if seq > fresh.last_seq:
+                raise Invalid(f"seq {seq} is past the conversation's last message", data={"field": "seq"})
+        stored = await self.store.set_read(conv.id, reader.kind.value, reader.id, seq)
+        self.publish([(conversation_topic(conv.id), ReadEvent(conv.id, reader, stored))])
+        return stored
+
+    def typing(self, author: Author, conversation_id: str, state: str) -> None:
+        self.publish([(conversation_topic(conversation_id), TypingEvent(conversation_id, author, state))])
+
+    # -- presence --------------------------------------------------------------------------------------------
+
+    async def effective_status(self, agent: Agent) -> AgentStatus:
+        connected = await self.presence.connected([agent.id])
+        return agent.status if agent.id in connected else AgentStatus.OFFLINE
+
+    async def statuses(self, agents: Sequence[Agent]) -> dict[str, AgentStatus]:
+        connected = await self.presence.connected([a.id for a in agents])
+        return {a.id: (a.status if a.id in connected else AgentStatus.OFFLINE) for a in agents}
+
+    async def publish_presence(self, agent: Agent) -> AgentStatus:
+        status = await self.effective_status(agent)
+        self.publish([(AGENTS_TOPIC, PresenceEvent(agent.author, status.value))])
+        return status
+
+    async def set_status(self, agent: Agent, status: AgentStatus) -> Agent:
+        agent = await self.store.update_agent(agent.id, status=status.value)
+        await self.publish_presence(agent)
+        return agent

@@ -1,0 +1,213 @@
+"""``chatserver serve | worker | migrate | create-agent | create-inbox | create-token``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from chatserver import __version__
+from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
+from chatserver.errors import ChatError
+from chatserver.model.types import Role
+from chatserver.settings import Settings
+from chatserver.store.db import Database, make_engine
+from chatserver.store.migrate import upgrade
+from chatserver.store.store import Store
+
+log = logging.getLogger("chatserver")
+
+
+async def _with_store(settings: Settings, migrate: bool = False) -> Store:
+    engine = make_engine(settings.database_url, pool_size=2)
+    if migrate or settings.embedded:
+        await upgrade(engine)
+    return Store(Database(engine))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from chatserver.app import create_app
+    from chatserver.bootstrap import first_start
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    from dataclasses import replace
+
+    settings = replace(settings, host=host, port=port).with_secret()
+    boot = asyncio.run(first_start(settings))
+    base = settings.base_url
+    bus = "Redis" if settings.redis_url else "in-process"
+    mode = (
+        f"embedded: SQLite at {settings.database_url.split('///', 1)[-1]}, in-process bus"
+        if settings.embedded
+        else f"database {settings.database_url.split('://', 1)[0]}, bus {bus}"
+    )
+    lines = [
+        f"chatserver {__version__} ({mode})",
+        f"  Agent console : {base}/console/",
+        f"  Demo page     : {base}/demo   (a page with the chat widget)",
+    ]
+    if boot.inbox is not None:
+        lines.append(f"  Inbox key     : {boot.inbox.key}")
+    if boot.admin_email:
+        if boot.generated_password:
+            lines.append(f"  Log in as     : {boot.admin_email} / {boot.generated_password}   (shown once)")
+        else:
+            lines.append(f"  Log in as     : {boot.admin_email} (password from CHATSERVER_ADMIN_PASSWORD)")
+    print("\n".join(lines), flush=True)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.heartbeat_s,
+        ws_ping_timeout=settings.heartbeat_s,
+        log_level=settings.log_level,
+        lifespan="on",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Housekeeping that must run somewhere once: expired sessions. (Routing, SLA timers and outbound
+    delivery join this process as they are built.)"""
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            while True:
+                purged = await store.purge_expired_sessions()
+                if purged:
+                    log.info("purged %d expired sessions", purged)
+                if args.once:
+                    return
+                await asyncio.sleep(60)
+        finally:
+            await store.db.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> None:
+        store = await _with_store(settings, migrate=True)
+        await store.db.dispose()
+
+    asyncio.run(run())
+    print("database schema is current")
+    return 0
+
+
+def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
+    if len(args.password) < 8:
+        raise ChatError("the password must have at least 8 characters")
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            agent = await store.create_agent(
+                email=args.email,
+                name=args.name,
+                role=Role(args.role),
+                password_hash=hash_password(args.password),
+            )
+        finally:
+            await store.db.dispose()
+        print(
+            json.dumps(agent.to_wire())
+            if args.json
+            else f"created {agent.role.value} {agent.email} ({agent.id})"
+        )
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_create_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            inbox = await store.create_inbox(args.name, "widget", args.allowed_origin or [])
+        finally:
+            await store.db.dispose()
+        print(json.dumps(inbox.to_wire()) if args.json else inbox.key)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_create_token(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            found = await store.agent_credentials(args.agent)
+            if found is None:
+                raise ChatError(f"no agent with email {args.agent}")
+            token = new_api_token()
+            await store.create_api_token(found[0].id, sha256_hex(token), args.name)
+        finally:
+            await store.db.dispose()
+        print(token)
+
+    asyncio.run(run())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="chatserver", description="Omnichannel live-chat server")
+    p.add_argument("--version", action="version", version=__version__)
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the web server (HTTP + WebSocket)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.set_defaults(fn=cmd_serve)
+    w = sub.add_parser("worker", help="run background jobs")
+    w.add_argument("--once", action="store_true", help="run one round and exit")
+    w.set_defaults(fn=cmd_worker)
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
+    a = sub.add_parser("create-agent", help="create an agent")
+    a.add_argument("--email", required=True)
+    a.add_argument("--password", required=True)
+    a.add_argument("--name", required=True)
+    a.add_argument("--role", choices=[r.value for r in Role], default="agent")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(fn=cmd_create_agent)
+    i = sub.add_parser("create-inbox", help="create a widget inbox; prints its key")
+    i.add_argument("--name", required=True)
+    i.add_argument("--allowed-origin", action="append", metavar="URL")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(fn=cmd_create_inbox)
+    t = sub.add_parser("create-token", help="create an API token for an agent; prints it")
+    t.add_argument("--agent", required=True, metavar="EMAIL")
+    t.add_argument("--name", default="cli")
+    t.set_defaults(fn=cmd_create_token)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        if args.command != "serve":
+            settings = settings.with_secret() if settings.embedded else settings
+        return int(args.fn(settings, args))
+    except ChatError as exc:
+        print(f"chatserver: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""The services of one running app, built by the lifespan and reached through ``app.state.ctx``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chatserver.bus import Bus
+from chatserver.chat import ChatService
+from chatserver.presence import Presence
+from chatserver.realtime.hub import Hub
+from chatserver.settings import Settings
+from chatserver.store.store import Store
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    bus: Bus
+    presence: Presence
+    service: ChatService
+    hub: Hub

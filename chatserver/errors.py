@@ -1,0 +1,109 @@
+"""One exception root for the whole server.
+
+::
+
+    ChatError
+    ├── ConfigError                 bad settings; the process refuses to start
+    ├── ApiError                    code + HTTP status + message (+ data): REST 4xx/5xx, WebSocket `error`
+    │   ├── BadFrame                  (bad_frame, 400) JSON that is not a frame object
+    │   ├── UnknownType               (unknown_type, 400)
+    │   ├── Invalid                   (invalid, 422) missing or wrong-typed fields
+    │   ├── NotFound                  (not_found, 404)
+    │   ├── Forbidden                 (forbidden, 403)
+    │   ├── Unauthorized              (unauthorized, 401)
+    │   ├── RateLimited               (rate_limited, 429)
+    │   ├── TooLarge                  (too_large, 413)
+    │   ├── Conflict                  (conflict, 409)
+    │   └── Unavailable               (unavailable, 503)
+    └── StoreError                  persistence failed (mapped from SQLAlchemy/driver errors)
+
+The REST layer turns an ApiError into ``{"error": {"code", "message"}}`` with its status; the WebSocket
+layer turns it into an ``error`` frame echoing the client's ``ref``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ChatError(Exception):
+    """Root of every error the server raises on purpose."""
+
+
+class ConfigError(ChatError):
+    """The settings are unusable."""
+
+
+class StoreError(ChatError):
+    """The database failed; the operation changed nothing."""
+
+
+class ApiError(ChatError):
+    code: ClassVar[str] = "internal"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data or {}
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data:
+            body["data"] = self.data
+        return body
+
+
+class BadFrame(ApiError):
+    code = "bad_frame"
+    status = 400
+
+
+class UnknownType(ApiError):
+    code = "unknown_type"
+    status = 400
+
+
+class Invalid(ApiError):
+    code = "invalid"
+    status = 422
+
+
+class NotFound(ApiError):
+    code = "not_found"
+    status = 404
+
+
+class Forbidden(ApiError):
+    code = "forbidden"
+    status = 403
+
+
+class Unauthorized(ApiError):
+    code = "unauthorized"
+    status = 401
+
+
+class RateLimited(ApiError):
+    code = "rate_limited"
+    status = 429
+
+
+class TooLarge(ApiError):
+    code = "too_large"
+    status = 413
+
+
+class Conflict(ApiError):
+    code = "conflict"
+    status = 409
+
+
+class Unavailable(ApiError):
+    code = "unavailable"
+    status = 503
+
+
+class Internal(ApiError):
+    code = "internal"
+    status = 500

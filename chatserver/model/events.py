@@ -1,0 +1,133 @@
+"""Typed bus events: what one process tells the others after a commit.
+
+The bus is a low-latency notification only; the database is the source of truth (a lost event is
+repaired from the store by seq gap detection and reconciliation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from chatserver.model.types import Author, AuthorKind, Message, MessageKind
+
+AGENTS_TOPIC = "agents"
+
+
+def conversation_topic(conversation_id: str) -> str:
+    return f"conv:{conversation_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEvent:
+    """A conversation changed (status, assignee, ...). ``payload`` is its wire form."""
+
+    conversation_id: str
+    version: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TypingEvent:
+    conversation_id: str
+    author: Author
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadEvent:
+    conversation_id: str
+    reader: Author
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceEvent:
+    agent: Author
+    status: str
+
+
+Event = MessageEvent | ConversationEvent | TypingEvent | ReadEvent | PresenceEvent
+
+
+def _author(raw: dict[str, Any]) -> Author:
+    return Author(AuthorKind(raw["kind"]), raw["id"], raw["name"])
+
+
+def _author_json(a: Author) -> dict[str, Any]:
+    return {"kind": a.kind.value, "id": a.id, "name": a.name}
+
+
+def encode_event(event: Event) -> bytes:
+    body: dict[str, Any]
+    match event:
+        case MessageEvent(message=m):
+            body = {
+                "t": "message",
+                "id": m.id,
+                "c": m.conversation_id,
+                "seq": m.seq,
+                "a": _author_json(m.author),
+                "k": m.kind.value,
+                "text": m.text,
+                "at": m.created_at,
+                "cid": m.client_id,
+                "lang": m.lang,
+                "tr": m.translations,
+            }
+        case ConversationEvent():
+            body = {"t": "conversation", "c": event.conversation_id, "v": event.version, "p": event.payload}
+        case TypingEvent():
+            body = {
+                "t": "typing",
+                "c": event.conversation_id,
+                "a": _author_json(event.author),
+                "s": event.state,
+            }
+        case ReadEvent():
+            body = {
+                "t": "read",
+                "c": event.conversation_id,
+                "a": _author_json(event.reader),
+                "seq": event.seq,
+            }
+        case PresenceEvent():
+            body = {"t": "presence", "a": _author_json(event.agent), "s": event.status}
+    return orjson.dumps(body)
+
+
+def decode_event(data: bytes | str) -> Event:
+    """Decode an event from the bus; raises ValueError/KeyError on a foreign payload."""
+    raw = orjson.loads(data)
+    match raw["t"]:
+        case "message":
+            return MessageEvent(
+                Message(
+                    id=raw["id"],
+                    conversation_id=raw["c"],
+                    seq=raw["seq"],
+                    author=_author(raw["a"]),
+                    kind=MessageKind(raw["k"]),
+                    text=raw["text"],
+                    created_at=raw["at"],
+                    client_id=raw["cid"],
+                    lang=raw["lang"],
+                    translations=raw["tr"],
+                )
+            )
+        case "conversation":
+            return ConversationEvent(raw["c"], raw["v"], raw["p"])
+        case "typing":
+            return TypingEvent(raw["c"], _author(raw["a"]), raw["s"])
+        case "read":
+            return ReadEvent(raw["c"], _author(raw["a"]), raw["seq"])
+        case "presence":
+            return PresenceEvent(_author(raw["a"]), raw["s"])
+    raise ValueError(f"unknown event type {raw['t']!r}")

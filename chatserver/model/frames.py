@@ -1,0 +1,392 @@
+"""Wire protocol v1: client frames decoded at one boundary into typed objects, server frames built.
+
+:func:`decode` takes the raw text of a WebSocket frame and returns one of the ``*Frame`` dataclasses or
+raises an :class:`~chatserver.errors.ApiError` (``bad_frame``, ``unknown_type``, ``invalid``,
+``too_large``, ``forbidden``) carrying the frame's ``ref`` when it could be read. Nothing deeper than this
+module sees a ``dict`` from the wire. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, TooLarge, UnknownType
+from chatserver.model.types import AgentStatus, Author, Message, iso
+
+PROTOCOL_VERSION = 1
+MAX_REF = 128
+MAX_ID = 64
+MAX_CURSORS = 500
+MAX_FIELDS = 32
+
+
+def _with_ref(exc: ApiError, ref: str | None) -> ApiError:
+    if ref is not None:
+        exc.data.setdefault("ref", ref)
+    return exc
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    ref: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationStart:
+    ref: str | None
+    language: str | None
+    skills: dict[str, int]
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSend:
+    ref: str | None
+    conversation_id: str
+    client_id: str
+    text: str
+    private: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    ref: str | None
+    conversation_id: str
+    state: Literal["start", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    ref: str | None
+    conversation_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    ref: str | None
+    cursors: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSet:
+    ref: str | None
+    status: AgentStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationClaim:
+    ref: str | None
+    conversation_id: str
+    agent_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    ref: str | None
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationClose:
+    ref: str | None
+    conversation_id: str
+
+
+ClientFrame = (
+    Ping
+    | ConversationStart
+    | MessageSend
+    | Typing
+    | Read
+    | Resume
+    | StatusSet
+    | ConversationClaim
+    | ConversationView
+    | ConversationClose
+)
+
+VISITOR_TYPES = frozenset({"ping", "conversation.start", "message.send", "typing", "read", "resume"})
+AGENT_TYPES = frozenset(
+    {
+        "ping",
+        "message.send",
+        "typing",
+        "read",
+        "resume",
+        "status.set",
+        "conversation.claim",
+        "conversation.view",
+        "conversation.close",
+    }
+)
+KNOWN_TYPES = VISITOR_TYPES | AGENT_TYPES
+
+
+class _Fields:
+    """Typed access to one frame's fields; every failure is an ``invalid`` error naming the field."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+
+    def _get(self, name: str, required: bool) -> Any:
+        if name not in self.raw or self.raw[name] is None:
+            if required:
+                raise Invalid(f"{name} is required", data={"field": name})
+            return None
+        return self.raw[name]
+
+    def string(self, name: str, *, required: bool = True, max_len: int = MAX_ID) -> str | None:
+        value = self._get(name, required)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise Invalid(f"{name} must be a non-empty string", data={"field": name})
+        if len(value) > max_len:
+            raise Invalid(f"{name} is longer than {max_len} characters", data={"field": name})
+        return value
+
+    def req_string(self, name: str, *, max_len: int = MAX_ID) -> str:
+        value = self.string(name, required=True, max_len=max_len)
+        assert value is not None
+        return value
+
+    def integer(self, name: str, *, minimum: int = 0) -> int:
+        value = self._get(name, True)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise Invalid(f"{name} must be an integer >= {minimum}", data={"field": name})
+        return value
+
+    def boolean(self, name: str) -> bool:
+        value = self._get(name, False)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise Invalid(f"{name} must be true or false", data={"field": name})
+        return value
+
+    def mapping(self, name: str) -> Mapping[str, Any]:
+        value = self._get(name, False)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise Invalid(f"{name} must be an object", data={"field": name})
+        return value
+
+
+def _language(f: _Fields) -> str | None:
+    lang = f.string("language", required=False, max_len=35)
+    if lang is not None and not all(c.isalnum() or c == "-" for c in lang):
+        raise Invalid("language must be a BCP 47 tag such as 'de' or 'pt-BR'", data={"field": "language"})
+    return lang
+
+
+def _skills(f: _Fields) -> dict[str, int]:
+    raw = f.mapping("skills")
+    out: dict[str, int] = {}
+    for name, level in raw.items():
+        if not name or len(name) > MAX_ID:
+            raise Invalid("skill names must be 1-64 characters", data={"field": "skills"})
+        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 5:
+            raise Invalid(f"skill {name!r} needs a level from 1 to 5", data={"field": "skills"})
+        out[name] = level
+    return out
+
+
+def _string_map(f: _Fields, name: str) -> dict[str, str]:
+    raw = f.mapping(name)
+    if len(raw) > MAX_FIELDS:
+        raise Invalid(f"{name} has more than {MAX_FIELDS} entries", data={"field": name})
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if not key or len(key) > MAX_ID or not isinstance(value, str) or len(value) > 1000:
+            raise Invalid(f"{name} must map short names to strings (<= 1000 chars)", data={"field": name})
+        out[key] = value
+    return out
+
+
+def _start(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    return ConversationStart(ref, _language(f), _skills(f), _string_map(f, "fields"))
+
+
+def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
+    conversation_id = f.req_string("conversation_id")
+    client_id = f.req_string("client_id")
+    text = f._get("text", True)
+    if not isinstance(text, str):
+        raise Invalid("text must be a string", data={"field": "text"})
+    if not text.strip():
+        raise Invalid("text must not be empty", data={"field": "text"})
+    if "\x00" in text:
+        raise Invalid("text must not contain NUL characters", data={"field": "text"})
+    if len(text.encode("utf-8", "surrogatepass")) > max_text:
+        raise TooLarge(f"text is over the limit of {max_text} bytes", data={"limit": max_text})
+    return MessageSend(ref, conversation_id, client_id, text, f.boolean("private"))
+
+
+def _typing(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    state = f.req_string("state")
+    if state not in ("start", "stop"):
+        raise Invalid("state must be 'start' or 'stop'", data={"field": "state"})
+    return Typing(ref, f.req_string("conversation_id"), "start" if state == "start" else "stop")
+
+
+def _read(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    return Read(ref, f.req_string("conversation_id"), f.integer("seq"))
+
+
+def _resume(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    raw = f.mapping("cursors")
+    if len(raw) > MAX_CURSORS:
+        raise Invalid(f"at most {MAX_CURSORS} cursors", data={"field": "cursors"})
+    cursors: dict[str, int] = {}
+    for key, value in raw.items():
+        if not key or len(key) > MAX_ID:
+            raise Invalid("cursor keys are conversation ids", data={"field": "cursors"})
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise Invalid("cursors map conversation ids to a seq >= 0", data={"field": "cursors"})
+        cursors[key] = value
+    return Resume(ref, cursors)
+
+
+def _status(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    status = f.req_string("status")
+    if status not in (AgentStatus.ONLINE, AgentStatus.AWAY):
+        raise Invalid("status must be 'online' or 'away'", data={"field": "status"})
+    return StatusSet(ref, AgentStatus(status))
+
+
+def _claim(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    return ConversationClaim(ref, f.req_string("conversation_id"), f.string("agent_id", required=False))
+
+
+def _view(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    return ConversationView(ref, f.req_string("conversation_id"))
+
+
+def _close(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    return ConversationClose(ref, f.req_string("conversation_id"))
+
+
+_DECODERS: dict[str, Callable[[str | None, _Fields, int], ClientFrame]] = {
+    "ping": lambda ref, f, _: Ping(ref),
+    "conversation.start": _start,
+    "message.send": _send,
+    "typing": _typing,
+    "read": _read,
+    "resume": _resume,
+    "status.set": _status,
+    "conversation.claim": _claim,
+    "conversation.view": _view,
+    "conversation.close": _close,
+}
+
+
+def decode(text: str | bytes, *, allowed: frozenset[str], max_text_bytes: int) -> ClientFrame:
+    """Decode one client frame; raise an ApiError (with ``data['ref']`` when known) if it is bad."""
+    try:
+        raw = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BadFrame("frame is not valid JSON") from exc
+    if not isinstance(raw, dict):
+        raise BadFrame("frame must be a JSON object")
+    ref = raw.get("ref")
+    if ref is not None and (not isinstance(ref, str) or len(ref) > MAX_REF):
+        raise Invalid(f"ref must be a string of at most {MAX_REF} characters", data={"field": "ref"})
+    kind = raw.get("type")
+    try:
+        if not isinstance(kind, str):
+            raise Invalid("type is required and must be a string", data={"field": "type"})
+        if kind not in KNOWN_TYPES:
+            raise UnknownType(f"unknown frame type {kind[:64]!r}")
+        if kind not in allowed:
+            raise Forbidden(f"{kind} is not allowed on this connection")
+        return _DECODERS[kind](ref, _Fields(raw), max_text_bytes)
+    except ApiError as exc:
+        raise _with_ref(exc, ref) from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Server -> client frames. Each returns a plain dict ready for :func:`encode`.
+
+
+def encode(frame: Mapping[str, Any]) -> str:
+    return orjson.dumps(frame).decode()
+
+
+def hello(session_id: str, heartbeat_s: float, you: Author, limits: Mapping[str, int]) -> dict[str, Any]:
+    return {
+        "type": "hello",
+        "protocol": PROTOCOL_VERSION,
+        "session_id": session_id,
+        "heartbeat_s": heartbeat_s,
+        "you": you.to_wire(),
+        "limits": dict(limits),
+    }
+
+
+def ack(ref: str | None, message: Message) -> dict[str, Any]:
+    return {
+        "type": "ack",
+        "ref": ref,
+        "client_id": message.client_id,
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "created_at": iso(message.created_at),
+    }
+
+
+def ack_simple(ref: str | None, **extra: Any) -> dict[str, Any]:
+    return {"type": "ack", "ref": ref, **extra}
+
+
+def message(msg: Message) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "conversation_id": msg.conversation_id,
+        "seq": msg.seq,
+        "message": msg.to_wire(),
+    }
+
+
+def typing(conversation_id: str, author: Author, state: str) -> dict[str, Any]:
+    return {"type": "typing", "conversation_id": conversation_id, "author": author.to_wire(), "state": state}
+
+
+def read(conversation_id: str, reader: Author, seq: int) -> dict[str, Any]:
+    return {"type": "read", "conversation_id": conversation_id, "reader": reader.to_wire(), "seq": seq}
+
+
+def conversation(payload: Mapping[str, Any], ref: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "conversation", "conversation": dict(payload)}
+    if ref is not None:
+        frame["ref"] = ref
+    return frame
+
+
+def presence(agent: Author, status: str) -> dict[str, Any]:
+    return {"type": "presence", "agent": agent.to_wire(), "status": status}
+
+
+def resumed(cursors: Mapping[str, int], ref: str | None) -> dict[str, Any]:
+    return {"type": "resumed", "ref": ref, "cursors": dict(cursors)}
+
+
+def pong(ref: str | None) -> dict[str, Any]:
+    return {"type": "pong", "ref": ref}
+
+
+def error(exc: ApiError) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
+    ref = exc.data.get("ref")
+    if ref is not None:
+        frame["ref"] = ref
+    extra = {k: v for k, v in exc.data.items() if k != "ref"}
+    if extra:
+        frame["data"] = extra
+    return frame

@@ -1,0 +1,216 @@
+"""The conversation model as plain frozen dataclasses (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    AGENT = "agent"
+
+    @property
+    def supervises(self) -> bool:
+        return self in (Role.ADMIN, Role.SUPERVISOR)
+
+
+class AuthorKind(enum.StrEnum):
+    CONTACT = "contact"
+    AGENT = "agent"
+    BOT = "bot"
+    SYSTEM = "system"
+
+
+class MessageKind(enum.StrEnum):
+    TEXT = "text"
+    NOTE = "note"
+    EVENT = "event"
+    ATTACHMENT = "attachment"
+    CSAT = "csat"
+
+
+class AgentStatus(enum.StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as an RFC 3339 UTC timestamp with milliseconds."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    kind: AuthorKind
+    id: str
+    name: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "id": self.id, "name": self.name}
+
+
+SYSTEM_AUTHOR = Author(AuthorKind.SYSTEM, "system", "System")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    conversation_id: str
+    seq: int
+    author: Author
+    kind: MessageKind
+    text: str
+    created_at: int
+    client_id: str | None = None
+    lang: str | None = None
+    translations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def private(self) -> bool:
+        return self.kind is MessageKind.NOTE
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "author": self.author.to_wire(),
+            "kind": self.kind.value,
+            "text": self.text,
+            "lang": self.lang,
+            "translations": self.translations,
+            "attachments": [],
+            "client_id": self.client_id,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: str
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    language: str | None = None
+    verified: bool = False
+    attributes: dict[str, Any] = field(default_factory=dict)
+    created_at: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "email": self.email,
+            "phone": self.phone,
+            "language": self.language,
+            "verified": self.verified,
+            "attributes": self.attributes,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    inbox_id: str
+    channel: str
+    contact_id: str
+    status: str
+    priority: int = 0
+    skills: dict[str, int] = field(default_factory=dict)
+    language: str | None = None
+    team: str | None = None
+    assignee_id: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    last_seq: int = 0
+    version: int = 1
+    created_at: int = 0
+    updated_at: int = 0
+    first_response_at: int | None = None
+    resolved_at: int | None = None
+
+    def to_wire(self, *, contact: Contact | None = None, assignee: Author | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "inbox_id": self.inbox_id,
+            "status": self.status,
+            "channel": self.channel,
+            "contact": contact.to_wire() if contact else {"id": self.contact_id},
+            "assignee": assignee.to_wire() if assignee else None,
+            "team": self.team,
+            "language": self.language,
+            "priority": self.priority,
+            "skills": self.skills,
+            "fields": self.fields,
+            "last_seq": self.last_seq,
+            "version": self.version,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "first_response_at": iso(self.first_response_at),
+            "resolved_at": iso(self.resolved_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    email: str
+    name: str
+    role: Role
+    active: bool = True
+    status: AgentStatus = AgentStatus.ONLINE
+    """The status the agent chose (online/away); the effective one is offline without a connection."""
+    languages: dict[str, int] = field(default_factory=dict)
+    skills: dict[str, int] = field(default_factory=dict)
+    max_concurrent: int | None = None
+    created_at: int = 0
+
+    @property
+    def author(self) -> Author:
+        return Author(AuthorKind.AGENT, self.id, self.name)
+
+    def to_wire(self, *, presence: AgentStatus | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "role": self.role.value,
+            "active": self.active,
+            "status": (presence or self.status).value,
+            "languages": self.languages,
+            "skills": self.skills,
+            "max_concurrent": self.max_concurrent,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    id: str
+    name: str
+    channel: str
+    key: str
+    allowed_origins: tuple[str, ...] = ()
+    created_at: int = 0
+
+    def allows_origin(self, origin: str | None) -> bool:
+        """Browsers always send Origin; a client without one is not a browser page and cannot be
+        hijacked cross-site. An inbox with no allowed origins accepts any page."""
+        if origin is None or not self.allowed_origins:
+            return True
+        return origin.rstrip("/") in self.allowed_origins
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "channel": self.channel,
+            "key": self.key,
+            "allowed_origins": list(self.allowed_origins),
+            "created_at": iso(self.created_at),
+        }

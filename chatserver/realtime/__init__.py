@@ -1,0 +1,1 @@
+"""WebSocket endpoints and per-connection sessions (bounded queues, resume, heartbeats)."""

@@ -1,0 +1,478 @@
+"""One WebSocket connection: its identity, its subscriptions and its ordered, bounded outbound stream.
+
+Everything the client receives goes through one bounded queue drained by one sender task, which is the
+single place that enforces per-conversation order: it tracks the last ``seq`` sent per conversation,
+skips what was already sent, and fetches any gap from the database before sending a later message
+(guarantees 2 and 3). A client that cannot keep up fills the queue and is closed with 4008 (it resumes
+by cursors); it never slows anyone else (guarantee 6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from chatserver.chat import ChatService
+from chatserver.errors import (
+    ApiError,
+    BadFrame,
+    Forbidden,
+    Internal,
+    NotFound,
+    RateLimited,
+    StoreError,
+    Unavailable,
+)
+from chatserver.model import frames
+from chatserver.model.events import (
+    AGENTS_TOPIC,
+    ConversationEvent,
+    Event,
+    MessageEvent,
+    PresenceEvent,
+    ReadEvent,
+    TypingEvent,
+    conversation_topic,
+)
+from chatserver.model.ids import new_id
+from chatserver.model.status import OPEN_STATUSES, WAITING_STATUSES, Status
+from chatserver.model.types import Agent, Author, AuthorKind, Contact, Conversation, Message, MessageKind
+from chatserver.realtime.hub import Hub
+from chatserver.realtime.ratelimit import TokenBucket
+from chatserver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLOSE_SLOW = 4008
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_RATE_LIMITED = 4429
+PAGE = 500
+
+
+# Items of the outbound queue --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    frame: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Msg:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class _Fill:
+    conversation_id: str
+    up_to: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Sync:
+    conversation_id: str
+    after: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Baseline:
+    conversation_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Resumed:
+    ref: str | None
+    conversation_ids: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Follow:
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    pass
+
+
+_Item = _Frame | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot
+
+
+class Session:
+    """Shared by visitors and agents; the identity decides what is allowed and visible."""
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        *,
+        settings: Settings,
+        service: ChatService,
+        hub: Hub,
+        contact: Contact | None = None,
+        inbox_id: str | None = None,
+        agent: Agent | None = None,
+    ) -> None:
+        assert (contact is None) != (agent is None)
+        self.ws = ws
+        self.settings = settings
+        self.service = service
+        self.hub = hub
+        self.contact = contact
+        self.inbox_id = inbox_id
+        self.agent = agent
+        self.id = new_id("ws_")
+        self.author: Author = agent.author if agent else Author(AuthorKind.CONTACT, contact.id, contact.name)  # type: ignore[union-attr]
+        self.allowed = frames.AGENT_TYPES if agent else frames.VISITOR_TYPES
+        self._out: asyncio.Queue[_Item] = asyncio.Queue(maxsize=settings.send_queue_size)
+        self._sent: dict[str, int] = {}
+        self._versions: dict[str, int] = {}
+        self._convs: dict[str, Conversation] = {}
+        self.topics: set[str] = set()
+        self._bucket = TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self._strikes = 0
+        self._closing = False
+        self._sender: asyncio.Task[None] | None = None
+
+    @property
+    def is_agent(self) -> bool:
+        return self.agent is not None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.ws.send_text(
+            frames.encode(
+                frames.hello(
+                    self.id,
+                    self.settings.heartbeat_s,
+                    self.author,
+                    {
+                        "max_text_bytes": self.settings.max_text_bytes,
+                        "max_frame_bytes": self.settings.max_frame_bytes,
+                    },
+                )
+            )
+        )
+        self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.id}")
+        try:
+            if self.agent is not None:
+                await self.hub.subscribe(self, AGENTS_TOPIC)
+                self.topics.add(AGENTS_TOPIC)
+            self._put(_Snapshot())
+            await self._receive_loop()
+        finally:
+            self._closing = True
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._sender
+            await self.hub.unsubscribe_all(self, self.topics)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._sender is not None and asyncio.current_task() is not self._sender:
+            self._sender.cancel()
+        with contextlib.suppress(Exception):
+            await self.ws.close(code, reason)
+
+    def _put(self, item: _Item) -> None:
+        if self._closing:
+            return
+        try:
+            self._out.put_nowait(item)
+        except asyncio.QueueFull:
+            log.info("session %s is too slow; closing with %d", self.id, CLOSE_SLOW)
+            asyncio.get_running_loop().create_task(self.close(CLOSE_SLOW, "slow consumer: resume"))
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self._put(_Frame(frame))
+
+    # -- from the hub (synchronous, never blocks) -----------------------------------------------------------
+
+    def deliver(self, topic: str, event: Event) -> None:
+        match event:
+            case MessageEvent(message=m):
+                self._put(_Msg(m))
+            case ConversationEvent():
+                self._on_conversation(topic, event)
+            case TypingEvent():
+                if event.author.id != self.author.id:
+                    self.send(frames.typing(event.conversation_id, event.author, event.state))
+            case ReadEvent():
+                self.send(frames.read(event.conversation_id, event.reader, event.seq))
+            case PresenceEvent():
+                if self.is_agent:
+                    self.send(frames.presence(event.agent, event.status))
+
+    def _on_conversation(self, topic: str, event: ConversationEvent) -> None:
+        cid = event.conversation_id
+        if event.version <= self._versions.get(cid, 0):
+            return  # already sent (it arrives on the agents topic and the conversation topic)
+        self._versions[cid] = event.version
+        self._convs.pop(cid, None)  # refetched when next needed
+        self.send(frames.conversation(event.payload))
+        assignee = event.payload.get("assignee") or {}
+        if (
+            self.agent is not None
+            and assignee.get("id") == self.agent.id
+            and conversation_topic(cid) not in self.topics
+        ):
+            self._put(_Follow(cid))
+
+    def seq_hint(self, conversation_id: str, last_seq: int) -> None:
+        self._put(_Fill(conversation_id, last_seq))
+
+    def resync(self) -> None:
+        self._put(_Snapshot())
+
+    # -- the sender: the only writer to the socket -----------------------------------------------------
+
+    async def _write(self, frame: dict[str, Any]) -> None:
+        await self.ws.send_text(frames.encode(frame))
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                item = await self._out.get()
+                await self._process(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the socket is gone or the database failed: end this session only
+            log.info("session %s sender stopped: %r", self.id, exc)
+            with contextlib.suppress(Exception):
+                await self.ws.close(1011, "internal error")
+
+    async def _process(self, item: _Item) -> None:
+        match item:
+            case _Frame(frame=frame):
+                await self._write(frame)
+            case _Msg(message=m):
+                await self._send_message(m)
+            case _Fill(conversation_id=cid, up_to=up_to):
+                if cid in self._sent and up_to > self._sent[cid]:
+                    await self._fill(cid, up_to)
+            case _Sync(conversation_id=cid, after=after):
+                self._sent[cid] = after
+                await self._fill(cid, None)
+            case _Baseline(conversation_id=cid, seq=seq):
+                self._sent.setdefault(cid, seq)
+            case _Resumed():
+                cursors = {cid: self._sent.get(cid, 0) for cid in item.conversation_ids}
+                frame = frames.resumed(cursors, item.ref)
+                if item.unknown:
+                    frame["unknown"] = list(item.unknown)
+                await self._write(frame)
+            case _Follow(conversation_id=cid):
+                conv = await self.service.store.get_conversation(cid)
+                await self._track(conv)
+            case _Snapshot():
+                await self._snapshot()
+
+    async def _send_message(self, m: Message) -> None:
+        cid = m.conversation_id
+        last = self._sent.get(cid)
+        if last is None:
+            return  # not following this conversation (yet): its baseline decides what to send
+        if m.seq <= last:
+            return
+        if m.seq > last + 1:
+            await self._fill(cid, m.seq - 1)
+        if not self._visible(m):
+            self._sent[cid] = m.seq
+            return
+        await self._write(frames.message(m))
+        self._sent[cid] = m.seq
+
+    def _visible(self, m: Message) -> bool:
+        return self.is_agent or m.kind is not MessageKind.NOTE
+
+    async def _fill(self, cid: str, up_to: int | None) -> None:
+        """Send every message after our cursor (up to ``up_to``) from the database, in seq order."""
+        while True:
+            after = self._sent.get(cid, 0)
+            batch = await self.service.store.messages_after(
+                cid, after, up_to=up_to, limit=PAGE, include_private=self.is_agent
+            )
+            for m in batch:
+                await self._write(frames.message(m))
+                self._sent[cid] = m.seq
+            if len(batch) < PAGE:
+                break
+        if up_to is not None and up_to > self._sent.get(cid, 0):
+            self._sent[cid] = up_to  # the rest were private notes this client does not see
+
+    async def _snapshot(self) -> None:
+        service = self.service
+        if self.contact is not None:
+            convs = await service.store.list_conversations(
+                contact_id=self.contact.id, statuses=[s.value for s in OPEN_STATUSES], limit=50
+            )
+        else:
+            assert self.agent is not None
+            waiting = await service.store.list_conversations(
+                statuses=[s.value for s in WAITING_STATUSES], limit=200, newest_first=False
+            )
+            mine = await service.store.list_conversations(
+                assignee_id=self.agent.id, statuses=[s.value for s in OPEN_STATUSES], limit=200
+            )
+            for conv in mine:
+                await self._track(conv, announce=False)
+            convs = waiting + mine
+        for conv in convs:
+            if self.contact is not None:
+                await self._track(conv, announce=False)
+            self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
+            await self._write(frames.conversation(await service.conversation_payload(conv)))
+
+    async def _track(self, conv: Conversation, *, announce: bool = True) -> None:
+        """Follow a conversation: subscribe, then set the baseline from the database (so nothing committed
+        between the two is missed)."""
+        self._convs[conv.id] = conv
+        topic = conversation_topic(conv.id)
+        if topic in self.topics:
+            return
+        self.topics.add(topic)
+        await self.hub.subscribe(self, topic)
+        heads = await self.service.store.conversation_heads([conv.id])
+        last_seq = heads.get(conv.id, (conv.last_seq, 0))[0]
+        self._sent.setdefault(conv.id, last_seq)
+        if announce and conv.version > self._versions.get(conv.id, 0):
+            self._versions[conv.id] = conv.version
+            self.send(frames.conversation(await self.service.conversation_payload(conv)))
+
+    # -- the receiver ------------------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while not self._closing:
+            msg = await self.ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            text = msg.get("text")
+            if text is None:
+                self.send(
+                    frames.error(BadFrame("binary frames are not part of the protocol; send JSON text"))
+                )
+                continue
+            if not self._bucket.take(time.monotonic()):
+                self._strikes += 1
+                if self._strikes >= self.settings.rate_limit_strikes:
+                    await self.close(CLOSE_RATE_LIMITED, "rate limited")
+                    return
+                self.send(frames.error(RateLimited("too many frames; slow down")))
+                continue
+            self._strikes = 0
+            await self._handle_text(text)
+
+    async def _handle_text(self, text: str) -> None:
+        try:
+            frame = frames.decode(text, allowed=self.allowed, max_text_bytes=self.settings.max_text_bytes)
+        except ApiError as exc:
+            self.send(frames.error(exc))
+            return
+        try:
+            await self._handle(frame)
+        except ApiError as exc:
+            exc.data.setdefault("ref", frame.ref)
+            self.send(frames.error(exc))
+        except StoreError as exc:
+            self.send(frames.error(Unavailable(str(exc), data={"ref": frame.ref})))
+        except Exception:
+            log.exception("frame %s failed", type(frame).__name__)
+            self.send(frames.error(Internal("internal error", data={"ref": frame.ref})))
+
+    async def _conversation(self, cid: str, *, fresh: bool = False) -> Conversation:
+        conv = None if fresh else self._convs.get(cid)
+        if conv is not None:
+            return conv
+        if self.contact is not None:
+            conv = await self.service.visitor_conversation(self.contact.id, cid)
+        else:
+            assert self.agent is not None
+            conv = await self.service.agent_conversation(self.agent, cid)
+        self._convs[cid] = conv
+        return conv
+
+    async def _handle(self, frame: frames.ClientFrame) -> None:
+        service = self.service
+        match frame:
+            case frames.Ping(ref=ref):
+                self.send(frames.pong(ref))
+            case frames.ConversationStart():
+                assert self.contact is not None and self.inbox_id is not None
+                conv = await service.start_conversation(
+                    contact_id=self.contact.id,
+                    inbox_id=self.inbox_id,
+                    language=frame.language,
+                    skills=frame.skills,
+                    fields=frame.fields,
+                )
+                self.send(frames.ack_simple(frame.ref, conversation_id=conv.id))
+                await self._track(conv)
+            case frames.MessageSend():
+                conv = await self._conversation(frame.conversation_id)
+                if conv.status == Status.RESOLVED:
+                    conv = await self._conversation(frame.conversation_id, fresh=True)
+                message, _ = await service.send(
+                    author=self.author,
+                    conv=conv,
+                    text=frame.text,
+                    client_id=frame.client_id,
+                    private=frame.private,
+                    agent=self.agent,
+                )
+                self.send(frames.ack(frame.ref, message))
+                if self.agent is not None:
+                    await self._track(conv, announce=False)
+            case frames.Typing():
+                await self._conversation(frame.conversation_id)
+                service.typing(self.author, frame.conversation_id, frame.state)
+            case frames.Read():
+                conv = await self._conversation(frame.conversation_id)
+                seq = await service.mark_read(self.author, conv, frame.seq)
+                self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, seq=seq))
+            case frames.Resume():
+                await self._resume(frame)
+            case frames.StatusSet():
+                assert self.agent is not None
+                self.agent = await service.set_status(self.agent, frame.status)
+                self.send(frames.ack_simple(frame.ref, status=frame.status.value))
+            case frames.ConversationClaim():
+                assert self.agent is not None
+                conv = await service.claim(self.agent, frame.conversation_id, frame.agent_id)
+                self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
+                if conv.assignee_id == self.agent.id:
+                    await self._track(conv)
+            case frames.ConversationView():
+                assert self.agent is not None
+                conv = await self._conversation(frame.conversation_id, fresh=True)
+                self.send(frames.ack_simple(frame.ref, conversation_id=conv.id))
+                await self._track(conv)
+            case frames.ConversationClose():
+                assert self.agent is not None
+                conv = await service.close(self.agent, frame.conversation_id)
+                self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
+
+    async def _resume(self, frame: frames.Resume) -> None:
+        ok: list[str] = []
+        unknown: list[str] = []
+        for cid, after in frame.cursors.items():
+            try:
+                conv = await self._conversation(cid)
+            except (NotFound, Forbidden):
+                unknown.append(cid)
+                continue
+            await self._track(conv, announce=False)
+            self._put(_Sync(cid, after))
+            ok.append(cid)
+        self._put(_Resumed(frame.ref, tuple(ok), tuple(unknown)))
+
+
+__all__ = ["CLOSE_FORBIDDEN", "CLOSE_RATE_LIMITED", "CLOSE_SLOW", "CLOSE_UNAUTHENTICATED", "Session"]

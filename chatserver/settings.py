@@ -1,0 +1,165 @@
+"""Settings, built once from the environment and passed in.
+
+Nothing else in the package reads ``os.environ``: :meth:`Settings.from_env` is the one place.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from chatserver.errors import ConfigError
+
+SECRET_FILE = "secret_key"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "")
+    return tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the server. See the configuration table in README.md."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    redis_url: str | None = None
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""
+    """The URL agents and visitors use to reach the server (default http://HOST:PORT)."""
+    console_origins: tuple[str, ...] = ()
+    """Extra origins allowed to open /ws/agent (the server's own origin always is)."""
+    admin_email: str = "admin@example.com"
+    admin_password: str | None = None
+    max_text_bytes: int = 16 * 1024
+    max_frame_bytes: int = 64 * 1024
+    send_queue_size: int = 512
+    heartbeat_s: float = 20.0
+    rate_limit_per_s: float = 20.0
+    rate_limit_burst: int = 60
+    rate_limit_strikes: int = 30
+    session_ttl_s: int = 14 * 24 * 3600
+    visitor_token_ttl_s: int = 30 * 24 * 3600
+    reconcile_interval_s: float = 5.0
+    presence_ttl_s: float = 30.0
+    group_commit_max: int = 256
+    log_level: str = "info"
+    embedded: bool = field(default=False)
+    """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        data_dir = Path(env.get("CHATSERVER_DATA_DIR") or "data")
+        database_url = env.get("DATABASE_URL") or ""
+        redis_url = env.get("REDIS_URL") or None
+        embedded_db = database_url == ""
+        if embedded_db:
+            database_url = f"sqlite+aiosqlite:///{(data_dir / 'chatserver.db').as_posix()}"
+        database_url = normalize_database_url(database_url)
+        host = env.get("CHATSERVER_HOST") or "127.0.0.1"
+        port = _int(env, "PORT", 8000)
+        settings = cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key=env.get("CHATSERVER_SECRET_KEY") or "",
+            host=host,
+            port=port,
+            public_url=(env.get("CHATSERVER_PUBLIC_URL") or "").rstrip("/"),
+            console_origins=_list(env, "CHATSERVER_CONSOLE_ORIGINS"),
+            admin_email=env.get("CHATSERVER_ADMIN_EMAIL") or "admin@example.com",
+            admin_password=env.get("CHATSERVER_ADMIN_PASSWORD") or None,
+            max_text_bytes=_int(env, "CHATSERVER_MAX_TEXT_BYTES", 16 * 1024),
+            max_frame_bytes=_int(env, "CHATSERVER_MAX_FRAME_BYTES", 64 * 1024),
+            send_queue_size=_int(env, "CHATSERVER_SEND_QUEUE", 512),
+            heartbeat_s=_float(env, "CHATSERVER_HEARTBEAT_S", 20.0),
+            rate_limit_per_s=_float(env, "CHATSERVER_RATE_LIMIT_PER_S", 20.0),
+            rate_limit_burst=_int(env, "CHATSERVER_RATE_LIMIT_BURST", 60),
+            rate_limit_strikes=_int(env, "CHATSERVER_RATE_LIMIT_STRIKES", 30),
+            session_ttl_s=_int(env, "CHATSERVER_SESSION_TTL_S", 14 * 24 * 3600),
+            visitor_token_ttl_s=_int(env, "CHATSERVER_VISITOR_TOKEN_TTL_S", 30 * 24 * 3600),
+            reconcile_interval_s=_float(env, "CHATSERVER_RECONCILE_S", 5.0),
+            presence_ttl_s=_float(env, "CHATSERVER_PRESENCE_TTL_S", 30.0),
+            group_commit_max=_int(env, "CHATSERVER_GROUP_COMMIT_MAX", 256),
+            log_level=env.get("CHATSERVER_LOG_LEVEL") or "info",
+            embedded=embedded_db and redis_url is None,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.max_text_bytes <= 0 or self.max_frame_bytes <= self.max_text_bytes:
+            raise ConfigError("CHATSERVER_MAX_FRAME_BYTES must exceed CHATSERVER_MAX_TEXT_BYTES")
+        if self.send_queue_size < 8:
+            raise ConfigError("CHATSERVER_SEND_QUEUE must be at least 8")
+        if self.is_sqlite and self.redis_url:
+            # Several processes would each hold their own SQLite writer: refuse the foot-gun.
+            raise ConfigError("REDIS_URL (several processes) needs PostgreSQL: set DATABASE_URL too")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def with_secret(self) -> Settings:
+        """Return settings with a secret key: the configured one, or (embedded mode only) one kept
+        in the data directory, generated on first start."""
+        if self.secret_key:
+            return self
+        if not self.embedded:
+            raise ConfigError(
+                "CHATSERVER_SECRET_KEY is required when DATABASE_URL or REDIS_URL is set "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / SECRET_FILE
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            key = secrets.token_urlsafe(48)
+            path.touch(mode=0o600)
+            path.write_text(key + "\n")
+        return replace(self, secret_key=key)
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual spellings and pick the async drivers (aiosqlite, asyncpg)."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ConfigError(f"DATABASE_URL must be a PostgreSQL or SQLite URL, got {url.split(':', 1)[0]}:...")

@@ -1,0 +1,142 @@
+"""The one schema, in SQLAlchemy Core. Alembic migrations (store/migrations) create and evolve it."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = sa.String(64)
+MS = sa.BigInteger  # timestamps are epoch milliseconds
+
+inboxes = sa.Table(
+    "inboxes",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False, unique=True),
+    sa.Column("allowed_origins", sa.JSON, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("languages", sa.JSON, nullable=False),
+    sa.Column("skills", sa.JSON, nullable=False),
+    sa.Column("max_concurrent", sa.Integer, nullable=True),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("agent_id", ID, sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("revoked_at", MS, nullable=True),
+)
+
+agent_sessions = sa.Table(
+    "agent_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("agent_id", ID, sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("expires_at", MS, nullable=False, index=True),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(320), nullable=True, index=True),
+    sa.Column("phone", sa.String(64), nullable=True),
+    sa.Column("language", sa.String(35), nullable=True),
+    sa.Column("verified", sa.Boolean, nullable=False),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+contact_identities = sa.Table(
+    "contact_identities",
+    metadata,
+    sa.Column("channel", sa.String(32), primary_key=True),
+    sa.Column("external_id", sa.String(200), primary_key=True),
+    sa.Column("contact_id", ID, sa.ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id"), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("contact_id", ID, sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("skills", sa.JSON, nullable=False),
+    sa.Column("language", sa.String(35), nullable=True),
+    sa.Column("team", sa.String(64), nullable=True),
+    sa.Column("assignee_id", ID, sa.ForeignKey("agents.id"), nullable=True, index=True),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+    sa.Column("last_message_at", MS, nullable=True),
+    sa.Column("first_response_at", MS, nullable=True),
+    sa.Column("resolved_at", MS, nullable=True),
+    sa.Index("ix_conversations_status_created", "status", "created_at"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("conversation_id", ID, sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("author_kind", sa.String(16), nullable=False),
+    sa.Column("author_id", ID, nullable=False),
+    sa.Column("author_name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("lang", sa.String(35), nullable=True),
+    sa.Column("translations", sa.JSON, nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=True),
+    sa.Column("external_id", sa.String(200), nullable=True),
+    sa.Column("created_at", MS, nullable=False),
+    sa.UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+    sa.UniqueConstraint(
+        "conversation_id", "author_kind", "author_id", "client_id", name="uq_messages_idempotency"
+    ),
+)
+
+read_cursors = sa.Table(
+    "read_cursors",
+    metadata,
+    sa.Column("conversation_id", ID, sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("reader_kind", sa.String(16), primary_key=True),
+    sa.Column("reader_id", ID, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+)

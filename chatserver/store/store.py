@@ -1,0 +1,561 @@
+"""Queries over the one schema, the same on SQLite and PostgreSQL.
+
+Every state change of a conversation is a compare-and-set on ``version`` (and on status where it
+matters), so two processes can never both claim one conversation (guarantee 8's foundation).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from types import EllipsisType
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from chatserver.errors import Conflict, NotFound
+from chatserver.model.ids import new_id, now_ms
+from chatserver.model.status import Status, transition
+from chatserver.model.types import (
+    Agent,
+    AgentStatus,
+    Contact,
+    Conversation,
+    Inbox,
+    Message,
+    MessageKind,
+    Role,
+)
+from chatserver.store import rows
+from chatserver.store.db import Database
+from chatserver.store.schema import (
+    agent_sessions,
+    agents,
+    api_tokens,
+    contact_identities,
+    contacts,
+    conversations,
+    inboxes,
+    messages,
+    read_cursors,
+)
+from chatserver.store.writer import MessageWriter, PendingMessage
+
+PAGE_MAX = 200
+
+
+class Store:
+    def __init__(self, db: Database, *, group_commit_max: int = 256) -> None:
+        self.db = db
+        self.writer = MessageWriter(db, max_batch=group_commit_max)
+
+    async def start(self) -> None:
+        self.writer.start()
+
+    async def close(self) -> None:
+        await self.writer.stop()
+        await self.db.dispose()
+
+    # -- inboxes ------------------------------------------------------------------------------------------
+
+    async def create_inbox(
+        self, name: str, channel: str = "widget", allowed_origins: Sequence[str] = ()
+    ) -> Inbox:
+        inbox = Inbox(
+            id=new_id("ib_"),
+            name=name,
+            channel=channel,
+            key=secrets.token_urlsafe(18),
+            allowed_origins=tuple(o.rstrip("/") for o in allowed_origins),
+            created_at=now_ms(),
+        )
+        async with self.db.write() as conn:
+            await conn.execute(
+                inboxes.insert().values(
+                    id=inbox.id,
+                    name=inbox.name,
+                    channel=inbox.channel,
+                    key=inbox.key,
+                    allowed_origins=list(inbox.allowed_origins),
+                    created_at=inbox.created_at,
+                )
+            )
+        return inbox
+
+    async def get_inbox(self, inbox_id: str) -> Inbox:
+        async with self.db.read() as conn:
+            r = (await conn.execute(sa.select(inboxes).where(inboxes.c.id == inbox_id))).first()
+        if r is None:
+            raise NotFound("inbox not found")
+        return rows.inbox(r)
+
+    async def inbox_by_key(self, key: str) -> Inbox | None:
+        async with self.db.read() as conn:
+            r = (await conn.execute(sa.select(inboxes).where(inboxes.c.key == key))).first()
+        return rows.inbox(r) if r else None
+
+    async def list_inboxes(self) -> list[Inbox]:
+        async with self.db.read() as conn:
+            return [rows.inbox(r) for r in await conn.execute(sa.select(inboxes).order_by(inboxes.c.id))]
+
+    async def update_inbox(
+        self, inbox_id: str, *, name: str | None, allowed_origins: Sequence[str] | None
+    ) -> Inbox:
+        values: dict[str, Any] = {}
+        if name is not None:
+            values["name"] = name
+        if allowed_origins is not None:
+            values["allowed_origins"] = [o.rstrip("/") for o in allowed_origins]
+        if values:
+            async with self.db.write() as conn:
+                res = await conn.execute(inboxes.update().where(inboxes.c.id == inbox_id).values(**values))
+                if res.rowcount == 0:
+                    raise NotFound("inbox not found")
+        return await self.get_inbox(inbox_id)
+
+    async def delete_inbox(self, inbox_id: str) -> None:
+        async with self.db.write() as conn:
+            used = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(conversations)
+                .where(conversations.c.inbox_id == inbox_id)
+            )
+            if used:
+                raise Conflict("the inbox has conversations; it cannot be deleted")
+            res = await conn.execute(inboxes.delete().where(inboxes.c.id == inbox_id))
+            if res.rowcount == 0:
+                raise NotFound("inbox not found")
+
+    # -- agents -------------------------------------------------------------------------------------------
+
+    async def create_agent(
+        self,
+        *,
+        email: str,
+        name: str,
+        role: Role,
+        password_hash: str | None,
+        languages: dict[str, int] | None = None,
+        skills: dict[str, int] | None = None,
+        max_concurrent: int | None = None,
+    ) -> Agent:
+        agent = Agent(
+            id=new_id("ag_"),
+            email=email.strip().lower(),
+            name=name,
+            role=role,
+            languages=languages or {},
+            skills=skills or {},
+            max_concurrent=max_concurrent,
+            created_at=now_ms(),
+        )
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    agents.insert().values(
+                        id=agent.id,
+                        email=agent.email,
+                        name=agent.name,
+                        role=agent.role.value,
+                        password_hash=password_hash,
+                        active=True,
+                        status=agent.status.value,
+                        languages=agent.languages,
+                        skills=agent.skills,
+                        max_concurrent=max_concurrent,
+                        created_at=agent.created_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"an agent with email {agent.email} exists", data={"field": "email"}) from exc
+        return agent
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        async with self.db.read() as conn:
+            r = (await conn.execute(sa.select(agents).where(agents.c.id == agent_id))).first()
+        if r is None:
+            raise NotFound("agent not found")
+        return rows.agent(r)
+
+    async def agent_credentials(self, email: str) -> tuple[Agent, str | None] | None:
+        async with self.db.read() as conn:
+            r = (await conn.execute(sa.select(agents).where(agents.c.email == email.strip().lower()))).first()
+        return (rows.agent(r), r.password_hash) if r else None
+
+    async def list_agents(self) -> list[Agent]:
+        async with self.db.read() as conn:
+            return [rows.agent(r) for r in await conn.execute(sa.select(agents).order_by(agents.c.id))]
+
+    async def count_agents(self) -> int:
+        async with self.db.read() as conn:
+            return int(await conn.scalar(sa.select(sa.func.count()).select_from(agents)) or 0)
+
+    async def update_agent(self, agent_id: str, **values: Any) -> Agent:
+        allowed = {
+            "name",
+            "role",
+            "password_hash",
+            "active",
+            "status",
+            "languages",
+            "skills",
+            "max_concurrent",
+        }
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        if values:
+            async with self.db.write() as conn:
+                res = await conn.execute(agents.update().where(agents.c.id == agent_id).values(**values))
+                if res.rowcount == 0:
+                    raise NotFound("agent not found")
+                if values.get("active") is False:
+                    await conn.execute(agent_sessions.delete().where(agent_sessions.c.agent_id == agent_id))
+        return await self.get_agent(agent_id)
+
+    async def set_agent_status(self, agent_id: str, status: AgentStatus) -> None:
+        await self.update_agent(agent_id, status=status.value)
+
+    # -- API tokens and sessions ------------------------------------------------------------------------
+
+    async def create_api_token(self, agent_id: str, token_hash: str, name: str) -> str:
+        token_id = new_id("tok_")
+        async with self.db.write() as conn:
+            await conn.execute(
+                api_tokens.insert().values(
+                    id=token_id, agent_id=agent_id, token_hash=token_hash, name=name, created_at=now_ms()
+                )
+            )
+        return token_id
+
+    async def agent_for_token(self, token_hash: str) -> Agent | None:
+        async with self.db.read() as conn:
+            r = (
+                await conn.execute(
+                    sa.select(agents)
+                    .join(api_tokens, api_tokens.c.agent_id == agents.c.id)
+                    .where(
+                        api_tokens.c.token_hash == token_hash,
+                        api_tokens.c.revoked_at.is_(None),
+                        agents.c.active.is_(True),
+                    )
+                )
+            ).first()
+        return rows.agent(r) if r else None
+
+    async def create_session(self, id_hash: str, agent_id: str, ttl_s: int) -> int:
+        now = now_ms()
+        expires = now + ttl_s * 1000
+        async with self.db.write() as conn:
+            await conn.execute(
+                agent_sessions.insert().values(
+                    id_hash=id_hash, agent_id=agent_id, created_at=now, expires_at=expires
+                )
+            )
+        return expires
+
+    async def agent_for_session(self, id_hash: str) -> Agent | None:
+        async with self.db.read() as conn:
+            r = (
+                await conn.execute(
+                    sa.select(agents)
+                    .join(agent_sessions, agent_sessions.c.agent_id == agents.c.id)
+                    .where(
+                        agent_sessions.c.id_hash == id_hash,
+                        agent_sessions.c.expires_at > now_ms(),
+                        agents.c.active.is_(True),
+                    )
+                )
+            ).first()
+        return rows.agent(r) if r else None
+
+    async def delete_session(self, id_hash: str) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(agent_sessions.delete().where(agent_sessions.c.id_hash == id_hash))
+
+    async def purge_expired_sessions(self) -> int:
+        async with self.db.write() as conn:
+            res = await conn.execute(agent_sessions.delete().where(agent_sessions.c.expires_at <= now_ms()))
+            return int(res.rowcount or 0)
+
+    # -- contacts -----------------------------------------------------------------------------------------
+
+    async def create_contact(
+        self, *, name: str, channel: str, external_id: str | None = None, language: str | None = None
+    ) -> Contact:
+        contact = Contact(id=new_id("ct_"), name=name, language=language, created_at=now_ms())
+        async with self.db.write() as conn:
+            await conn.execute(
+                contacts.insert().values(
+                    id=contact.id,
+                    name=name,
+                    language=language,
+                    verified=False,
+                    attributes={},
+                    created_at=contact.created_at,
+                )
+            )
+            await conn.execute(
+                contact_identities.insert().values(
+                    channel=channel,
+                    external_id=external_id or contact.id,
+                    contact_id=contact.id,
+                    created_at=contact.created_at,
+                )
+            )
+        return contact
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        async with self.db.read() as conn:
+            r = (await conn.execute(sa.select(contacts).where(contacts.c.id == contact_id))).first()
+        if r is None:
+            raise NotFound("contact not found")
+        return rows.contact(r)
+
+    async def get_contacts(self, ids: Iterable[str]) -> dict[str, Contact]:
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        async with self.db.read() as conn:
+            found = await conn.execute(sa.select(contacts).where(contacts.c.id.in_(wanted)))
+            return {r.id: rows.contact(r) for r in found}
+
+    async def list_contacts(
+        self, *, cursor: str | None, limit: int, query: str | None = None
+    ) -> list[Contact]:
+        stmt = sa.select(contacts).order_by(contacts.c.id.desc()).limit(min(limit, PAGE_MAX))
+        if cursor:
+            stmt = stmt.where(contacts.c.id < cursor)
+        if query:
+            like = f"%{query.lower()}%"
+            stmt = stmt.where(
+                sa.or_(sa.func.lower(contacts.c.name).like(like), sa.func.lower(contacts.c.email).like(like))
+            )
+        async with self.db.read() as conn:
+            return [rows.contact(r) for r in await conn.execute(stmt)]
+
+    async def update_contact(self, contact_id: str, **values: Any) -> Contact:
+        allowed = {"name", "email", "phone", "language", "attributes"}
+        if set(values) - allowed:
+            raise ValueError(f"cannot update {sorted(set(values) - allowed)}")
+        if values:
+            async with self.db.write() as conn:
+                res = await conn.execute(
+                    contacts.update().where(contacts.c.id == contact_id).values(**values)
+                )
+                if res.rowcount == 0:
+                    raise NotFound("contact not found")
+        return await self.get_contact(contact_id)
+
+    # -- conversations ------------------------------------------------------------------------------------
+
+    async def create_conversation(
+        self,
+        *,
+        inbox: Inbox,
+        contact_id: str,
+        status: Status = Status.QUEUED,
+        language: str | None = None,
+        skills: dict[str, int] | None = None,
+        fields: dict[str, str] | None = None,
+        priority: int = 0,
+    ) -> Conversation:
+        now = now_ms()
+        conv = Conversation(
+            id=new_id("cv_"),
+            inbox_id=inbox.id,
+            channel=inbox.channel,
+            contact_id=contact_id,
+            status=status.value,
+            priority=priority,
+            skills=skills or {},
+            language=language,
+            fields=fields or {},
+            created_at=now,
+            updated_at=now,
+        )
+        async with self.db.write() as conn:
+            await conn.execute(
+                conversations.insert().values(
+                    id=conv.id,
+                    inbox_id=conv.inbox_id,
+                    channel=conv.channel,
+                    contact_id=contact_id,
+                    status=conv.status,
+                    priority=priority,
+                    skills=conv.skills,
+                    language=language,
+                    team=None,
+                    assignee_id=None,
+                    fields=conv.fields,
+                    last_seq=0,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return conv
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:
+        async with self.db.read() as conn:
+            r = (
+                await conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id))
+            ).first()
+        if r is None:
+            raise NotFound("conversation not found")
+        return rows.conversation(r)
+
+    async def list_conversations(
+        self,
+        *,
+        statuses: Sequence[str] | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        assignee_id: str | None = None,
+        contact_id: str | None = None,
+        newest_first: bool = True,
+    ) -> list[Conversation]:
+        order = conversations.c.id.desc() if newest_first else conversations.c.id.asc()
+        stmt = sa.select(conversations).order_by(order).limit(min(max(limit, 1), PAGE_MAX))
+        if statuses:
+            stmt = stmt.where(conversations.c.status.in_(list(statuses)))
+        if cursor:
+            stmt = stmt.where(conversations.c.id < cursor if newest_first else conversations.c.id > cursor)
+        if assignee_id:
+            stmt = stmt.where(conversations.c.assignee_id == assignee_id)
+        if contact_id:
+            stmt = stmt.where(conversations.c.contact_id == contact_id)
+        async with self.db.read() as conn:
+            return [rows.conversation(r) for r in await conn.execute(stmt)]
+
+    async def conversation_heads(self, ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """(last_seq, version) of each conversation, for gap detection and reconciliation."""
+        wanted = list(set(ids))
+        out: dict[str, tuple[int, int]] = {}
+        async with self.db.read() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found = await conn.execute(
+                    sa.select(conversations.c.id, conversations.c.last_seq, conversations.c.version).where(
+                        conversations.c.id.in_(chunk)
+                    )
+                )
+                out.update({r.id: (r.last_seq, r.version) for r in found})
+        return out
+
+    async def change_conversation(
+        self,
+        conversation_id: str,
+        target: Status,
+        *,
+        expect_status: Iterable[Status] | None = None,
+        assignee_id: str | EllipsisType | None = ...,
+        expect_assignee: str | EllipsisType | None = ...,
+    ) -> Conversation:
+        """Move a conversation to ``target`` with a compare-and-set on its version (and, if given, on its
+        current status and assignee). Raises Conflict if it changed underneath or the move is illegal."""
+        current = await self.get_conversation(conversation_id)
+        source = Status(current.status)
+        if expect_status is not None and source not in set(expect_status):
+            raise Conflict(f"the conversation is {source.value}")
+        if expect_assignee is not ... and current.assignee_id != expect_assignee:
+            raise Conflict("the conversation's assignee changed")
+        transition(source, target)
+        now = now_ms()
+        values: dict[str, Any] = {"status": target.value, "version": current.version + 1, "updated_at": now}
+        if assignee_id is not ...:
+            values["assignee_id"] = assignee_id
+        values["resolved_at"] = now if target is Status.RESOLVED else None
+        async with self.db.write() as conn:
+            res = await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id, conversations.c.version == current.version)
+                .values(**values)
+            )
+            if res.rowcount != 1:
+                raise Conflict("the conversation changed at the same time; try again")
+        return await self.get_conversation(conversation_id)
+
+    # -- messages -----------------------------------------------------------------------------------------
+
+    async def append_message(self, item: PendingMessage) -> tuple[Message, bool]:
+        return await self.writer.append(item)
+
+    async def messages_after(
+        self,
+        conversation_id: str,
+        after_seq: int,
+        *,
+        up_to: int | None = None,
+        limit: int = 500,
+        include_private: bool = True,
+    ) -> list[Message]:
+        stmt = (
+            sa.select(messages)
+            .where(messages.c.conversation_id == conversation_id, messages.c.seq > after_seq)
+            .order_by(messages.c.seq)
+            .limit(limit)
+        )
+        if up_to is not None:
+            stmt = stmt.where(messages.c.seq <= up_to)
+        if not include_private:
+            stmt = stmt.where(messages.c.kind != MessageKind.NOTE.value)
+        async with self.db.read() as conn:
+            return [rows.message(r) for r in await conn.execute(stmt)]
+
+    async def messages_before(
+        self, conversation_id: str, before_seq: int, *, limit: int, include_private: bool
+    ) -> list[Message]:
+        stmt = (
+            sa.select(messages)
+            .where(messages.c.conversation_id == conversation_id, messages.c.seq < before_seq)
+            .order_by(messages.c.seq.desc())
+            .limit(limit)
+        )
+        if not include_private:
+            stmt = stmt.where(messages.c.kind != MessageKind.NOTE.value)
+        async with self.db.read() as conn:
+            found = [rows.message(r) for r in await conn.execute(stmt)]
+        return found[::-1]
+
+    async def set_read(self, conversation_id: str, reader_kind: str, reader_id: str, seq: int) -> int:
+        """Move a reader's cursor forward (never back); return the stored cursor."""
+        now = now_ms()
+        key = (
+            read_cursors.c.conversation_id == conversation_id,
+            read_cursors.c.reader_kind == reader_kind,
+            read_cursors.c.reader_id == reader_id,
+        )
+        async with self.db.write() as conn:
+            current = await conn.scalar(sa.select(read_cursors.c.seq).where(*key).with_for_update())
+            if current is None:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            read_cursors.insert().values(
+                                conversation_id=conversation_id,
+                                reader_kind=reader_kind,
+                                reader_id=reader_id,
+                                seq=seq,
+                                updated_at=now,
+                            )
+                        )
+                    return seq
+                except IntegrityError:
+                    current = await conn.scalar(sa.select(read_cursors.c.seq).where(*key))
+                    if current is None:
+                        raise
+            if seq > current:
+                await conn.execute(read_cursors.update().where(*key).values(seq=seq, updated_at=now))
+                return seq
+            return int(current)
+
+    async def read_cursors_for(self, conversation_id: str) -> list[tuple[str, str, int]]:
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(read_cursors.c.reader_kind, read_cursors.c.reader_id, read_cursors.c.seq).where(
+                    read_cursors.c.conversation_id == conversation_id
+                )
+            )
+            return [(r.reader_kind, r.reader_id, r.seq) for r in found]

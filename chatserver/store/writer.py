@@ -1,0 +1,253 @@
+"""Group commit: one writer task batches concurrent messages into one transaction.
+
+Every sender awaits its own future, resolved only after the batch's COMMIT returned (guarantee 1).
+Per-conversation ``seq`` is assigned inside that transaction from ``conversations.last_seq``, locked
+with SELECT ... FOR UPDATE on PostgreSQL (conversations in id order, so two processes' batches cannot
+deadlock) and by the single-writer lock on SQLite, so seq has no gaps (guarantee 2). A repeated
+``client_id`` from the same author returns the stored message instead of a new one (guarantee 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatserver.errors import ApiError, NotFound, StoreError
+from chatserver.model.ids import new_id, now_ms
+from chatserver.model.types import Author, AuthorKind, Message, MessageKind
+from chatserver.store import rows
+from chatserver.store.db import Database
+from chatserver.store.schema import conversations, messages
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PendingMessage:
+    conversation_id: str
+    author: Author
+    kind: MessageKind
+    text: str
+    client_id: str | None = None
+    external_id: str | None = None
+    lang: str | None = None
+    future: asyncio.Future[tuple[Message, bool]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    @property
+    def idem_key(self) -> tuple[str, str, str, str] | None:
+        if self.client_id is None:
+            return None
+        return (self.conversation_id, self.author.kind.value, self.author.id, self.client_id)
+
+
+class MessageWriter:
+    """Owns the message-appending transaction of this process."""
+
+    def __init__(self, db: Database, *, max_batch: int = 256) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[PendingMessage] = asyncio.Queue(maxsize=max_batch * 16)
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.committed = 0
+        self.on_commit: Callable[[Sequence[Message]], None] | None = None
+        """Called right after each commit with the new messages in commit order (to publish them)."""
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="message-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                item.future.set_exception(StoreError("server is shutting down"))
+
+    async def append(self, item: PendingMessage) -> tuple[Message, bool]:
+        """Store one message; return it and whether it was a duplicate (already stored)."""
+        if self._task is None:
+            raise StoreError("message writer is not running")
+        await self._queue.put(item)
+        return await item.future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[PendingMessage]) -> None:
+        try:
+            async with self._db.write() as conn:
+                results = await _append_all(conn, batch)
+        except (IntegrityError, StoreError, SQLAlchemyError, OSError) as exc:
+            if len(batch) == 1:
+                _fail(batch[0], exc)
+                return
+            # A concurrent duplicate (another process) or one bad item: retry each alone.
+            log.info("batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
+            for item in batch:
+                await self._commit_batch([item])
+            return
+        except Exception as exc:  # never let the writer die: fail the batch, keep serving
+            log.exception("message batch failed")
+            for item in batch:
+                _fail(item, exc)
+            return
+        self.batches += 1
+        if self.on_commit is not None:
+            fresh = [r[0] for r in results if isinstance(r, tuple) and not r[1]]
+            if fresh:
+                self.on_commit(fresh)
+        for item, result in zip(batch, results, strict=True):
+            if isinstance(result, ApiError):
+                if not item.future.done():
+                    item.future.set_exception(result)
+                continue
+            if not result[1]:
+                self.committed += 1
+            if not item.future.done():
+                item.future.set_result(result)
+
+
+def _fail(item: PendingMessage, exc: BaseException) -> None:
+    if item.future.done():
+        return
+    if not isinstance(exc, ApiError):
+        log.warning("message for %s not stored: %r", item.conversation_id, exc)
+    if isinstance(exc, ApiError):
+        item.future.set_exception(exc)
+    else:
+        item.future.set_exception(StoreError(f"could not store the message: {type(exc).__name__}"))
+
+
+async def _append_all(
+    conn: AsyncConnection, batch: list[PendingMessage]
+) -> list[tuple[Message, bool] | ApiError]:
+    results: list[tuple[Message, bool] | ApiError | None] = [None] * len(batch)
+
+    # 1. Idempotency: messages already stored under the same (conversation, author, client_id).
+    keyed = [(i, item.idem_key) for i, item in enumerate(batch) if item.idem_key is not None]
+    existing: dict[tuple[str, str, str, str], Message] = {}
+    if keyed:
+        conv_ids = {k[0] for _, k in keyed if k}
+        client_ids = {k[3] for _, k in keyed if k}
+        found = await conn.execute(
+            sa.select(messages).where(
+                messages.c.conversation_id.in_(conv_ids), messages.c.client_id.in_(client_ids)
+            )
+        )
+        for r in found:
+            m = rows.message(r)
+            assert m.client_id is not None
+            existing[(m.conversation_id, m.author.kind.value, m.author.id, m.client_id)] = m
+
+    fresh: dict[str, list[int]] = defaultdict(list)
+    first_of_key: dict[tuple[str, str, str, str], int] = {}
+    for i, item in enumerate(batch):
+        key = item.idem_key
+        if key is not None and key in existing:
+            results[i] = (existing[key], True)
+        elif key is not None and key in first_of_key:
+            continue  # duplicate inside this batch: resolved from the first below
+        else:
+            if key is not None:
+                first_of_key[key] = i
+            fresh[item.conversation_id].append(i)
+
+    # 2. Lock the conversations (id order) and assign seqs.
+    now = now_ms()
+    new_rows: list[dict[str, object]] = []
+    if fresh:
+        locked = await conn.execute(
+            sa.select(conversations.c.id, conversations.c.last_seq, conversations.c.first_response_at)
+            .where(conversations.c.id.in_(sorted(fresh)))
+            .order_by(conversations.c.id)
+            .with_for_update()
+        )
+        state = {r.id: (r.last_seq, r.first_response_at) for r in locked}
+        updates: list[dict[str, object]] = []
+        for conv_id in sorted(fresh):
+            indexes = fresh[conv_id]
+            if conv_id not in state:
+                for i in indexes:
+                    results[i] = NotFound("conversation not found")
+                continue
+            last_seq, first_response_at = state[conv_id]
+            for i in indexes:
+                item = batch[i]
+                last_seq += 1
+                if (
+                    first_response_at is None
+                    and item.author.kind in (AuthorKind.AGENT, AuthorKind.BOT)
+                    and item.kind is MessageKind.TEXT
+                ):
+                    first_response_at = now
+                msg = Message(
+                    id=new_id("msg_"),
+                    conversation_id=conv_id,
+                    seq=last_seq,
+                    author=item.author,
+                    kind=item.kind,
+                    text=item.text,
+                    created_at=now,
+                    client_id=item.client_id,
+                    lang=item.lang,
+                )
+                results[i] = (msg, False)
+                new_rows.append(
+                    {
+                        "id": msg.id,
+                        "conversation_id": conv_id,
+                        "seq": msg.seq,
+                        "author_kind": item.author.kind.value,
+                        "author_id": item.author.id,
+                        "author_name": item.author.name,
+                        "kind": item.kind.value,
+                        "text": item.text,
+                        "lang": item.lang,
+                        "translations": {},
+                        "client_id": item.client_id,
+                        "external_id": item.external_id,
+                        "created_at": now,
+                    }
+                )
+            updates.append({"b_id": conv_id, "b_seq": last_seq, "b_at": now, "b_first": first_response_at})
+        if updates:
+            await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == sa.bindparam("b_id"))
+                .values(
+                    last_seq=sa.bindparam("b_seq"),
+                    last_message_at=sa.bindparam("b_at"),
+                    first_response_at=sa.bindparam("b_first"),
+                ),
+                updates,
+            )
+        if new_rows:
+            await conn.execute(messages.insert(), new_rows)
+
+    # 3. Duplicates inside the batch get the first one's result.
+    for i, item in enumerate(batch):
+        if results[i] is None:
+            key = item.idem_key
+            assert key is not None
+            first = results[first_of_key[key]]
+            results[i] = (first[0], True) if isinstance(first, tuple) else first
+    return [r for r in results if r is not None]
