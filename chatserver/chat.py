@@ -41,6 +41,9 @@ from chatserver.store.writer import PendingMessage
 
 log = logging.getLogger(__name__)
 
+PUBLISH_BATCH = 512
+MAX_UNPUBLISHED = 20_000
+
 
 class ChatService:
     def __init__(self, store: Store, bus: Bus, presence: Presence) -> None:
@@ -48,7 +51,10 @@ class ChatService:
         self.bus = bus
         self.presence = presence
         self._outbox: asyncio.Queue[list[tuple[str, Event]]] = asyncio.Queue()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._publisher: asyncio.Task[None] | None = None
+        self.dropped_events = 0
 
     async def start(self) -> None:
         self.store.writer.on_commit = self._on_commit
@@ -59,7 +65,7 @@ class ChatService:
             # let already-committed events go out before stopping
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2):
-                    await self._outbox.join()
+                    await self._idle.wait()
             self._publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._publisher
@@ -67,25 +73,41 @@ class ChatService:
     # -- publishing (after commit, in order) ---------------------------------------------------------------
 
     def _on_commit(self, messages: Sequence[Message]) -> None:
-        self._outbox.put_nowait([(conversation_topic(m.conversation_id), MessageEvent(m)) for m in messages])
+        self.publish([(conversation_topic(m.conversation_id), MessageEvent(m)) for m in messages])
 
     def publish(self, items: list[tuple[str, Event]]) -> None:
+        self._idle.clear()
         self._outbox.put_nowait(items)
 
     async def _publish_loop(self) -> None:
+        """Publish in commit order. While the bus is down, keep the events (bounded) and retry with
+        backoff, so other processes get them as soon as it is back; beyond the bound the oldest are
+        dropped and subscribers repair them from the database (reconciliation)."""
+        pending: list[tuple[str, Event]] = []
+        backoff = 0.05
         while True:
-            items = await self._outbox.get()
-            taken = 1
-            while not self._outbox.empty() and len(items) < 512:
-                items.extend(self._outbox.get_nowait())
-                taken += 1
+            if not pending:
+                self._idle.set()
+                pending.extend(await self._outbox.get())
+            while not self._outbox.empty() and len(pending) < PUBLISH_BATCH:
+                pending.extend(self._outbox.get_nowait())
+            batch = pending[:PUBLISH_BATCH]
             try:
-                await self.bus.publish(items)
+                ok = await self.bus.publish(batch)
             except Exception:  # the bus reports its own failures; never let the publisher die
                 log.exception("publish failed")
-            finally:
-                for _ in range(taken):
-                    self._outbox.task_done()
+                ok = False
+            if ok:
+                del pending[: len(batch)]
+                backoff = 0.05
+                continue
+            if len(pending) > MAX_UNPUBLISHED:
+                dropped = len(pending) - MAX_UNPUBLISHED
+                del pending[:dropped]
+                self.dropped_events += dropped
+                log.warning("bus down: dropped %d old events (subscribers repair from the database)", dropped)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
 
     # -- views -----------------------------------------------------------------------------------------------
 

@@ -102,7 +102,13 @@ class _Snapshot:
     pass
 
 
-_Item = _Frame | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot
+@dataclass(frozen=True, slots=True)
+class _Close:
+    code: int
+    reason: str
+
+
+_Item = _Frame | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot | _Close
 
 
 class Session:
@@ -183,6 +189,25 @@ class Session:
         with contextlib.suppress(Exception):
             await self.ws.close(code, reason)
 
+    async def close_after_flush(self, code: int, reason: str, timeout: float = 2.0) -> None:
+        """Close once what is queued (e.g. the errors explaining why) has been sent."""
+        if self._closing:
+            return
+        try:
+            self._out.put_nowait(_Close(code, reason))
+        except asyncio.QueueFull:
+            await self.close(code, reason)
+            return
+        self._closing = True
+        sender = self._sender
+        if sender is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(sender), timeout)
+            if not sender.done():
+                sender.cancel()
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code, reason)
+
     def _put(self, item: _Item) -> None:
         if self._closing:
             return
@@ -242,7 +267,8 @@ class Session:
         try:
             while True:
                 item = await self._out.get()
-                await self._process(item)
+                if await self._process(item):
+                    return
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket is gone or the database failed: end this session only
@@ -250,7 +276,8 @@ class Session:
             with contextlib.suppress(Exception):
                 await self.ws.close(1011, "internal error")
 
-    async def _process(self, item: _Item) -> None:
+    async def _process(self, item: _Item) -> bool:
+        """Send one item; True when the session must end."""
         match item:
             case _Frame(frame=frame):
                 await self._write(frame)
@@ -275,6 +302,10 @@ class Session:
                 await self._track(conv)
             case _Snapshot():
                 await self._snapshot()
+            case _Close(code=code, reason=reason):
+                await self.ws.close(code, reason)
+                return True  # the session is over
+        return False
 
     async def _send_message(self, m: Message) -> None:
         cid = m.conversation_id
@@ -363,10 +394,10 @@ class Session:
                 continue
             if not self._bucket.take(time.monotonic()):
                 self._strikes += 1
-                if self._strikes >= self.settings.rate_limit_strikes:
-                    await self.close(CLOSE_RATE_LIMITED, "rate limited")
-                    return
                 self.send(frames.error(RateLimited("too many frames; slow down")))
+                if self._strikes >= self.settings.rate_limit_strikes:
+                    await self.close_after_flush(CLOSE_RATE_LIMITED, "rate limited")
+                    return
                 continue
             self._strikes = 0
             await self._handle_text(text)

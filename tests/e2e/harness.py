@@ -145,7 +145,9 @@ class Client:
     async def connect(
         cls, url: str, *, token: str | None = None, origin: str | None = ORIGIN, **kw: Any
     ) -> AsyncIterator[Client]:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(kw.pop("additional_headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         async with connect(url, additional_headers=headers, origin=origin, max_size=2**24, **kw) as ws:  # type: ignore[arg-type]
             yield cls(ws)
 
@@ -242,13 +244,13 @@ class ServerProcess:
 
     def start(self) -> None:
         assert self.log is not None
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chatserver.cli", "serve", "--port", str(self.port)],
-            env={**os.environ, **self.env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "chatserver.cli", "serve", "--port", str(self.port)],
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
