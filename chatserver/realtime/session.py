@@ -189,7 +189,7 @@ class Session:
         with contextlib.suppress(Exception):
             await self.ws.close(code, reason)
 
-    async def close_after_flush(self, code: int, reason: str, timeout: float = 2.0) -> None:
+    async def close_after_flush(self, code: int, reason: str, wait_s: float = 2.0) -> None:
         """Close once what is queued (e.g. the errors explaining why) has been sent."""
         if self._closing:
             return
@@ -202,7 +202,7 @@ class Session:
         sender = self._sender
         if sender is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(sender), timeout)
+                await asyncio.wait_for(asyncio.shield(sender), wait_s)
             if not sender.done():
                 sender.cancel()
                 with contextlib.suppress(Exception):

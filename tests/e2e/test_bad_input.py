@@ -80,7 +80,7 @@ SEND = '{"type": "message.send", "ref": "x", "conversation_id": "CID"'
         ('{"type": "conversation.claim", "ref": "x", "conversation_id": "CID"}', "forbidden", None),
         ('{"type": "status.set", "ref": "x", "status": "online"}', "forbidden", None),
         (
-            '{"type": "message.send", "ref": "x", "conversation_id": "cv_nope", "client_id": "c", "text": "hi"}',
+            SEND.replace("CID", "cv_nope") + ', "client_id": "c", "text": "hi"}',
             "not_found",
             None,
         ),
