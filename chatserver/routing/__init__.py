@@ -1,0 +1,72 @@
+"""Skill-based routing: a pure engine that offers each waiting conversation to the best agent.
+
+Feed :func:`decide` a :class:`RoutingState` and ``now``; it returns :data:`Decision` values (offers,
+expired offers, RONA away, escalations, queue positions) for the shell to apply. No I/O here: the
+routing service owns timers, locks and persistence. Rules: ``chatserver/routing/engine.py``.
+"""
+
+from chatserver.routing.engine import (
+    apply_decisions,
+    choose_agent,
+    decide,
+    estimate_wait,
+    is_eligible,
+    next_deadline,
+    queue_order,
+    requeue,
+    transfer_to_agent,
+    transfer_to_skills,
+    transfer_to_team,
+    translation_target,
+)
+from chatserver.routing.model import (
+    AGENT_STATUSES,
+    AgentState,
+    Decision,
+    Escalate,
+    EscalationReason,
+    LanguageRequirement,
+    Offer,
+    OfferExpired,
+    PendingOffer,
+    QueuedConversation,
+    QueuePosition,
+    RelaxStep,
+    Requirement,
+    RoutingState,
+    SetAway,
+    SkillRequirement,
+    parse_requirement,
+)
+
+__all__ = [
+    "AGENT_STATUSES",
+    "AgentState",
+    "Decision",
+    "Escalate",
+    "EscalationReason",
+    "LanguageRequirement",
+    "Offer",
+    "OfferExpired",
+    "PendingOffer",
+    "QueuePosition",
+    "QueuedConversation",
+    "RelaxStep",
+    "Requirement",
+    "RoutingState",
+    "SetAway",
+    "SkillRequirement",
+    "apply_decisions",
+    "choose_agent",
+    "decide",
+    "estimate_wait",
+    "is_eligible",
+    "next_deadline",
+    "parse_requirement",
+    "queue_order",
+    "requeue",
+    "transfer_to_agent",
+    "transfer_to_skills",
+    "transfer_to_team",
+    "translation_target",
+]
