@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from chatserver.api import auth_routes, conversations, directory, health, widget
 from chatserver.api.common import error_response
-from chatserver.bus import RedisBus, make_bus
+from chatserver.bus import Bus, RedisBus, make_bus
 from chatserver.chat import ChatService
 from chatserver.context import Context
 from chatserver.errors import ConfigError, Internal
@@ -30,6 +30,9 @@ from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import current_revision, head_revision, upgrade
 from chatserver.store.store import Store
+from chatserver.translation.delivery import TranslationDelivery
+from chatserver.translation.detect import LanguageDetector
+from chatserver.translation.service import build_translator
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,9 @@ async def build_context(settings: Settings) -> Context:
     )
     service = ChatService(store, bus, presence)
     await service.start()
+    if settings.translation_enabled:
+        service.translation = build_translation(settings, store, service, bus)
+        await service.translation.start()
 
     async def payload(conversation_id: str) -> ConversationEvent | None:
         conv = await store.get_conversation(conversation_id)
@@ -68,8 +74,27 @@ async def build_context(settings: Settings) -> Context:
     return Context(settings, store, bus, presence, service, hub)
 
 
+def build_translation(
+    settings: Settings, store: Store, service: ChatService, bus: Bus
+) -> TranslationDelivery:
+    translator = build_translator(
+        settings.translation_config(), redis=bus.client if isinstance(bus, RedisBus) else None
+    )
+    detector = LanguageDetector(settings.languages, low_accuracy=settings.detection_accuracy == "low")
+    return TranslationDelivery(
+        store,
+        translator,
+        detector,
+        service.publish,
+        agent_language=settings.agent_language,
+        retry_s=settings.translation_retry_s,
+    )
+
+
 async def close_context(c: Context) -> None:
     await c.hub.stop()
+    if c.service.translation is not None:
+        await c.service.translation.stop()
     await c.service.stop()
     await c.store.close()
 

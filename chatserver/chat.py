@@ -38,6 +38,8 @@ from chatserver.model.types import (
 from chatserver.presence import Presence
 from chatserver.store.store import Store
 from chatserver.store.writer import PendingMessage
+from chatserver.translation.delivery import TranslationDelivery
+from chatserver.translation.service import TranslationResult
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class ChatService:
         self.store = store
         self.bus = bus
         self.presence = presence
+        self.translation: TranslationDelivery | None = None
+        """Set by the app when translation is configured."""
         self._outbox: asyncio.Queue[list[tuple[str, Event]]] = asyncio.Queue()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -145,6 +149,7 @@ class ChatService:
         contact_id: str,
         inbox_id: str,
         language: str | None,
+        contact_language: str | None = None,
         skills: dict[str, int],
         fields: dict[str, str],
     ) -> Conversation:
@@ -158,7 +163,11 @@ class ChatService:
                 return conv
         inbox = await self.store.get_inbox(inbox_id)
         conv = await self.store.create_conversation(
-            inbox=inbox, contact_id=contact_id, language=language, skills=skills, fields=fields
+            inbox=inbox,
+            contact_id=contact_id,
+            language=_base_language(language or contact_language),
+            skills=skills,
+            fields=fields,
         )
         await self.publish_conversation(conv)
         return conv
@@ -174,13 +183,16 @@ class ChatService:
         client_id: str | None,
         private: bool = False,
         agent: Agent | None = None,
+        contact_language: str | None = None,
     ) -> tuple[Message, bool]:
         kind = MessageKind.TEXT
+        lang: str | None = None
         if author.kind is AuthorKind.CONTACT:
             if private:
                 raise Forbidden("visitors cannot write private notes")
             if conv.status == Status.RESOLVED:
                 conv = await self._reopen(conv)
+            lang, conv = await self._detect(conv, text, contact_language)
         elif agent is not None:
             if private:
                 kind = MessageKind.NOTE
@@ -188,10 +200,61 @@ class ChatService:
                 raise Forbidden("only the assigned agent (or a supervisor) can reply; write a private note")
             elif conv.status == Status.RESOLVED:
                 raise Conflict("the conversation is resolved")
+            if kind is MessageKind.TEXT:
+                lang = self._agent_language(agent)
         message, duplicate = await self.store.append_message(
-            PendingMessage(conv.id, author, kind, text, client_id=client_id)
+            PendingMessage(conv.id, author, kind, text, client_id=client_id, lang=lang)
         )
+        if not duplicate and self.translation is not None and kind is MessageKind.TEXT:
+            target = conv.language if agent is not None else await self._assignee_language(conv)
+            self.translation.schedule(message, target)
         return message, duplicate
+
+    # -- languages -------------------------------------------------------------------------------------------
+
+    def _agent_language(self, agent: Agent | None) -> str | None:
+        if agent is not None and agent.language:
+            return agent.language
+        return self.translation.agent_language if self.translation is not None else None
+
+    async def _assignee_language(self, conv: Conversation) -> str | None:
+        if conv.assignee_id is None:
+            return self._agent_language(None)
+        try:
+            return self._agent_language(await self.store.get_agent(conv.assignee_id))
+        except NotFound:
+            return self._agent_language(None)
+
+    async def _detect(
+        self, conv: Conversation, text: str, contact_language: str | None
+    ) -> tuple[str | None, Conversation]:
+        """The language of a visitor's text; a confident change becomes the conversation's language."""
+        if self.translation is None:
+            return conv.language, conv
+        found = await self.translation.detect(text, prior=contact_language, current=conv.language)
+        if found is None or found.lang is None:
+            return conv.language, conv
+        if found.reason == "detected" and found.lang != conv.language:
+            try:
+                conv = await self.store.set_conversation_language(conv.id, found.lang)
+                await self.publish_conversation(conv)
+            except Conflict:
+                conv = await self.store.get_conversation(conv.id)
+        return found.lang, conv
+
+    async def set_language(self, agent: Agent, conversation_id: str, language: str | None) -> Conversation:
+        """An agent overrides the conversation's (the visitor's) language."""
+        conv = await self.store.set_conversation_language(conversation_id, _base_language(language))
+        await self.publish_conversation(conv)
+        return conv
+
+    async def translate_draft(self, agent: Agent, conv: Conversation, text: str) -> TranslationResult:
+        """Translate an agent's draft into the visitor's language before it is sent."""
+        if self.translation is None or not self.translation.enabled:
+            return TranslationResult(None, "disabled", False)
+        if conv.language is None:
+            return TranslationResult(None, "same_language", False)
+        return await self.translation.translate_text(text, self._agent_language(agent), conv.language)
 
     async def _reopen(self, conv: Conversation) -> Conversation:
         """A visitor who writes again reopens the conversation into the queue, never to an offline agent."""
@@ -232,6 +295,10 @@ class ChatService:
         )
         await self.publish_conversation(conv)
         await self.system_event(conv.id, f"{target.name} joined the conversation")
+        if self.translation is not None:
+            language = self._agent_language(target)
+            if language is not None:
+                await self.translation.backfill(conv.id, language, authors=frozenset({AuthorKind.CONTACT}))
         return conv
 
     async def close(self, agent: Agent, conversation_id: str) -> Conversation:
@@ -278,3 +345,10 @@ class ChatService:
         agent = await self.store.update_agent(agent.id, status=status.value)
         await self.publish_presence(agent)
         return agent
+
+
+def _base_language(tag: str | None) -> str | None:
+    """``de-AT`` -> ``de``: conversations carry the base language, which is what providers translate."""
+    if not tag:
+        return None
+    return tag.replace("_", "-").split("-")[0].lower() or None

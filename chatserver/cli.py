@@ -120,6 +120,7 @@ def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
                 name=args.name,
                 role=Role(args.role),
                 password_hash=hash_password(args.password),
+                language=args.language,
             )
         finally:
             await store.db.dispose()
@@ -180,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--password", required=True)
     a.add_argument("--name", required=True)
     a.add_argument("--role", choices=[r.value for r in Role], default="agent")
+    a.add_argument("--language", help="the language the agent reads and writes (e.g. es)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(fn=cmd_create_agent)
     i = sub.add_parser("create-inbox", help="create a widget inbox; prints its key")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chatserver.errors import ConfigError
+from chatserver.translation.service import TranslationConfig
 
 SECRET_FILE = "secret_key"
 
@@ -69,6 +70,20 @@ class Settings:
     presence_ttl_s: float = 30.0
     group_commit_max: int = 256
     log_level: str = "info"
+    translation_provider: str = "none"
+    """none, google_v3, google_v2 or libretranslate (see docs/operations.md)."""
+    translation_project: str | None = None
+    translation_location: str = "global"
+    translation_api_key: str | None = None
+    translation_url: str | None = None
+    translation_endpoint: str | None = None
+    translation_timeout_s: float = 5.0
+    translation_retry_s: float = 15.0
+    languages: tuple[str, ...] = ("en", "de", "es", "fr", "it", "pt", "nl", "pl")
+    """Languages detection chooses among (ISO 639-1)."""
+    detection_accuracy: str = "low"
+    agent_language: str = "en"
+    """The language of agents who have not set one."""
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
 
@@ -107,6 +122,18 @@ class Settings:
             presence_ttl_s=_float(env, "CHATSERVER_PRESENCE_TTL_S", 30.0),
             group_commit_max=_int(env, "CHATSERVER_GROUP_COMMIT_MAX", 256),
             log_level=env.get("CHATSERVER_LOG_LEVEL") or "info",
+            translation_provider=env.get("CHATSERVER_TRANSLATION_PROVIDER") or "none",
+            translation_project=env.get("CHATSERVER_TRANSLATION_PROJECT") or None,
+            translation_location=env.get("CHATSERVER_TRANSLATION_LOCATION") or "global",
+            translation_api_key=env.get("CHATSERVER_TRANSLATION_API_KEY") or None,
+            translation_url=env.get("CHATSERVER_TRANSLATION_URL") or None,
+            translation_endpoint=env.get("CHATSERVER_TRANSLATION_ENDPOINT") or None,
+            translation_timeout_s=_float(env, "CHATSERVER_TRANSLATION_TIMEOUT_S", 5.0),
+            translation_retry_s=_float(env, "CHATSERVER_TRANSLATION_RETRY_S", 15.0),
+            languages=tuple(code.lower() for code in _list(env, "CHATSERVER_LANGUAGES"))
+            or ("en", "de", "es", "fr", "it", "pt", "nl", "pl"),
+            detection_accuracy=env.get("CHATSERVER_DETECTION_ACCURACY") or "low",
+            agent_language=(env.get("CHATSERVER_AGENT_LANGUAGE") or "en").lower(),
             embedded=embedded_db and redis_url is None,
         )
         settings.validate()
@@ -117,9 +144,30 @@ class Settings:
             raise ConfigError("CHATSERVER_MAX_FRAME_BYTES must exceed CHATSERVER_MAX_TEXT_BYTES")
         if self.send_queue_size < 8:
             raise ConfigError("CHATSERVER_SEND_QUEUE must be at least 8")
+        if self.detection_accuracy not in ("low", "high"):
+            raise ConfigError("CHATSERVER_DETECTION_ACCURACY must be low or high")
+        self.translation_config()  # raises ConfigError when the provider settings are incomplete
         if self.is_sqlite and self.redis_url:
             # Several processes would each hold their own SQLite writer: refuse the foot-gun.
             raise ConfigError("REDIS_URL (several processes) needs PostgreSQL: set DATABASE_URL too")
+
+    @property
+    def translation_enabled(self) -> bool:
+        return self.translation_provider != "none"
+
+    def translation_config(self) -> TranslationConfig:
+        try:
+            return TranslationConfig(
+                provider=self.translation_provider,  # type: ignore[arg-type]  # validated by TranslationConfig
+                project=self.translation_project,
+                location=self.translation_location,
+                api_key=self.translation_api_key,
+                url=self.translation_url,
+                endpoint=self.translation_endpoint,
+                timeout_s=self.translation_timeout_s,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"translation settings: {exc}") from exc
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,7 +6,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chatserver.api.common import api, ctx, current_agent, int_param, json_response, limit_param
+from chatserver.api.common import (
+    api,
+    body,
+    ctx,
+    current_agent,
+    int_param,
+    json_response,
+    limit_param,
+    str_field,
+)
 from chatserver.errors import Invalid
 from chatserver.model.status import Status
 
@@ -67,8 +76,27 @@ async def list_messages(request: Request) -> Response:
     )
 
 
+@api
+async def update_conversation(request: Request) -> Response:
+    """Change a conversation: ``{"language": "de"}`` overrides the visitor's detected language."""
+    c = ctx(request)
+    agent = await current_agent(request)
+    data = await body(request)
+    unknown = set(data) - {"language"}
+    if unknown:
+        raise Invalid(f"unknown fields {sorted(unknown)}", data={"field": sorted(unknown)[0]})
+    conv = await c.service.agent_conversation(agent, request.path_params["conversation_id"])
+    if "language" in data:
+        language = str_field(data, "language", required=False, max_len=35)
+        if language is not None and not all(ch.isalnum() or ch == "-" for ch in language):
+            raise Invalid("language must be a BCP 47 tag such as 'de'", data={"field": "language"})
+        conv = await c.service.set_language(agent, conv.id, language)
+    return json_response(await c.service.conversation_payload(conv))
+
+
 routes = [
     Route("/api/v1/conversations", list_conversations, methods=["GET"]),
     Route("/api/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
+    Route("/api/v1/conversations/{conversation_id}", update_conversation, methods=["PATCH"]),
     Route("/api/v1/conversations/{conversation_id}/messages", list_messages, methods=["GET"]),
 ]

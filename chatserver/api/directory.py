@@ -61,6 +61,19 @@ def _capacity(data: dict[str, Any]) -> int | None:
     return raw
 
 
+def _language(data: dict[str, Any]) -> str | None:
+    raw = data.get("language")
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, str)
+        or not 2 <= len(raw) <= 35
+        or not all(ch.isalnum() or ch == "-" for ch in raw)
+    ):
+        raise Invalid("language must be a BCP 47 tag such as 'es'", data={"field": "language"})
+    return raw.split("-")[0].lower()
+
+
 async def _password_hash(data: dict[str, Any]) -> str | None:
     password = data.get("password")
     if password is None:
@@ -97,6 +110,7 @@ async def create_agent(request: Request) -> Response:
         languages=_levels(data, "languages"),
         skills=_levels(data, "skills"),
         max_concurrent=_capacity(data),
+        language=_language(data),
     )
     return json_response(agent.to_wire(), status=201)
 
@@ -116,7 +130,13 @@ async def update_agent(request: Request) -> Response:
     caller = await current_agent(request)
     target_id = request.path_params["agent_id"]
     data = await body(request)
-    admin_only = {"role", "active", "languages", "skills", "max_concurrent"}
+    admin_only = {
+        "role",
+        "active",
+        "languages",
+        "skills",
+        "max_concurrent",
+    }  # own name, password, language: ok
     if caller.role is not Role.ADMIN and (target_id != caller.id or admin_only & set(data)):
         raise Forbidden("admins only")
     values: dict[str, Any] = {}
@@ -139,7 +159,18 @@ async def update_agent(request: Request) -> Response:
             values[name] = _levels(data, name) or {}
     if "max_concurrent" in data:
         values["max_concurrent"] = _capacity(data)
-    unknown = set(data) - {"name", "password", "role", "active", "languages", "skills", "max_concurrent"}
+    if "language" in data:
+        values["language"] = _language(data)
+    unknown = set(data) - {
+        "name",
+        "password",
+        "role",
+        "active",
+        "languages",
+        "skills",
+        "max_concurrent",
+        "language",
+    }
     if unknown:
         raise Invalid(f"unknown fields {sorted(unknown)}", data={"field": sorted(unknown)[0]})
     agent = await c.store.update_agent(target_id, **values)

@@ -96,8 +96,42 @@ async def openapi(request: Request) -> Response:
     return json_response(build_openapi(request.app.routes))
 
 
+async def metrics(request: Request) -> Response:
+    """Counters for operators: message writer, hub, bus, translation. Supervisors and admins."""
+    from dataclasses import asdict
+
+    from chatserver.api.common import current_agent, error_response
+    from chatserver.errors import ApiError
+    from chatserver.model.types import Role
+
+    c = ctx(request)
+    try:
+        await current_agent(request, role=Role.SUPERVISOR)
+    except ApiError as exc:
+        return error_response(exc)
+    writer = c.store.writer
+    body: dict[str, Any] = {
+        "messages": {"committed": writer.committed, "batches": writer.batches},
+        "hub": c.hub.stats(),
+        "bus": {
+            "shared": c.bus.shared,
+            "reconnects": getattr(c.bus, "reconnects", 0),
+            "publish_failures": getattr(c.bus, "publish_failures", 0),
+            "dropped_events": c.service.dropped_events,
+        },
+    }
+    delivery = c.service.translation
+    if delivery is not None and delivery.translator is not None:
+        body["translation"] = {
+            **asdict(delivery.translator.metrics()),
+            "pending_retries": delivery.pending_retries,
+        }
+    return json_response(body)
+
+
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/api/v1/openapi.json", openapi, methods=["GET"]),
+    Route("/api/v1/metrics", metrics, methods=["GET"]),
 ]

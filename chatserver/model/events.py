@@ -54,7 +54,19 @@ class PresenceEvent:
     status: str
 
 
-Event = MessageEvent | ConversationEvent | TypingEvent | ReadEvent | PresenceEvent
+@dataclass(frozen=True, slots=True)
+class TranslatedEvent:
+    """A message's translation into ``lang`` arrived (``text``), or failed for now (``reason``)."""
+
+    conversation_id: str
+    message_id: str
+    seq: int
+    lang: str
+    text: str | None
+    reason: str | None
+
+
+Event = MessageEvent | ConversationEvent | TypingEvent | ReadEvent | PresenceEvent | TranslatedEvent
 
 
 def _author(raw: dict[str, Any]) -> Author:
@@ -81,6 +93,7 @@ def encode_event(event: Event) -> bytes:
                 "cid": m.client_id,
                 "lang": m.lang,
                 "tr": m.translations,
+                "un": m.untranslated,
             }
         case ConversationEvent():
             body = {"t": "conversation", "c": event.conversation_id, "v": event.version, "p": event.payload}
@@ -100,6 +113,16 @@ def encode_event(event: Event) -> bytes:
             }
         case PresenceEvent():
             body = {"t": "presence", "a": _author_json(event.agent), "s": event.status}
+        case TranslatedEvent():
+            body = {
+                "t": "translated",
+                "c": event.conversation_id,
+                "m": event.message_id,
+                "seq": event.seq,
+                "l": event.lang,
+                "text": event.text,
+                "r": event.reason,
+            }
     return orjson.dumps(body)
 
 
@@ -120,6 +143,7 @@ def decode_event(data: bytes | str) -> Event:
                     client_id=raw["cid"],
                     lang=raw["lang"],
                     translations=raw["tr"],
+                    untranslated=raw.get("un") or {},
                 )
             )
         case "conversation":
@@ -130,4 +154,6 @@ def decode_event(data: bytes | str) -> Event:
             return ReadEvent(raw["c"], _author(raw["a"]), raw["seq"])
         case "presence":
             return PresenceEvent(_author(raw["a"]), raw["s"])
+        case "translated":
+            return TranslatedEvent(raw["c"], raw["m"], raw["seq"], raw["l"], raw["text"], raw["r"])
     raise ValueError(f"unknown event type {raw['t']!r}")

@@ -97,6 +97,13 @@ class ConversationClose:
     conversation_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class DraftTranslate:
+    ref: str | None
+    conversation_id: str
+    text: str
+
+
 ClientFrame = (
     Ping
     | ConversationStart
@@ -108,6 +115,7 @@ ClientFrame = (
     | ConversationClaim
     | ConversationView
     | ConversationClose
+    | DraftTranslate
 )
 
 VISITOR_TYPES = frozenset({"ping", "conversation.start", "message.send", "typing", "read", "resume"})
@@ -122,6 +130,7 @@ AGENT_TYPES = frozenset(
         "conversation.claim",
         "conversation.view",
         "conversation.close",
+        "draft.translate",
     }
 )
 KNOWN_TYPES = VISITOR_TYPES | AGENT_TYPES
@@ -213,9 +222,7 @@ def _start(ref: str | None, f: _Fields, _: int) -> ClientFrame:
     return ConversationStart(ref, _language(f), _skills(f), _string_map(f, "fields"))
 
 
-def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
-    conversation_id = f.req_string("conversation_id")
-    client_id = f.req_string("client_id")
+def _text(f: _Fields, max_text: int) -> str:
     text = f._get("text", True)
     if not isinstance(text, str):
         raise Invalid("text must be a string", data={"field": "text"})
@@ -225,7 +232,17 @@ def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
         raise Invalid("text must not contain NUL characters", data={"field": "text"})
     if len(text.encode("utf-8", "surrogatepass")) > max_text:
         raise TooLarge(f"text is over the limit of {max_text} bytes", data={"limit": max_text})
-    return MessageSend(ref, conversation_id, client_id, text, f.boolean("private"))
+    return text
+
+
+def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
+    conversation_id = f.req_string("conversation_id")
+    client_id = f.req_string("client_id")
+    return MessageSend(ref, conversation_id, client_id, _text(f, max_text), f.boolean("private"))
+
+
+def _draft(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
+    return DraftTranslate(ref, f.req_string("conversation_id"), _text(f, max_text))
 
 
 def _typing(ref: str | None, f: _Fields, _: int) -> ClientFrame:
@@ -283,6 +300,7 @@ _DECODERS: dict[str, Callable[[str | None, _Fields, int], ClientFrame]] = {
     "conversation.claim": _claim,
     "conversation.view": _view,
     "conversation.close": _close,
+    "draft.translate": _draft,
 }
 
 
@@ -352,6 +370,22 @@ def message(msg: Message) -> dict[str, Any]:
         "seq": msg.seq,
         "message": msg.to_wire(),
     }
+
+
+def translated(
+    conversation_id: str, message_id: str, seq: int, lang: str, text: str | None, reason: str | None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "message.translated",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "seq": seq,
+        "lang": lang,
+        "text": text,
+    }
+    if text is None:
+        frame["reason"] = reason
+    return frame
 
 
 def typing(conversation_id: str, author: Author, state: str) -> dict[str, Any]:

@@ -71,6 +71,8 @@ class Message:
     client_id: str | None = None
     lang: str | None = None
     translations: dict[str, str] = field(default_factory=dict)
+    untranslated: dict[str, str] = field(default_factory=dict)
+    """Target language -> why there is no translation yet (provider_unavailable, unsupported_pair, ...)."""
 
     @property
     def private(self) -> bool:
@@ -84,6 +86,7 @@ class Message:
             "text": self.text,
             "lang": self.lang,
             "translations": self.translations,
+            "untranslated": self.untranslated,
             "attachments": [],
             "client_id": self.client_id,
             "created_at": iso(self.created_at),
@@ -169,6 +172,8 @@ class Agent:
     skills: dict[str, int] = field(default_factory=dict)
     max_concurrent: int | None = None
     created_at: int = 0
+    language: str | None = None
+    """The language the agent reads and writes; visitors' messages are translated into it."""
 
     @property
     def author(self) -> Author:
@@ -185,6 +190,7 @@ class Agent:
             "languages": self.languages,
             "skills": self.skills,
             "max_concurrent": self.max_concurrent,
+            "language": self.language,
             "created_at": iso(self.created_at),
         }
 

@@ -37,6 +37,7 @@ from chatserver.model.events import (
     MessageEvent,
     PresenceEvent,
     ReadEvent,
+    TranslatedEvent,
     TypingEvent,
     conversation_topic,
 )
@@ -236,6 +237,17 @@ class Session:
             case PresenceEvent():
                 if self.is_agent:
                     self.send(frames.presence(event.agent, event.status))
+            case TranslatedEvent():
+                self.send(
+                    frames.translated(
+                        event.conversation_id,
+                        event.message_id,
+                        event.seq,
+                        event.lang,
+                        event.text,
+                        event.reason,
+                    )
+                )
 
     def _on_conversation(self, topic: str, event: ConversationEvent) -> None:
         cid = event.conversation_id
@@ -442,6 +454,7 @@ class Session:
                     contact_id=self.contact.id,
                     inbox_id=self.inbox_id,
                     language=frame.language,
+                    contact_language=self.contact.language,
                     skills=frame.skills,
                     fields=frame.fields,
                 )
@@ -458,6 +471,7 @@ class Session:
                     client_id=frame.client_id,
                     private=frame.private,
                     agent=self.agent,
+                    contact_language=self.contact.language if self.contact else None,
                 )
                 self.send(frames.ack(frame.ref, message))
                 if self.agent is not None:
@@ -486,6 +500,19 @@ class Session:
                 conv = await self._conversation(frame.conversation_id, fresh=True)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id))
                 await self._track(conv)
+            case frames.DraftTranslate():
+                assert self.agent is not None
+                conv = await self._conversation(frame.conversation_id, fresh=True)
+                result = await service.translate_draft(self.agent, conv, frame.text)
+                self.send(
+                    frames.ack_simple(
+                        frame.ref,
+                        conversation_id=conv.id,
+                        lang=conv.language,
+                        text=result.text,
+                        reason=result.untranslated_reason,
+                    )
+                )
             case frames.ConversationClose():
                 assert self.agent is not None
                 conv = await service.close(self.agent, frame.conversation_id)

@@ -36,6 +36,7 @@ def agent(r: Row[Any]) -> Agent:
         skills=dict(r.skills or {}),
         max_concurrent=r.max_concurrent,
         created_at=r.created_at,
+        language=r.language,
     )
 
 
@@ -86,4 +87,5 @@ def message(r: Row[Any]) -> Message:
         client_id=r.client_id,
         lang=r.lang,
         translations=dict(r.translations or {}),
+        untranslated=dict(r.untranslated or {}),
     )

@@ -41,6 +41,7 @@ agents = sa.Table(
     sa.Column("skills", sa.JSON, nullable=False),
     sa.Column("max_concurrent", sa.Integer, nullable=True),
     sa.Column("created_at", MS, nullable=False),
+    sa.Column("language", sa.String(35), nullable=True),
 )
 
 api_tokens = sa.Table(
@@ -125,6 +126,7 @@ messages = sa.Table(
     sa.Column("client_id", sa.String(64), nullable=True),
     sa.Column("external_id", sa.String(200), nullable=True),
     sa.Column("created_at", MS, nullable=False),
+    sa.Column("untranslated", sa.JSON(none_as_null=True), nullable=True),
     sa.UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
     sa.UniqueConstraint(
         "conversation_id", "author_kind", "author_id", "client_id", name="uq_messages_idempotency"

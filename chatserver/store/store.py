@@ -139,6 +139,7 @@ class Store:
         languages: dict[str, int] | None = None,
         skills: dict[str, int] | None = None,
         max_concurrent: int | None = None,
+        language: str | None = None,
     ) -> Agent:
         agent = Agent(
             id=new_id("ag_"),
@@ -149,6 +150,7 @@ class Store:
             skills=skills or {},
             max_concurrent=max_concurrent,
             created_at=now_ms(),
+            language=language,
         )
         try:
             async with self.db.write() as conn:
@@ -165,6 +167,7 @@ class Store:
                         skills=agent.skills,
                         max_concurrent=max_concurrent,
                         created_at=agent.created_at,
+                        language=language,
                     )
                 )
         except IntegrityError as exc:
@@ -201,6 +204,7 @@ class Store:
             "languages",
             "skills",
             "max_concurrent",
+            "language",
         }
         unknown = set(values) - allowed
         if unknown:
@@ -477,7 +481,68 @@ class Store:
                 raise Conflict("the conversation changed at the same time; try again")
         return await self.get_conversation(conversation_id)
 
+    async def set_conversation_language(self, conversation_id: str, language: str | None) -> Conversation:
+        """Set the conversation's (the contact's) language; a compare-and-set on version."""
+        current = await self.get_conversation(conversation_id)
+        if current.language == language:
+            return current
+        async with self.db.write() as conn:
+            res = await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id, conversations.c.version == current.version)
+                .values(language=language, version=current.version + 1, updated_at=now_ms())
+            )
+            if res.rowcount != 1:
+                raise Conflict("the conversation changed at the same time; try again")
+        return await self.get_conversation(conversation_id)
+
     # -- messages -----------------------------------------------------------------------------------------
+
+    async def get_message(self, message_id: str) -> Message:
+        async with self.db.read() as conn:
+            r = (await conn.execute(sa.select(messages).where(messages.c.id == message_id))).first()
+        if r is None:
+            raise NotFound("message not found")
+        return rows.message(r)
+
+    async def record_translation(
+        self, message_id: str, lang: str, *, text: str | None, reason: str | None
+    ) -> Message:
+        """Store a translation (clearing the language's untranslated reason) or the reason there is none."""
+        async with self.db.write() as conn:
+            r = (
+                await conn.execute(
+                    sa.select(messages.c.translations, messages.c.untranslated)
+                    .where(messages.c.id == message_id)
+                    .with_for_update()
+                )
+            ).first()
+            if r is None:
+                raise NotFound("message not found")
+            translations = dict(r.translations or {})
+            untranslated = dict(r.untranslated or {})
+            if text is not None:
+                translations[lang] = text
+                untranslated.pop(lang, None)
+            elif lang not in translations:
+                untranslated[lang] = reason or "unknown"
+            await conn.execute(
+                messages.update()
+                .where(messages.c.id == message_id)
+                .values(translations=translations, untranslated=untranslated or None)
+            )
+        return await self.get_message(message_id)
+
+    async def untranslated_since(self, since_ms: int, limit: int = 500) -> list[Message]:
+        """Recent messages still missing a translation (to retry after a restart)."""
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(messages)
+                .where(messages.c.created_at >= since_ms, messages.c.untranslated.is_not(None))
+                .order_by(messages.c.created_at)
+                .limit(limit)
+            )
+            return [rows.message(r) for r in found if r.untranslated]
 
     async def append_message(self, item: PendingMessage) -> tuple[Message, bool]:
         return await self.writer.append(item)

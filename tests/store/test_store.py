@@ -229,3 +229,21 @@ async def test_durability_settings(store: Store) -> None:
             assert (await conn.execute(sa.text("PRAGMA synchronous"))).scalar() == 2  # FULL
         else:
             assert (await conn.execute(sa.text("SHOW synchronous_commit"))).scalar() == "on"
+
+
+async def test_translations_are_recorded_and_untranslated_ones_found(store: Store) -> None:
+    conv_id, visitor = await _conversation(store)
+    m, _ = await store.append_message(_msg(conv_id, visitor, "Hallo"))
+    done, _ = await store.append_message(_msg(conv_id, visitor, "Danke"))
+    await store.record_translation(done.id, "es", text="Gracias", reason=None)
+    failed = await store.record_translation(m.id, "es", text=None, reason="provider_unavailable")
+    assert failed.untranslated == {"es": "provider_unavailable"} and failed.translations == {}
+    assert [x.id for x in await store.untranslated_since(0)] == [m.id]
+    fixed = await store.record_translation(m.id, "es", text="Hola", reason=None)
+    assert fixed.translations == {"es": "Hola"} and fixed.untranslated == {}
+    assert await store.untranslated_since(0) == []
+    # a late failure never hides a translation that arrived first
+    kept = await store.record_translation(m.id, "es", text=None, reason="provider_unavailable")
+    assert kept.translations == {"es": "Hola"} and kept.untranslated == {}
+    assert [x.text for x in await store.messages_after(conv_id, 0)] == ["Hallo", "Danke"]
+    assert (await store.get_message(done.id)).translations == {"es": "Gracias"}
