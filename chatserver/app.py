@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from chatserver.api import auth_routes, conversations, directory, health, widget
+from chatserver.api import auth_routes, canned, conversations, directory, health, widget
 from chatserver.api.common import error_response
 from chatserver.bus import Bus, RedisBus, make_bus
 from chatserver.chat import ChatService
@@ -153,6 +153,7 @@ def create_app(settings: Settings) -> Starlette:
         *widget.routes,
         *conversations.routes,
         *directory.routes,
+        *canned.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

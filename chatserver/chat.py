@@ -250,11 +250,17 @@ class ChatService:
 
     async def translate_draft(self, agent: Agent, conv: Conversation, text: str) -> TranslationResult:
         """Translate an agent's draft into the visitor's language before it is sent."""
+        return await self.translate_for_visitor(text, self._agent_language(agent), conv)
+
+    async def translate_for_visitor(
+        self, text: str, source: str | None, conv: Conversation
+    ) -> TranslationResult:
+        """``text`` in the conversation's (the visitor's) language: drafts and canned responses."""
         if self.translation is None or not self.translation.enabled:
             return TranslationResult(None, "disabled", False)
         if conv.language is None:
             return TranslationResult(None, "same_language", False)
-        return await self.translation.translate_text(text, self._agent_language(agent), conv.language)
+        return await self.translation.translate_text(text, source, conv.language)
 
     async def _reopen(self, conv: Conversation) -> Conversation:
         """A visitor who writes again reopens the conversation into the queue, never to an offline agent."""

@@ -220,3 +220,23 @@ class Inbox:
             "allowed_origins": list(self.allowed_origins),
             "created_at": iso(self.created_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CannedResponse:
+    """A prepared reply agents insert by shortcut; translated into the visitor's language when used."""
+
+    id: str
+    shortcut: str
+    text: str
+    language: str | None
+    created_at: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "shortcut": self.shortcut,
+            "text": self.text,
+            "language": self.language,
+            "created_at": iso(self.created_at),
+        }

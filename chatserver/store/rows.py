@@ -8,6 +8,7 @@ from sqlalchemy.engine import Row
 
 from chatserver.model.types import (
     Agent,
+    CannedResponse,
     AgentStatus,
     Author,
     AuthorKind,
@@ -89,3 +90,7 @@ def message(r: Row[Any]) -> Message:
         translations=dict(r.translations or {}),
         untranslated=dict(r.untranslated or {}),
     )
+
+
+def canned(r: Row[Any]) -> CannedResponse:
+    return CannedResponse(r.id, r.shortcut, r.text, r.language, r.created_at)

@@ -142,3 +142,14 @@ read_cursors = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("updated_at", MS, nullable=False),
 )
+
+canned_responses = sa.Table(
+    "canned_responses",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("shortcut", sa.String(64), nullable=False, unique=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("language", sa.String(35), nullable=True),
+    sa.Column("created_by", ID, nullable=True),
+    sa.Column("created_at", MS, nullable=False),
+)

@@ -20,6 +20,7 @@ from chatserver.model.status import Status, transition
 from chatserver.model.types import (
     Agent,
     AgentStatus,
+    CannedResponse,
     Contact,
     Conversation,
     Inbox,
@@ -31,6 +32,7 @@ from chatserver.store import rows
 from chatserver.store.db import Database
 from chatserver.store.schema import (
     agent_sessions,
+    canned_responses,
     agents,
     api_tokens,
     contact_identities,
@@ -624,3 +626,68 @@ class Store:
                 )
             )
             return [(r.reader_kind, r.reader_id, r.seq) for r in found]
+
+    # -- canned responses ------------------------------------------------------------------------------------
+
+    async def create_canned(
+        self, shortcut: str, text: str, language: str | None, created_by: str
+    ) -> CannedResponse:
+        canned = CannedResponse(new_id("cr_"), shortcut, text, language, now_ms())
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    canned_responses.insert().values(
+                        id=canned.id,
+                        shortcut=shortcut,
+                        text=text,
+                        language=language,
+                        created_by=created_by,
+                        created_at=canned.created_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"the shortcut {shortcut!r} is taken", data={"field": "shortcut"}) from exc
+        return canned
+
+    async def get_canned(self, canned_id: str) -> CannedResponse:
+        async with self.db.read() as conn:
+            r = (
+                await conn.execute(sa.select(canned_responses).where(canned_responses.c.id == canned_id))
+            ).first()
+        if r is None:
+            raise NotFound("canned response not found")
+        return rows.canned(r)
+
+    async def list_canned(self, query: str | None = None) -> list[CannedResponse]:
+        stmt = sa.select(canned_responses).order_by(canned_responses.c.shortcut).limit(PAGE_MAX)
+        if query:
+            like = f"%{query.lower()}%"
+            stmt = stmt.where(
+                sa.or_(
+                    sa.func.lower(canned_responses.c.shortcut).like(like),
+                    sa.func.lower(canned_responses.c.text).like(like),
+                )
+            )
+        async with self.db.read() as conn:
+            return [rows.canned(r) for r in await conn.execute(stmt)]
+
+    async def update_canned(self, canned_id: str, **values: Any) -> CannedResponse:
+        if set(values) - {"shortcut", "text", "language"}:
+            raise ValueError(f"cannot update {sorted(values)}")
+        if values:
+            try:
+                async with self.db.write() as conn:
+                    res = await conn.execute(
+                        canned_responses.update().where(canned_responses.c.id == canned_id).values(**values)
+                    )
+                    if res.rowcount == 0:
+                        raise NotFound("canned response not found")
+            except IntegrityError as exc:
+                raise Conflict("that shortcut is taken", data={"field": "shortcut"}) from exc
+        return await self.get_canned(canned_id)
+
+    async def delete_canned(self, canned_id: str) -> None:
+        async with self.db.write() as conn:
+            res = await conn.execute(canned_responses.delete().where(canned_responses.c.id == canned_id))
+            if res.rowcount == 0:
+                raise NotFound("canned response not found")

@@ -169,3 +169,63 @@ async def test_provider_outage_delivers_untranslated_then_fills_in(
                 f"{server.url}/api/v1/metrics", headers={"Authorization": f"Bearer {s.admin_token}"}
             )
             assert metrics.json()["translation"]["errors"]["unavailable"] >= 1
+
+
+async def test_canned_responses_are_translated_when_used(tmp_path: Path, http: httpx.AsyncClient) -> None:
+    async with serve(make_fake("libretranslate")) as fake:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+        s = await seed(url)
+        settings = settings_for(
+            url,
+            tmp_path,
+            translation_provider="libretranslate",
+            translation_url=fake.url,
+            languages=("de", "es", "en"),
+        )
+        async with run_server(settings) as server:
+            admin = {"Authorization": f"Bearer {s.admin_token}"}
+            agent = {"Authorization": f"Bearer {s.agent_token}"}
+            base = f"{server.url}/api/v1/canned-responses"
+            made = await http.post(
+                base, json={"shortcut": "order", "text": SPANISH, "language": "es"}, headers=admin
+            )
+            assert made.status_code == 201
+            cid_ = made.json()["id"]
+            # bad input changes nothing
+            assert (
+                await http.post(base, json={"shortcut": "x", "text": "t"}, headers=agent)
+            ).status_code == 403
+            taken = await http.post(base, json={"shortcut": "order", "text": "other"}, headers=admin)
+            assert taken.status_code == 409 and taken.json()["error"]["data"]["field"] == "shortcut"
+            bad = await http.post(base, json={"shortcut": "no spaces", "text": "t"}, headers=admin)
+            assert bad.status_code == 422 and bad.json()["error"]["data"]["field"] == "shortcut"
+            assert (await http.post(base, json={"shortcut": "y"}, headers=admin)).status_code == 422
+            listed = (await http.get(f"{base}?q=ord", headers=agent)).json()["items"]
+            assert [c["shortcut"] for c in listed] == ["order"]
+
+            tok = (await visitor_token(http, server.url, s.inbox_key))["token"]  # a German visitor
+            async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as visitor:
+                cid = (await visitor.request({"type": "conversation.start"}))["conversation_id"]
+            rendered = await http.post(f"{base}/{cid_}/render", json={"conversation_id": cid}, headers=agent)
+            assert rendered.json() == {
+                "conversation_id": cid,
+                "lang": "de",
+                "text": SPANISH_DE,
+                "original": SPANISH,
+                "reason": None,
+            }
+            missing = await http.post(f"{base}/cr_nope/render", json={"conversation_id": cid}, headers=agent)
+            assert missing.status_code == 404
+            again = await http.post(f"{base}/{cid_}/render", json={"conversation_id": cid}, headers=agent)
+            assert again.json()["text"] == SPANISH_DE  # from the cache
+            posts = len(fake.requests)
+            fake.mode = "server_error"  # a failing provider still gives the agent the original to use
+            edited = await http.patch(f"{base}/{cid_}", json={"text": "Hola"}, headers=admin)
+            assert edited.json()["text"] == "Hola"
+            degraded = (
+                await http.post(f"{base}/{cid_}/render", json={"conversation_id": cid}, headers=agent)
+            ).json()
+            assert degraded["text"] == "Hola" and degraded["reason"] == "provider_unavailable"
+            assert degraded["lang"] == "es" and len(fake.requests) > posts
+            assert (await http.delete(f"{base}/{cid_}", headers=admin)).status_code == 204
+            assert (await http.get(base, headers=agent)).json()["items"] == []
