@@ -121,7 +121,12 @@ class ChatService:
         if conv.assignee_id:
             with contextlib.suppress(NotFound):
                 assignee = (await self.store.get_agent(conv.assignee_id)).author
-        return conv.to_wire(contact=contact, assignee=assignee)
+        payload = conv.to_wire(contact=contact, assignee=assignee)
+        payload["reads"] = [
+            {"reader": {"kind": kind, "id": reader_id}, "seq": seq}
+            for kind, reader_id, seq in await self.store.read_cursors_for(conv.id)
+        ]
+        return payload
 
     async def publish_conversation(self, conv: Conversation) -> dict[str, Any]:
         payload = await self.conversation_payload(conv)

@@ -61,7 +61,10 @@ async def logout(request: Request) -> Response:
 async def me(request: Request) -> Response:
     c = ctx(request)
     agent = await current_agent(request)
-    result: dict[str, Any] = {"agent": agent.to_wire(presence=await c.service.effective_status(agent))}
+    result: dict[str, Any] = {
+        "agent": agent.to_wire(presence=await c.service.effective_status(agent)),
+        "chosen_status": agent.status.value,
+    }
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id:
         result["csrf_token"] = csrf_token(c.settings.secret_key, session_id)

@@ -36,9 +36,15 @@ async def preflight(request: Request) -> Response:
     return Response(status_code=204, headers=_cors(request))
 
 
-@api
 async def create_session(request: Request) -> Response:
     """Exchange an inbox key (and optionally a previous visitor token) for a visitor token."""
+    response = await _create_session(request)
+    response.headers.update(_cors(request))  # errors too: the widget must be able to read why
+    return response
+
+
+@api
+async def _create_session(request: Request) -> Response:
     c = ctx(request)
     data = await body(request)
     inbox = await c.store.inbox_by_key(req_str(data, "inbox_key", max_len=64))
@@ -68,7 +74,6 @@ async def create_session(request: Request) -> Response:
     return json_response(
         {"token": token, "contact_id": contact.id, "inbox_id": inbox.id, "expires_at": iso(expires)},
         status=201,
-        headers=_cors(request),
     )
 
 

@@ -403,6 +403,11 @@ def conversation(payload: Mapping[str, Any], ref: str | None = None) -> dict[str
     return frame
 
 
+def snapshot(conversation_ids: list[str]) -> dict[str, Any]:
+    """Ends the burst of ``conversation`` frames sent after ``hello`` (and after a bus resync)."""
+    return {"type": "snapshot", "conversation_ids": conversation_ids}
+
+
 def presence(agent: Author, status: str) -> dict[str, Any]:
     return {"type": "presence", "agent": agent.to_wire(), "status": status}
 

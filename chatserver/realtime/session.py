@@ -374,21 +374,23 @@ class Session:
                 await self._track(conv, announce=False)
             self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
             await self._write(frames.conversation(await service.conversation_payload(conv)))
+        await self._write(frames.snapshot([conv.id for conv in convs]))
 
     async def _track(self, conv: Conversation, *, announce: bool = True) -> None:
         """Follow a conversation: subscribe, then set the baseline from the database (so nothing committed
         between the two is missed)."""
         self._convs[conv.id] = conv
+        announce = announce and conv.version > self._versions.get(conv.id, 0)
+        if announce:
+            self._versions[conv.id] = conv.version  # before any await: the bus may deliver it meanwhile
         topic = conversation_topic(conv.id)
-        if topic in self.topics:
-            return
-        self.topics.add(topic)
-        await self.hub.subscribe(self, topic)
-        heads = await self.service.store.conversation_heads([conv.id])
-        last_seq = heads.get(conv.id, (conv.last_seq, 0))[0]
-        self._sent.setdefault(conv.id, last_seq)
-        if announce and conv.version > self._versions.get(conv.id, 0):
-            self._versions[conv.id] = conv.version
+        if topic not in self.topics:
+            self.topics.add(topic)
+            await self.hub.subscribe(self, topic)
+            heads = await self.service.store.conversation_heads([conv.id])
+            last_seq = heads.get(conv.id, (conv.last_seq, 0))[0]
+            self._sent.setdefault(conv.id, last_seq)
+        if announce:
             self.send(frames.conversation(await self.service.conversation_payload(conv)))
 
     # -- the receiver ------------------------------------------------------------------------------------
@@ -527,7 +529,7 @@ class Session:
             except (NotFound, Forbidden):
                 unknown.append(cid)
                 continue
-            await self._track(conv, announce=False)
+            await self._track(conv, announce=True)  # its current state first (it may have closed meanwhile)
             self._put(_Sync(cid, after))
             ok.append(cid)
         self._put(_Resumed(frame.ref, tuple(ok), tuple(unknown)))

@@ -8,10 +8,10 @@ from sqlalchemy.engine import Row
 
 from chatserver.model.types import (
     Agent,
-    CannedResponse,
     AgentStatus,
     Author,
     AuthorKind,
+    CannedResponse,
     Contact,
     Conversation,
     Inbox,

@@ -32,9 +32,9 @@ from chatserver.store import rows
 from chatserver.store.db import Database
 from chatserver.store.schema import (
     agent_sessions,
-    canned_responses,
     agents,
     api_tokens,
+    canned_responses,
     contact_identities,
     contacts,
     conversations,

@@ -181,6 +181,8 @@ async def test_widget_session_from_foreign_origin_is_refused(
         headers={"Origin": "https://evil.example"},
     )
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    # the widget on that page can read why (CORS on errors too)
+    assert r.headers["access-control-allow-origin"] == "https://evil.example"
     r = await http.post(f"{server.url}/api/v1/widget/sessions", json={"inbox_key": "nope"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = await http.post(f"{server.url}/api/v1/widget/sessions", content=b"{oops")

@@ -257,3 +257,26 @@ async def test_agent_presence_is_shared(server: Server, seeded: Seed) -> None:
             await bob.request({"type": "status.set", "status": "online"})
             assert (await admin.expect("presence", agent__name="Bob"))["status"] == "online"
         assert (await admin.expect("presence", agent__name="Bob"))["status"] == "offline"
+
+
+async def test_resume_after_the_conversation_closed_meanwhile_brings_its_state(
+    http: httpx.AsyncClient, server: Server, seeded: Seed
+) -> None:
+    tok, cid = await start_chat(http, server, seeded)
+    async with Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent:
+        await agent.request({"type": "conversation.claim", "conversation_id": cid})
+        read = await agent.request({"type": "read", "conversation_id": cid, "seq": 1})
+        assert read["type"] == "ack"
+        await agent.request({"type": "conversation.close", "conversation_id": cid})
+    async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as visitor:
+        snapshot = await visitor.expect("snapshot")
+        assert snapshot["conversation_ids"] == []  # no open conversation any more
+        await visitor.send({"type": "resume", "cursors": {cid: 0}})
+        state = await visitor.expect("conversation", conversation__id=cid)
+        assert state["conversation"]["status"] == "resolved"
+        assert state["conversation"]["reads"] == [
+            {"reader": {"kind": "agent", "id": seeded.agent_id}, "seq": 1}
+        ]
+        await visitor.expect("resumed")
+        events = [f["message"]["text"] for f in visitor.frames if f.get("type") == "message"]
+        assert events[-1] == "Bob closed the conversation"

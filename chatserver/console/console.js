@@ -1,0 +1,791 @@
+/* chatserver agent console: plain JS, no framework, no build step.
+ *
+ * Live state comes from /ws/agent (protocol v1, docs/protocol.md): `conversation` frames keep the Waiting and
+ * Mine lists current; selecting a conversation sends `conversation.view` (the server follows it for us), then
+ * loads its history over REST; later messages arrive as `message` frames, deduplicated by seq. After a
+ * reconnect the console sends `resume` with the highest seq it holds per loaded conversation.
+ * User content is only ever set with textContent.
+ */
+(() => {
+  "use strict";
+
+  const $ = (id) => document.getElementById(id);
+  const WAITING = new Set(["queued", "offered", "pending"]);
+  const SLOW = [4008, 4408];
+  const PAGE = 500;
+
+  let me = null; // the agent (REST shape)
+  let you = null; // the agent as an author (from hello)
+  let csrf = null;
+  let loggedIn = false;
+  let ws = null;
+  let attempt = 0;
+  let retryTimer = 0;
+  let beat = 0;
+  let lastRx = 0;
+  let refSeq = 0;
+  let selected = null;
+
+  const convs = new Map(); // id -> conversation payload
+  const msgs = new Map(); // id -> [message with seq], sorted
+  const loaded = new Set(); // conversations whose history is complete here (and followed by the server)
+  const loading = new Set();
+  const unread = new Set();
+  const contactRead = new Map(); // id -> seq the visitor has read
+  const readSent = new Map();
+  const pending = new Map(); // client_id -> {cid, text, private, created_at, failed, error, inflight}
+  const refs = new Map();
+  const agents = new Map(); // id -> {name, status}
+  const itemNodes = new Map(); // conversation id -> <li>
+  const msgNodes = new Map(); // "s<seq>" | "p<client_id>" -> element of the open conversation
+
+  // -- small helpers ------------------------------------------------------------------------------------
+  function el(tag, attrs, kids) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) {
+      const v = attrs[k];
+      if (v == null || v === false) continue;
+      if (k === "text") e.textContent = v;
+      else if (k === "class") e.className = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of kids || []) if (c) e.appendChild(c);
+    return e;
+  }
+  const show = (node, on) => { node.hidden = !on; };
+  const initial = (name) => (String(name || "?").trim()[0] || "?").toUpperCase();
+  const supervises = () => me && (me.role === "admin" || me.role === "supervisor");
+  const isMe = (author) => !!(author && me && author.kind === "agent" && author.id === me.id);
+
+  function fmtTime(iso) {
+    const t = iso ? new Date(iso) : new Date();
+    if (isNaN(t)) return "";
+    const today = new Date().toDateString() === t.toDateString();
+    return today
+      ? t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+      : t.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
+  function ago(iso) {
+    const s = (Date.now() - Date.parse(iso)) / 1000;
+    if (!(s >= 0) || s < 60) return "just now";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    if (s < 86400) return Math.floor(s / 3600) + " h";
+    return Math.floor(s / 86400) + " d";
+  }
+  function uid() {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return "c" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  let toastTimer = 0;
+  function toast(text) {
+    const t = $("toast");
+    t.textContent = text;
+    t.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { t.hidden = true; }, 6000);
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body) headers["Content-Type"] = "application/json";
+    if (csrf && method !== "GET") headers["X-CSRF-Token"] = csrf;
+    let res;
+    try {
+      res = await fetch(path, {
+        method, headers, credentials: "same-origin", body: body ? JSON.stringify(body) : undefined
+      });
+    } catch (e) {
+      return { ok: false, status: 0, error: { code: "network", message: "Cannot reach the server. Check your connection." } };
+    }
+    let data = null;
+    try { data = await res.json(); } catch (e) { /* not JSON */ }
+    const error = (data && data.error) || { code: "http", message: "The server answered " + res.status + "." };
+    return { ok: res.ok, status: res.status, data, error };
+  }
+
+  // -- login / logout -------------------------------------------------------------------------------------
+  function showLogin(message) {
+    teardown();
+    show($("boot"), false);
+    show($("app"), false);
+    show($("login"), true);
+    const err = $("login-error");
+    err.textContent = message || "";
+    err.hidden = !message;
+    document.title = "Sign in · chatserver";
+    ($("email").value ? $("password") : $("email")).focus();
+  }
+
+  $("login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const err = $("login-error");
+    const email = $("email").value.trim();
+    const password = $("password").value;
+    if (!email || !password) {
+      err.textContent = "Enter your email and password.";
+      err.hidden = false;
+      return;
+    }
+    const btn = $("login-submit");
+    btn.disabled = true;
+    btn.textContent = "Signing in…";
+    const r = await api("POST", "/api/v1/auth/login", { email, password });
+    btn.disabled = false;
+    btn.textContent = "Sign in";
+    if (!r.ok) {
+      err.textContent = r.status === 401 ? "Wrong email or password." : r.error.message;
+      err.hidden = false;
+      $("password").select();
+      return;
+    }
+    $("password").value = "";
+    err.hidden = true;
+    startApp(r.data);
+  });
+
+  $("logout").addEventListener("click", async () => {
+    const r = await api("POST", "/api/v1/auth/logout");
+    if (!r.ok && r.status !== 401) {
+      toast("Could not log out: " + r.error.message);
+      return;
+    }
+    history.replaceState(null, "", location.pathname);
+    showLogin();
+  });
+
+  function teardown() {
+    loggedIn = false;
+    clearTimeout(retryTimer);
+    clearInterval(beat);
+    if (ws) {
+      const sock = ws;
+      ws = null;
+      sock.onclose = null;
+      sock.close(1000, "logout");
+    }
+    for (const [, p] of refs) p.reject({ code: "disconnected" });
+    refs.clear();
+    for (const m of [convs, msgs, contactRead, readSent, pending, agents, itemNodes, msgNodes]) m.clear();
+    for (const s of [loaded, loading, unread]) s.clear();
+    selected = null;
+    me = you = csrf = null;
+    for (const id of ["waiting", "mine", "team", "log"]) $(id).textContent = "";
+    show($("conv"), false);
+    show($("placeholder"), true);
+  }
+
+  function startApp(data) {
+    me = data.agent;
+    csrf = data.csrf_token || csrf;
+    loggedIn = true;
+    show($("boot"), false);
+    show($("login"), false);
+    show($("app"), true);
+    $("me-name").textContent = me.name;
+    setStatusPick(me.status === "away" ? "away" : "online");
+    renderLists();
+    loadTeam();
+    connect();
+  }
+
+  async function loadTeam() {
+    const r = await api("GET", "/api/v1/agents");
+    if (!r.ok) return;
+    for (const a of r.data.items) if (a.active) agents.set(a.id, { name: a.name, status: a.status });
+    renderTeam();
+  }
+
+  function renderTeam() {
+    const ul = $("team");
+    ul.textContent = "";
+    const list = [...agents.entries()].sort((a, b) => a[1].name.localeCompare(b[1].name));
+    for (const [id, a] of list) {
+      ul.appendChild(el("li", { class: "agent " + a.status }, [
+        el("span", { class: "dot", "aria-hidden": "true" }),
+        el("span", { class: "agent-name", text: a.name + (me && id === me.id ? " (you)" : "") }),
+        el("span", { class: "agent-status", text: a.status })
+      ]));
+    }
+  }
+
+  function setStatusPick(value) {
+    $("status").value = value;
+    $("status-pick").className = "status-pick " + value;
+  }
+  $("status").addEventListener("change", () => {
+    const value = $("status").value;
+    $("status-pick").className = "status-pick " + value;
+    request({ type: "status.set", status: value }).catch((err) => {
+      toast(err.code === "disconnected" ? "Not connected; your status will not change." : err.message);
+      setStatusPick(value === "away" ? "online" : "away");
+    });
+  });
+
+  // -- the WebSocket ------------------------------------------------------------------------------------------
+  const ready = () => !!(ws && ws.readyState === 1 && you);
+
+  function send(frame) {
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame));
+  }
+  function request(frame) {
+    return new Promise((resolve, reject) => {
+      if (!ready()) return reject({ code: "disconnected", message: "Not connected." });
+      frame.ref = "c" + ++refSeq;
+      refs.set(frame.ref, { resolve, reject });
+      send(frame);
+    });
+  }
+
+  function setConn(text) {
+    $("conn").textContent = text || "";
+    show($("conn"), !!text);
+  }
+
+  function connect() {
+    if (ws || !loggedIn) return;
+    clearTimeout(retryTimer);
+    const sock = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/agent");
+    ws = sock;
+    sock.onmessage = (e) => { if (ws === sock) onFrame(e.data); };
+    sock.onclose = (e) => { if (ws === sock) onClose(e.code); };
+  }
+
+  function backoff() {
+    const base = Math.min(30000, 1000 * Math.pow(2, attempt++));
+    return base / 2 + Math.random() * (base / 2);
+  }
+  function retry(delay) {
+    clearTimeout(retryTimer);
+    if (!loggedIn) return;
+    setConn("Connection lost. Reconnecting…");
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  function drop(sock) {
+    if (ws !== sock) return;
+    sock.onclose = null;
+    try { sock.close(); } catch (e) { /* already closed */ }
+    onClose(1006);
+  }
+
+  function onClose(code) {
+    ws = null;
+    you = null;
+    clearInterval(beat);
+    for (const [, p] of refs) p.reject({ code: "disconnected", message: "Connection lost." });
+    refs.clear();
+    for (const p of pending.values()) p.inflight = false;
+    hideTyping();
+    if (code === 4401) return showLogin("Your session has ended. Please sign in again.");
+    if (code === 4403) {
+      setConn("This console's address is not allowed to connect (origin refused).");
+      return;
+    }
+    if (SLOW.includes(code)) return retry(Math.random() * 1000);
+    if (code === 4429) attempt += 2;
+    retry(backoff());
+  }
+
+  function onFrame(text) {
+    let f;
+    try { f = JSON.parse(text); } catch (e) { return; }
+    lastRx = Date.now();
+    switch (f.type) {
+      case "hello": return onHello(f);
+      case "conversation": return onConversation(f.conversation);
+      case "message": return addMessage(f.conversation_id, Object.assign({ seq: f.seq }, f.message), true);
+      case "ack":
+      case "error": {
+        const p = f.ref != null && refs.get(f.ref);
+        if (p) {
+          refs.delete(f.ref);
+          if (f.type === "ack") p.resolve(f);
+          else p.reject(f);
+        } else if (f.type === "error") toast(f.message);
+        return;
+      }
+      case "typing": return onTyping(f);
+      case "read":
+        if (f.reader && f.reader.kind === "contact" && f.seq > (contactRead.get(f.conversation_id) || 0)) {
+          contactRead.set(f.conversation_id, f.seq);
+          if (f.conversation_id === selected) updateReceipt();
+        }
+        return;
+      case "presence": {
+        const a = f.agent;
+        if (!a) return;
+        const known = agents.get(a.id);
+        agents.set(a.id, { name: a.name, status: f.status });
+        if (me && a.id === me.id && f.status !== "offline") setStatusPick(f.status);
+        if (!known || known.status !== f.status) renderTeam();
+        return;
+      }
+    }
+  }
+
+  function onHello(f) {
+    you = f.you;
+    attempt = 0;
+    setConn(null);
+    const hb = Math.max(5, +f.heartbeat_s || 20) * 1000;
+    const sock = ws;
+    clearInterval(beat);
+    beat = setInterval(() => {
+      if (Date.now() - lastRx > hb * 2.5) drop(sock);
+      else send({ type: "ping" });
+    }, hb);
+    // The snapshot that follows lists every waiting conversation and all of mine: rebuild from it.
+    for (const id of [...convs.keys()]) if (id !== selected) convs.delete(id);
+    renderLists();
+    const cursors = {};
+    for (const id of loaded) cursors[id] = lastSeq(id);
+    if (Object.keys(cursors).length) send({ type: "resume", ref: "resume", cursors });
+    if (selected && !loaded.has(selected)) loadConversation(selected);
+    else if (!selected && /^#[\w-]{1,64}$/.test(location.hash)) select(location.hash.slice(1));
+    for (const p of pending.values()) if (!p.failed) sendItem(p);
+  }
+
+  // -- conversations and lists ------------------------------------------------------------------------------
+  function onConversation(c) {
+    if (!c || !c.id) return;
+    const old = convs.get(c.id);
+    if (old && old.version > c.version) return;
+    convs.set(c.id, c);
+    renderLists();
+    if (c.id === selected) renderHeader();
+  }
+
+  function bucket(c) {
+    if (WAITING.has(c.status)) return "waiting";
+    if (c.status !== "resolved" && c.assignee && me && c.assignee.id === me.id) return "mine";
+    return null;
+  }
+
+  function renderLists() {
+    const waiting = [];
+    const mine = [];
+    for (const c of convs.values()) {
+      const b = bucket(c);
+      if (b === "waiting") waiting.push(c);
+      else if (b === "mine") mine.push(c);
+    }
+    waiting.sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+    mine.sort((a, b) => Date.parse(b.updated_at) - Date.parse(a.updated_at));
+    fillList($("waiting"), waiting, true);
+    fillList($("mine"), mine, false);
+    for (const [id, li] of itemNodes) {
+      if (!li.isConnected || !convs.has(id)) {
+        li.remove();
+        itemNodes.delete(id);
+      }
+    }
+    $("waiting-count").textContent = waiting.length;
+    $("mine-count").textContent = mine.length;
+    show($("waiting-empty"), !waiting.length);
+    show($("mine-empty"), !mine.length);
+    document.title = (waiting.length ? "(" + waiting.length + ") " : "") + "chatserver console";
+  }
+
+  function fillList(ul, list, isWaiting) {
+    const keep = new Set(list.map((c) => c.id));
+    for (const li of [...ul.children]) if (!keep.has(li.dataset.id)) li.remove();
+    list.forEach((c, i) => {
+      let li = itemNodes.get(c.id);
+      if (!li) {
+        li = el("li", { "data-id": c.id }, [
+          el("button", { type: "button", class: "conv-item", onclick: () => select(c.id) }, [
+            el("span", { class: "avatar", "aria-hidden": "true" }),
+            el("span", { class: "ci-main" }, [el("span", { class: "ci-name" }), el("span", { class: "ci-sub" })]),
+            el("span", { class: "ci-dot", "aria-hidden": "true" })
+          ])
+        ]);
+        itemNodes.set(c.id, li);
+      }
+      const name = (c.contact && c.contact.name) || "Visitor";
+      const last = (msgs.get(c.id) || []).filter((m) => m.kind === "text").pop();
+      li.querySelector(".avatar").textContent = initial(name);
+      li.querySelector(".ci-name").textContent = name;
+      li.querySelector(".ci-sub").textContent = isWaiting
+        ? "Waiting · " + ago(c.created_at)
+        : last ? (last.author && last.author.kind === "contact" ? "" : "You: ") + last.text : "Assigned to you";
+      const btn = li.firstChild;
+      btn.classList.toggle("unread", unread.has(c.id));
+      if (c.id === selected) btn.setAttribute("aria-current", "true");
+      else btn.removeAttribute("aria-current");
+      if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+    });
+  }
+
+  setInterval(() => { if (loggedIn) renderLists(); }, 30000);
+
+  // -- the open conversation --------------------------------------------------------------------------------
+  async function select(id) {
+    if (!convs.has(id)) {
+      const r = await api("GET", "/api/v1/conversations/" + encodeURIComponent(id));
+      if (!r.ok) {
+        if (r.status === 404) history.replaceState(null, "", location.pathname);
+        return toast("Could not open the conversation: " + r.error.message);
+      }
+      if (!convs.has(id)) convs.set(id, r.data);
+    }
+    if (location.hash.slice(1) !== id) history.replaceState(null, "", "#" + id);
+    if (selected !== id) {
+      stopTyping();
+      selected = id;
+      unread.delete(id);
+      $("reply").value = "";
+      $("private").checked = false;
+      delete $("private").dataset.forced;
+      renderLists();
+      show($("placeholder"), false);
+      show($("conv"), true);
+      hideTyping();
+      renderHeader();
+      renderLog();
+    }
+    if (!loaded.has(id)) await loadConversation(id);
+    markRead();
+  }
+
+  async function loadConversation(id) {
+    if (loading.has(id)) return;
+    loading.add(id);
+    try {
+      // follow first, then read the history: nothing committed in between can be missed
+      await request({ type: "conversation.view", conversation_id: id });
+      let after = 0;
+      for (;;) {
+        const r = await api("GET", "/api/v1/conversations/" + encodeURIComponent(id) + "/messages?after=" + after + "&limit=" + PAGE);
+        if (!r.ok) throw r.error;
+        for (const m of r.data.items) addMessage(id, m, false);
+        if (r.data.items.length < PAGE) break;
+        after = r.data.items[r.data.items.length - 1].seq;
+      }
+      loaded.add(id);
+      if (id === selected) {
+        renderLog();
+        markRead();
+      }
+    } catch (err) {
+      if (err.code !== "disconnected") toast("Could not load the conversation: " + err.message);
+    } finally {
+      loading.delete(id);
+    }
+  }
+
+  function lastSeq(id) {
+    const list = msgs.get(id);
+    return list && list.length ? list[list.length - 1].seq : 0;
+  }
+
+  function addMessage(cid, m, live) {
+    let list = msgs.get(cid);
+    if (!list) msgs.set(cid, (list = []));
+    if (m.client_id && pending.has(m.client_id) && isMe(m.author)) {
+      pending.delete(m.client_id);
+      const node = msgNodes.get("p" + m.client_id);
+      if (node) {
+        node.remove();
+        msgNodes.delete("p" + m.client_id);
+      }
+    }
+    if (list.some((x) => x.seq === m.seq)) return;
+    const msg = {
+      seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id
+    };
+    if (list.length && list[list.length - 1].seq > m.seq) {
+      list.push(msg);
+      list.sort((a, b) => a.seq - b.seq);
+    } else list.push(msg);
+    if (cid === selected && loaded.has(cid)) {
+      const stick = nearBottom() || isMe(m.author);
+      insertNode(msgNode(msg), msg.seq, "s" + msg.seq);
+      updateReceipt();
+      if (m.author && m.author.kind === "contact") hideTyping();
+      if (stick) scrollBottom();
+      markRead();
+    } else if (live && convs.has(cid) && !isMe(m.author) && m.kind !== "event") {
+      unread.add(cid);
+    }
+    if (live) renderLists();
+  }
+
+  function renderHeader() {
+    const c = convs.get(selected);
+    if (!c) return;
+    const name = (c.contact && c.contact.name) || "Visitor";
+    $("conv-title").textContent = name;
+    $("conv-avatar").textContent = initial(name);
+    const status = $("conv-status");
+    status.textContent = c.status;
+    status.className = "pill " + c.status;
+    const who = c.assignee ? (isMe(c.assignee) ? "assigned to you" : "assigned to " + c.assignee.name) : "unassigned";
+    $("conv-sub").textContent = who + " · " + c.channel + (c.language ? " · " + c.language : "");
+    const open = c.status !== "resolved";
+    const mineNow = c.assignee && isMe(c.assignee) && c.status === "assigned";
+    show($("take"), open && !mineNow);
+    show($("close"), open && (!c.assignee || isMe(c.assignee) || supervises()));
+    const canReply = open && (mineNow || supervises());
+    const priv = $("private");
+    if (!canReply) {
+      if (!priv.checked) priv.dataset.forced = "1";
+      priv.checked = true;
+    } else if (priv.dataset.forced) {
+      priv.checked = false;
+      delete priv.dataset.forced;
+    }
+    priv.disabled = !canReply;
+    $("composer-hint").textContent = !open
+      ? "Closed: only private notes."
+      : !canReply ? "Take the conversation to reply." : "";
+    updateComposerMode();
+    renderDetails(c);
+  }
+
+  function renderDetails(c) {
+    const dl = $("details");
+    dl.textContent = "";
+    const ct = c.contact || {};
+    const rows = [
+      ["Name", ct.name], ["Email", ct.email], ["Phone", ct.phone], ["Language", c.language || ct.language],
+      ["Channel", c.channel], ["Started", fmtTime(c.created_at)], ["Status", c.status],
+      ["Assignee", c.assignee ? c.assignee.name : "—"], ["Conversation", c.id]
+    ];
+    for (const [k, v] of rows) {
+      if (v == null || v === "") continue;
+      dl.appendChild(el("dt", { text: k }));
+      dl.appendChild(el("dd", { text: String(v) }));
+    }
+    for (const k in c.fields || {}) {
+      dl.appendChild(el("dt", { text: k }));
+      dl.appendChild(el("dd", { text: String(c.fields[k]) }));
+    }
+  }
+
+  function updateComposerMode() {
+    const note = $("private").checked;
+    $("composer").classList.toggle("note-mode", note);
+    $("reply").placeholder = note
+      ? "Write a private note (the visitor never sees it)…"
+      : "Write a reply…  (Enter to send, Shift+Enter for a new line)";
+    $("send").textContent = note ? "Add note" : "Send";
+  }
+  $("private").addEventListener("change", () => {
+    if ($("private").checked) stopTyping();
+    updateComposerMode();
+    $("reply").focus();
+  });
+
+  function msgNode(m, p) {
+    if (m.kind === "event") {
+      return el("div", { class: "msg event", "data-seq": m.seq }, [el("span", { text: m.text })]);
+    }
+    const contact = m.author && m.author.kind === "contact";
+    const note = m.kind === "note" || (p && p.private);
+    const cls = "msg " + (contact ? "them" : "us") + (note ? " note" : "") + (p ? " pending" : "") + (p && p.failed ? " failed" : "");
+    const head = el("div", { class: "who" }, [
+      el("span", { text: m.author ? (isMe(m.author) ? "You" : m.author.name) : "" }),
+      note ? el("span", { class: "note-label", text: "Private note" }) : null
+    ]);
+    const meta = el("div", { class: "meta" });
+    if (p && p.failed) {
+      meta.appendChild(el("span", { text: "Not sent: " + (p.error || "error") }));
+      meta.appendChild(el("button", { type: "button", class: "link", text: "Retry", onclick: () => retrySend(p) }));
+    } else {
+      meta.appendChild(el("time", { datetime: m.created_at || null, text: p ? "Sending…" : fmtTime(m.created_at) }));
+    }
+    return el("div", { class: cls, "data-seq": p ? null : m.seq }, [head, el("div", { class: "bubble", text: m.text }), meta]);
+  }
+
+  function insertNode(node, seq, key) {
+    const log = $("log");
+    let ref = null;
+    if (seq != null) {
+      const kids = log.children;
+      for (let i = kids.length - 1; i >= 0; i--) {
+        const s = kids[i].getAttribute("data-seq");
+        if (s == null) {
+          if (kids[i].classList.contains("pending")) ref = kids[i];
+          continue;
+        }
+        if (+s < seq) break;
+        ref = kids[i];
+      }
+    }
+    log.insertBefore(node, ref);
+    msgNodes.set(key, node);
+  }
+
+  const receipt = el("span", { class: "receipt", text: "Seen" });
+  function updateReceipt() {
+    const list = (msgs.get(selected) || []).filter((m) => m.kind === "text" && m.author && m.author.kind === "agent");
+    const last = list[list.length - 1];
+    const node = last && msgNodes.get("s" + last.seq);
+    if (!node || (contactRead.get(selected) || 0) < last.seq) return receipt.remove();
+    node.querySelector(".meta").appendChild(receipt);
+  }
+
+  function renderLog() {
+    const log = $("log");
+    log.textContent = "";
+    msgNodes.clear();
+    if (!loaded.has(selected)) {
+      log.appendChild(el("p", { class: "log-note", text: "Loading conversation…" }));
+      return;
+    }
+    for (const m of msgs.get(selected) || []) insertNode(msgNode(m), m.seq, "s" + m.seq);
+    for (const [id, p] of pending) if (p.cid === selected) insertNode(pendingNode(p), null, "p" + id);
+    if (!log.children.length) log.appendChild(el("p", { class: "log-note", text: "No messages yet." }));
+    updateReceipt();
+    scrollBottom();
+  }
+
+  function pendingNode(p) {
+    return msgNode({ kind: p.private ? "note" : "text", text: p.text, author: you || { kind: "agent", id: me.id, name: me.name } }, p);
+  }
+
+  function nearBottom() {
+    const log = $("log");
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 120;
+  }
+  function scrollBottom() {
+    const log = $("log");
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function markRead() {
+    if (!selected || !loaded.has(selected) || document.visibilityState !== "visible" || !ready()) return;
+    const seq = lastSeq(selected);
+    if (seq > (readSent.get(selected) || 0)) {
+      readSent.set(selected, seq);
+      send({ type: "read", conversation_id: selected, seq });
+    }
+  }
+  document.addEventListener("visibilitychange", markRead);
+
+  // -- typing ------------------------------------------------------------------------------------------------
+  let typingHide = 0;
+  function onTyping(f) {
+    if (f.conversation_id !== selected || !f.author || isMe(f.author)) return;
+    clearTimeout(typingHide);
+    if (f.state !== "start") return hideTyping();
+    $("typing").textContent = f.author.name + " is typing…";
+    const stick = nearBottom();
+    show($("typing"), true);
+    if (stick) scrollBottom(); // the indicator takes room from the log: keep the last message in view
+    typingHide = setTimeout(hideTyping, 8000);
+  }
+  function hideTyping() {
+    clearTimeout(typingHide);
+    show($("typing"), false);
+  }
+
+  let typingOn = null;
+  let typingAt = 0;
+  let typingStop = 0;
+  function stopTyping() {
+    clearTimeout(typingStop);
+    if (typingOn && ready()) send({ type: "typing", conversation_id: typingOn, state: "stop" });
+    typingOn = null;
+  }
+  $("reply").addEventListener("input", () => {
+    const c = convs.get(selected);
+    if (!c || $("private").checked || c.status === "resolved" || !ready()) return;
+    if (!$("reply").value.trim()) return stopTyping();
+    const now = Date.now();
+    if (typingOn !== selected || now - typingAt > 3000) {
+      send({ type: "typing", conversation_id: selected, state: "start" });
+      typingOn = selected;
+      typingAt = now;
+    }
+    clearTimeout(typingStop);
+    typingStop = setTimeout(stopTyping, 4000);
+  });
+
+  // -- composer and actions -------------------------------------------------------------------------------
+  $("reply").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("reply").value.trim();
+    if (!text || !selected) return;
+    $("reply").value = "";
+    stopTyping();
+    const p = { cid: selected, client_id: uid(), text, private: $("private").checked, created_at: new Date().toISOString() };
+    pending.set(p.client_id, p);
+    const note = $("log").querySelector(".log-note");
+    if (note) note.remove();
+    insertNode(pendingNode(p), null, "p" + p.client_id);
+    scrollBottom();
+    sendItem(p);
+  });
+
+  function sendItem(p) {
+    if (p.inflight || !ready()) return;
+    p.inflight = true;
+    const frame = { type: "message.send", conversation_id: p.cid, client_id: p.client_id, text: p.text };
+    if (p.private) frame.private = true;
+    request(frame).then(
+      (a) => {
+        pending.delete(p.client_id);
+        const author = you || { kind: "agent", id: me.id, name: me.name };
+        addMessage(a.conversation_id, {
+          seq: a.seq, id: a.message_id, kind: p.private ? "note" : "text", text: p.text, author,
+          created_at: a.created_at, client_id: p.client_id
+        }, true);
+        const stale = msgNodes.get("p" + p.client_id);
+        if (stale) {
+          stale.remove();
+          msgNodes.delete("p" + p.client_id);
+        }
+      },
+      (err) => {
+        p.inflight = false;
+        if (err.code === "disconnected") return; // re-sent with the same client_id after the reconnect
+        p.failed = true;
+        p.error = err.message;
+        repaintPending(p);
+      }
+    );
+  }
+  function repaintPending(p) {
+    const old = msgNodes.get("p" + p.client_id);
+    if (!old) return;
+    const node = pendingNode(p);
+    old.replaceWith(node);
+    msgNodes.set("p" + p.client_id, node);
+  }
+  function retrySend(p) {
+    p.failed = false;
+    p.error = null;
+    repaintPending(p);
+    sendItem(p);
+  }
+
+  $("take").addEventListener("click", () => {
+    const id = selected;
+    request({ type: "conversation.claim", conversation_id: id }).then(
+      () => { if (id === selected) $("reply").focus(); },
+      (err) => toast("Could not take the conversation: " + err.message)
+    );
+  });
+  $("close").addEventListener("click", () => {
+    request({ type: "conversation.close", conversation_id: selected }).catch((err) =>
+      toast("Could not close the conversation: " + err.message)
+    );
+  });
+
+  // -- boot ------------------------------------------------------------------------------------------------
+  (async () => {
+    const r = await api("GET", "/api/v1/auth/me");
+    if (r.ok) startApp(r.data);
+    else showLogin(r.status === 401 || r.status === 403 ? "" : r.error.message);
+  })();
+})();

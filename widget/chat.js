@@ -1,0 +1,807 @@
+/*! chatserver widget UI, loaded by loader.js into its Shadow DOM. Plain modern JS, no dependencies.
+ *
+ * State kept in localStorage under "chatserver:<inbox key>": the visitor token, the current conversation,
+ * per-conversation cursors (highest seq received), a cache of recent messages, the agent's read cursor and
+ * messages not yet acknowledged. A reload renders the cache, then `resume` fetches exactly what was missed.
+ * User content is only ever set with textContent.
+ */
+(function (w, d) {
+  "use strict";
+  const api = w.Chatserver;
+  if (!api || !api._root || api._ready) return;
+  api._ready = true;
+
+  const cfg = api._cfg;
+  const root = api._root;
+  const host = api._host;
+  const SERVER = cfg.server;
+  const STORE_KEY = "chatserver:" + cfg.inboxKey;
+  const MAX_CACHE = 200;
+  const RENEW_MS = 3 * 24 * 3600 * 1000; // renew the visitor token when it expires within 3 days
+  const SLOW = [4008, 4408];
+
+  const T = Object.assign(
+    {
+      title: "Chat with us",
+      subtitle: "We usually reply in a few minutes",
+      greeting: "Hi there! How can we help you today?",
+      open: "Open chat",
+      close: "Close chat",
+      minimize: "Minimize chat",
+      label: "Message",
+      placeholder: "Write a message…",
+      send: "Send",
+      waiting: "An agent will be with you shortly",
+      withAgent: "You are chatting with {name}",
+      ended: "This conversation has ended. Write to start again.",
+      typing: "{name} is typing…",
+      sending: "Sending…",
+      sent: "Sent",
+      read: "Read",
+      failed: "Not sent.",
+      retry: "Retry",
+      connecting: "Connecting…",
+      reconnecting: "Connection lost. Reconnecting…",
+      unavailable: "Chat is not available on this site.",
+      log: "Conversation",
+      unread: "{n} unread"
+    },
+    cfg.title ? { title: cfg.title } : {},
+    cfg.subtitle ? { subtitle: cfg.subtitle } : {},
+    cfg.greeting !== undefined ? { greeting: cfg.greeting } : {},
+    cfg.strings || {}
+  );
+  const fill = (s, k, v) => s.split("{" + k + "}").join(v);
+
+  // -- persistent state --------------------------------------------------------------------------------
+  const blank = () => ({
+    v: 1, token: null, exp: 0, contact: null, cid: null,
+    cur: {}, msgs: {}, status: {}, agent: {}, read: {}, seen: {}, out: []
+  });
+  let st = blank();
+  try {
+    const raw = JSON.parse(localStorage.getItem(STORE_KEY) || "null");
+    if (raw && raw.v === 1) st = Object.assign(blank(), raw);
+  } catch (e) { /* storage disabled or corrupt: start fresh */ }
+  st.out.forEach((o) => { o.inflight = false; });
+
+  function save() {
+    for (const cid in st.msgs) if (st.msgs[cid].length > MAX_CACHE) st.msgs[cid] = st.msgs[cid].slice(-MAX_CACHE);
+    try {
+      localStorage.setItem(STORE_KEY, JSON.stringify(st, (k, v) => (k === "inflight" ? undefined : v)));
+    } catch (e) { /* quota or disabled: keep going in memory */ }
+  }
+  const msgsOf = (cid) => st.msgs[cid] || (st.msgs[cid] = []);
+  const hasSeq = (cid, seq) => msgsOf(cid).some((m) => m.seq === seq);
+
+  // -- DOM helpers ---------------------------------------------------------------------------------------
+  function el(tag, attrs, kids) {
+    const e = d.createElement(tag);
+    for (const k in attrs || {}) {
+      const v = attrs[k];
+      if (v == null || v === false) continue;
+      if (k === "text") e.textContent = v;
+      else if (k === "class") e.className = v;
+      else if (k.slice(0, 2) === "on") e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of kids || []) if (c) e.appendChild(c);
+    return e;
+  }
+  const NS = "http://www.w3.org/2000/svg";
+  function icon(...paths) {
+    const s = d.createElementNS(NS, "svg");
+    s.setAttribute("viewBox", "0 0 24 24");
+    s.setAttribute("aria-hidden", "true");
+    s.setAttribute("focusable", "false");
+    for (const p of paths) {
+      const e = d.createElementNS(NS, "path");
+      e.setAttribute("d", p);
+      s.appendChild(e);
+    }
+    return s;
+  }
+  const I_CHAT = "M21 11.5a8.4 8.4 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.4 8.4 0 0 1-3.8-.9L3 21l1.9-5.7a8.4 8.4 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.4 8.4 0 0 1 3.8-.9h.5a8.5 8.5 0 0 1 8 8z";
+  const I_X = "M18 6 6 18M6 6l12 12";
+  const I_DOWN = "m6 9 6 6 6-6";
+  const I_SEND = "M22 2 11 13M22 2l-7 20-4-9-9-4z";
+
+  function fmtTime(iso) {
+    const t = iso ? new Date(iso) : new Date();
+    return isNaN(t) ? "" : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // -- the UI --------------------------------------------------------------------------------------------
+  if (cfg.color && w.CSS && CSS.supports("color", cfg.color)) host.style.setProperty("--cs-accent", cfg.color);
+
+  const closeBtn = el("button", { type: "button", class: "icon-btn", "aria-label": T.close }, [icon(I_X)]);
+  const titleEl = el("h2", { class: "title", id: "cs-title", text: T.title });
+  const subEl = el("p", { class: "sub", text: T.subtitle });
+  const conn = el("div", { class: "conn", role: "status", hidden: true });
+  const log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": T.log, tabindex: "0" });
+  const typingText = el("span");
+  const typing = el("div", { class: "typing", "aria-live": "polite", hidden: true }, [
+    el("span", { class: "dots", "aria-hidden": "true" }, [el("i"), el("i"), el("i")]),
+    typingText
+  ]);
+  const input = el("textarea", { id: "cs-input", rows: "1", placeholder: T.placeholder, autocomplete: "off" });
+  const sendBtn = el("button", { type: "submit", class: "send", "aria-label": T.send }, [icon(I_SEND)]);
+  const form = el("form", { class: "composer" }, [
+    el("label", { for: "cs-input", class: "sr", text: T.label }),
+    input,
+    sendBtn
+  ]);
+  const panel = el("section", {
+    class: "panel", id: "cs-panel", role: "dialog", "aria-label": T.title, "aria-modal": "false", hidden: true
+  }, [
+    el("header", { class: "head" }, [
+      el("div", { class: "avatar", "aria-hidden": "true" }, [icon(I_CHAT)]),
+      el("div", { class: "titles" }, [titleEl, subEl]),
+      closeBtn
+    ]),
+    conn,
+    log,
+    typing,
+    form
+  ]);
+  const badge = el("span", { class: "badge", hidden: true });
+  const launcher = el("button", {
+    type: "button", class: "launcher", "aria-label": T.open, "aria-expanded": "false", "aria-controls": "cs-panel"
+  }, [el("span", { class: "i-open" }, [icon(I_CHAT)]), el("span", { class: "i-close" }, [icon(I_DOWN)]), badge]);
+  const dark = cfg.theme === "dark" || (cfg.theme === "auto" && w.matchMedia && matchMedia("(prefers-color-scheme: dark)").matches);
+  const wrap = el("div", { class: "cs" + (cfg.position === "left" ? " left" : "") + (dark ? " dark" : ""), hidden: true }, [
+    panel,
+    launcher
+  ]);
+  root.appendChild(wrap);
+
+  const sheet = root.querySelector("link[rel=stylesheet]");
+  const reveal = () => { wrap.hidden = false; };
+  if (!sheet || sheet.sheet) reveal();
+  else { sheet.addEventListener("load", reveal); sheet.addEventListener("error", reveal); }
+
+  // -- rendering messages --------------------------------------------------------------------------------
+  const nodes = new Map(); // "s<seq>" or "p<client_id>" -> element
+  const receipt = el("span", { class: "receipt" });
+  let me = null;
+
+  const isMine = (m) => m.author && m.author.kind === "contact";
+
+  function msgNode(m, pending) {
+    if (m.kind === "event") {
+      return el("div", { class: "msg event", "data-seq": m.seq }, [el("span", { text: m.text })]);
+    }
+    const mine = isMine(m);
+    const row = el("div", {
+      class: "msg " + (mine ? "me" : "them") + (pending ? " pending" : "") + (pending && pending.failed ? " failed" : ""),
+      "data-seq": pending ? null : m.seq,
+      "data-author": m.author ? m.author.kind + ":" + m.author.id : "",
+      "data-client-id": m.client_id || null
+    });
+    if (!mine) row.appendChild(el("div", { class: "who", text: m.author ? m.author.name : "" }));
+    row.appendChild(el("div", { class: "bubble", text: m.text }));
+    const meta = el("div", { class: "meta" });
+    if (pending && pending.failed) {
+      meta.appendChild(el("span", { text: T.failed + " " + (pending.error || "") }));
+      meta.appendChild(el("button", { type: "button", class: "retry", text: T.retry, onclick: () => retrySend(pending) }));
+    } else {
+      meta.appendChild(el("time", { datetime: m.created_at || null, text: pending ? T.sending : fmtTime(m.created_at) }));
+    }
+    row.appendChild(meta);
+    return row;
+  }
+
+  function insertNode(node, seq) {
+    const kids = log.children;
+    let ref = null;
+    if (seq != null) {
+      for (let i = kids.length - 1; i >= 0; i--) {
+        const s = kids[i].getAttribute("data-seq");
+        if (s == null) {
+          if (kids[i].classList.contains("pending")) ref = kids[i];
+          continue;
+        }
+        if (+s < seq) break;
+        ref = kids[i];
+      }
+    }
+    log.insertBefore(node, ref);
+    groupWithPrevious(node);
+    if (node.nextElementSibling) groupWithPrevious(node.nextElementSibling);
+  }
+
+  function groupWithPrevious(node) {
+    let prev = node.previousElementSibling;
+    const a = node.getAttribute("data-author");
+    node.classList.toggle("cont", !!a && !!prev && prev.getAttribute("data-author") === a);
+  }
+
+  function nearBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+  }
+  function scrollBottom() {
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function renderAll() {
+    nodes.clear();
+    log.textContent = "";
+    if (T.greeting) {
+      log.appendChild(el("div", { class: "msg them greet" }, [el("div", { class: "bubble", text: T.greeting })]));
+    }
+    if (st.cid) for (const m of msgsOf(st.cid)) showMessage(st.cid, m, false);
+    for (const o of st.out) showPending(o);
+    updateReceipt();
+    updateHeader();
+    scrollBottom();
+  }
+
+  function showMessage(cid, m, live) {
+    if (cid !== st.cid) return;
+    const key = "s" + m.seq;
+    if (nodes.has(key)) return;
+    const stick = nearBottom() || isMine(m);
+    if (m.client_id && nodes.has("p" + m.client_id)) {
+      nodes.get("p" + m.client_id).remove();
+      nodes.delete("p" + m.client_id);
+    }
+    const node = msgNode(m, null);
+    nodes.set(key, node);
+    insertNode(node, m.seq);
+    if (live) {
+      updateReceipt();
+      if (stick) scrollBottom();
+    }
+  }
+
+  function showPending(o) {
+    const key = "p" + o.client_id;
+    const old = nodes.get(key);
+    const node = msgNode({ author: me || { kind: "contact", id: "" }, kind: "text", text: o.text, client_id: o.client_id }, o);
+    if (old) old.replaceWith(node);
+    else log.appendChild(node);
+    nodes.set(key, node);
+    updateReceipt();
+  }
+
+  function updateReceipt() {
+    const mine = st.cid ? msgsOf(st.cid).filter(isMine) : [];
+    const last = mine[mine.length - 1];
+    const node = last && nodes.get("s" + last.seq);
+    if (!node || st.out.length) {
+      receipt.remove();
+      return;
+    }
+    const read = (st.read[st.cid] || 0) >= last.seq;
+    receipt.textContent = read ? T.read : T.sent;
+    receipt.classList.toggle("is-read", read);
+    const meta = node.querySelector(".meta");
+    if (receipt.parentNode !== meta) meta.appendChild(receipt);
+  }
+
+  function updateHeader() {
+    const status = st.cid ? st.status[st.cid] : null;
+    let sub = T.subtitle;
+    if (status === "resolved") sub = T.ended;
+    else if (status === "assigned" && st.agent[st.cid]) sub = fill(T.withAgent, "name", st.agent[st.cid]);
+    else if (status && status !== "assigned") sub = T.waiting;
+    subEl.textContent = sub;
+  }
+
+  function unreadCount() {
+    if (!st.cid) return 0;
+    const seen = st.seen[st.cid] || 0;
+    return msgsOf(st.cid).filter((m) => m.seq > seen && !isMine(m) && m.kind === "text").length;
+  }
+  function updateBadge() {
+    const n = isOpen ? 0 : unreadCount();
+    badge.hidden = !n;
+    badge.textContent = n > 9 ? "9+" : String(n);
+    launcher.setAttribute("aria-label", (isOpen ? T.minimize : T.open) + (n ? ", " + fill(T.unread, "n", n) : ""));
+  }
+
+  // -- typing indicator ------------------------------------------------------------------------------------
+  let typingHide = 0;
+  function showTyping(name, on) {
+    clearTimeout(typingHide);
+    const stick = nearBottom();
+    typing.hidden = !on;
+    if (stick) scrollBottom(); // the indicator takes room from the log: keep the last message in view
+    if (on) {
+      typingText.textContent = fill(T.typing, "name", name || "");
+      typingHide = setTimeout(() => { typing.hidden = true; }, 8000);
+    }
+  }
+
+  // -- open / close / events -------------------------------------------------------------------------------
+  let isOpen = false;
+  const listeners = {};
+  function emit(ev, data) {
+    for (const fn of (listeners[ev] || []).slice()) {
+      try { fn(data); } catch (e) { if (w.console) w.console.error(e); }
+    }
+  }
+  function setOpenFlag(v) {
+    try { sessionStorage.setItem(STORE_KEY + ":open", v ? "1" : ""); } catch (e) { /* ignore */ }
+  }
+
+  function open(focus) {
+    if (isOpen) return;
+    isOpen = true;
+    panel.hidden = false;
+    wrap.classList.add("open");
+    launcher.setAttribute("aria-expanded", "true");
+    setOpenFlag(true);
+    scrollBottom();
+    markSeen();
+    updateBadge();
+    if (focus !== false) input.focus();
+    connect();
+    emit("open", {});
+  }
+  function close() {
+    if (!isOpen) return;
+    const hadFocus = root.activeElement && panel.contains(root.activeElement);
+    isOpen = false;
+    panel.hidden = true;
+    wrap.classList.remove("open");
+    launcher.setAttribute("aria-expanded", "false");
+    setOpenFlag(false);
+    stopTyping();
+    updateBadge();
+    if (hadFocus) launcher.focus();
+    emit("close", {});
+  }
+
+  launcher.addEventListener("click", () => (isOpen ? close() : open(true)));
+  closeBtn.addEventListener("click", close);
+  root.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && isOpen) {
+      e.preventDefault();
+      close();
+      launcher.focus();
+    }
+  });
+
+  // -- composer --------------------------------------------------------------------------------------------
+  function grow() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 120) + "px";
+  }
+  let typingOn = false;
+  let typingAt = 0;
+  let typingStop = 0;
+  function stopTyping() {
+    clearTimeout(typingStop);
+    if (typingOn && ready() && st.cid) send({ type: "typing", conversation_id: st.cid, state: "stop" });
+    typingOn = false;
+  }
+  input.addEventListener("input", () => {
+    grow();
+    if (!st.cid || !ready()) return;
+    if (!input.value.trim()) return stopTyping();
+    const now = Date.now();
+    if (!typingOn || now - typingAt > 3000) {
+      send({ type: "typing", conversation_id: st.cid, state: "start" });
+      typingOn = true;
+      typingAt = now;
+    }
+    clearTimeout(typingStop);
+    typingStop = setTimeout(stopTyping, 4000);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text || stopped) return;
+    input.value = "";
+    grow();
+    stopTyping();
+    const item = { client_id: uid(), text: text, created_at: new Date().toISOString() };
+    st.out.push(item);
+    save();
+    showPending(item);
+    scrollBottom();
+    connect();
+    flush();
+  });
+
+  function uid() {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return "w" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  function retrySend(item) {
+    item.failed = false;
+    item.error = null;
+    save();
+    showPending(item);
+    connect();
+    flush();
+  }
+
+  // -- the connection --------------------------------------------------------------------------------------
+  let ws = null;
+  let connecting = false;
+  let attempt = 0;
+  let retryTimer = 0;
+  let connTimer = 0;
+  let beat = 0;
+  let lastRx = 0;
+  let stopped = false;
+  let everConnected = false;
+  let renewSession = false;
+  let refSeq = 0;
+  let starting = false;
+  const refs = new Map();
+  const readSent = {};
+
+  const ready = () => !!(ws && ws.readyState === 1 && me);
+  const wanted = () => isOpen || !!st.cid || st.out.length > 0;
+
+  function send(frame) {
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame));
+  }
+  function request(frame) {
+    return new Promise((resolve, reject) => {
+      frame.ref = "w" + ++refSeq;
+      refs.set(frame.ref, { resolve, reject });
+      send(frame);
+    });
+  }
+
+  function setConn(text, delay) {
+    clearTimeout(connTimer);
+    if (!text) {
+      conn.hidden = true;
+      return;
+    }
+    connTimer = setTimeout(() => {
+      conn.textContent = text;
+      conn.hidden = false;
+    }, delay || 0);
+  }
+
+  function locale() {
+    return String(cfg.locale || "").replace(/[^A-Za-z0-9_-]/g, "").slice(0, 35);
+  }
+
+  async function ensureSession() {
+    const now = Date.now();
+    const valid = st.token && st.exp > now;
+    if (valid && !renewSession && st.exp - now > RENEW_MS) return;
+    const body = { inbox_key: cfg.inboxKey };
+    if (locale()) body.locale = locale();
+    if (st.token) body.token = st.token;
+    if (cfg.user && cfg.user.name) body.name = String(cfg.user.name).slice(0, 200);
+    let r;
+    try {
+      r = await fetch(SERVER + "/api/v1/widget/sessions", {
+        method: "POST",
+        mode: "cors",
+        credentials: "omit",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body)
+      });
+    } catch (e) {
+      if (valid && !renewSession) return; // renewal failed: the current token is still good
+      throw e;
+    }
+    if (r.status === 404 || r.status === 403) throw { fatal: true };
+    if (!r.ok) throw new Error("session " + r.status);
+    const j = await r.json();
+    if (st.contact && j.contact_id !== st.contact) {
+      const out = st.out;
+      st = blank();
+      st.out = out;
+      renderAll();
+    }
+    st.token = j.token;
+    st.exp = Date.parse(j.expires_at) || now + 864e5;
+    st.contact = j.contact_id;
+    renewSession = false;
+    save();
+  }
+
+  function connect() {
+    if (ws || connecting || stopped) return;
+    clearTimeout(retryTimer);
+    connecting = true;
+    if (!everConnected) setConn(T.connecting, 1500);
+    ensureSession().then(
+      () => {
+        connecting = false;
+        if (ws || stopped) return;
+        const sock = new WebSocket(SERVER.replace(/^http/, "ws") + "/ws/visitor?token=" + encodeURIComponent(st.token));
+        ws = sock;
+        sock.onmessage = (e) => { if (ws === sock) onFrame(e.data); };
+        sock.onclose = (e) => { if (ws === sock) onClose(e.code); };
+      },
+      (err) => {
+        connecting = false;
+        if (err && err.fatal) halt();
+        else retry(backoff());
+      }
+    );
+  }
+
+  function backoff() {
+    const base = Math.min(30000, 1000 * Math.pow(2, attempt++));
+    return base / 2 + Math.random() * (base / 2); // exponential backoff with jitter
+  }
+  function retry(delay) {
+    clearTimeout(retryTimer);
+    if (stopped || !wanted()) return;
+    setConn(T.reconnecting, attempt > 1 ? 0 : 1500);
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  function drop(sock) {
+    // a dead connection (no frames, no close): stop waiting for it and reconnect now
+    if (ws !== sock) return;
+    sock.onclose = null;
+    try { sock.close(); } catch (e) { /* already closed */ }
+    onClose(1006);
+  }
+
+  function onClose(code) {
+    ws = null;
+    me = null;
+    clearInterval(beat);
+    starting = false;
+    for (const [, p] of refs) p.reject({ code: "disconnected" });
+    refs.clear();
+    st.out.forEach((o) => { o.inflight = false; });
+    showTyping("", false);
+    if (code === 4403) return halt();
+    if (code === 4401) {
+      renewSession = true; // the token is no longer accepted: get a new visitor session
+      return retry(attempt ? backoff() : 0);
+    }
+    if (SLOW.includes(code)) return retry(Math.random() * 1000); // too slow: reconnect and resume
+    if (code === 4429) attempt += 2;
+    retry(backoff());
+  }
+
+  function halt() {
+    stopped = true;
+    clearTimeout(retryTimer);
+    setConn(T.unavailable);
+    input.disabled = true;
+    sendBtn.disabled = true;
+  }
+
+  function onFrame(text) {
+    let f;
+    try { f = JSON.parse(text); } catch (e) { return; }
+    lastRx = Date.now();
+    switch (f.type) {
+      case "hello": return onHello(f);
+      case "conversation": return onConversation(f.conversation);
+      case "message": return onMessage(f);
+      case "ack":
+      case "error": {
+        const p = f.ref != null && refs.get(f.ref);
+        if (p) {
+          refs.delete(f.ref);
+          if (f.type === "ack") p.resolve(f);
+          else p.reject(f);
+        }
+        return;
+      }
+      case "typing":
+        if (f.conversation_id === st.cid && f.author && f.author.kind !== "contact") {
+          showTyping(f.author.name, f.state === "start");
+        }
+        return;
+      case "read":
+        if (f.reader && f.reader.kind !== "contact" && f.seq > (st.read[f.conversation_id] || 0)) {
+          st.read[f.conversation_id] = f.seq;
+          save();
+          updateReceipt();
+        }
+        return;
+      case "resumed":
+        for (const cid of f.unknown || []) forget(cid);
+        return;
+    }
+  }
+
+  function onHello(f) {
+    me = f.you;
+    attempt = 0;
+    everConnected = true;
+    setConn(null);
+    const hb = Math.max(5, +f.heartbeat_s || 20) * 1000;
+    const sock = ws;
+    clearInterval(beat);
+    beat = setInterval(() => {
+      if (Date.now() - lastRx > hb * 2.5) drop(sock);
+      else send({ type: "ping" });
+    }, hb);
+    const cursors = {};
+    for (const cid in st.cur) cursors[cid] = st.cur[cid];
+    if (st.cid && cursors[st.cid] == null) cursors[st.cid] = 0;
+    if (Object.keys(cursors).length) send({ type: "resume", ref: "resume", cursors });
+    flush();
+    markSeen();
+  }
+
+  function adopt(cid) {
+    if (st.cid === cid) return;
+    st.cid = cid;
+    if (st.cur[cid] == null) {
+      st.cur[cid] = 0;
+      if (ready()) send({ type: "resume", ref: "adopt", cursors: { [cid]: 0 } });
+    }
+    save();
+    renderAll();
+  }
+
+  function forget(cid) {
+    for (const k of ["cur", "msgs", "status", "agent", "read", "seen"]) delete st[k][cid];
+    if (st.cid === cid) {
+      st.cid = null;
+      renderAll();
+    }
+    save();
+  }
+
+  function onConversation(c) {
+    if (!c || !c.id) return;
+    st.status[c.id] = c.status;
+    st.agent[c.id] = c.assignee ? c.assignee.name : null;
+    const current = st.cid && st.status[st.cid];
+    if (!st.cid || (current === "resolved" && c.status !== "resolved")) adopt(c.id);
+    save();
+    updateHeader();
+  }
+
+  function onMessage(f) {
+    const m = f.message;
+    const cid = f.conversation_id;
+    if (!m || m.kind === "note") return; // never sent to visitors; be safe anyway
+    if (f.seq > (st.cur[cid] || 0)) st.cur[cid] = f.seq;
+    if (!st.cid) adopt(cid);
+    if (m.client_id && isMine(m)) dropPending(m.client_id);
+    const fresh = addMessage(cid, Object.assign({ seq: f.seq }, m));
+    if (fresh && !isMine(m)) showTyping("", false);
+    if (fresh) emit("message", publicMessage(cid, f.seq, m));
+    markSeen();
+    updateBadge();
+    save();
+  }
+
+  function publicMessage(cid, seq, m) {
+    return { conversationId: cid, seq, id: m.id, kind: m.kind, text: m.text, author: m.author, createdAt: m.created_at };
+  }
+
+  function addMessage(cid, m) {
+    if (hasSeq(cid, m.seq)) return false;
+    const list = msgsOf(cid);
+    const msg = {
+      seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id || null
+    };
+    if (list.length && list[list.length - 1].seq > m.seq) {
+      list.push(msg);
+      list.sort((a, b) => a.seq - b.seq);
+    } else list.push(msg);
+    showMessage(cid, msg, true);
+    return true;
+  }
+
+  function dropPending(clientId) {
+    const i = st.out.findIndex((o) => o.client_id === clientId);
+    if (i >= 0) st.out.splice(i, 1);
+  }
+
+  function flush() {
+    if (!ready() || stopped) return;
+    const items = st.out.filter((o) => !o.failed && !o.inflight);
+    if (!items.length) return;
+    if (!st.cid) {
+      if (starting) return;
+      starting = true;
+      const lang = locale().split(/[-_]/)[0].toLowerCase();
+      request({ type: "conversation.start", language: lang || undefined, fields: cfg.fields || undefined }).then(
+        (a) => {
+          starting = false;
+          adopt(a.conversation_id);
+          flush();
+        },
+        (err) => {
+          starting = false;
+          if (err.code !== "disconnected") items.forEach((o) => fail(o, err.message));
+        }
+      );
+      return;
+    }
+    for (const item of items) {
+      item.inflight = true;
+      request({ type: "message.send", conversation_id: st.cid, client_id: item.client_id, text: item.text }).then(
+        (a) => onAck(item, a),
+        (err) => {
+          item.inflight = false;
+          if (err.code !== "disconnected") fail(item, err.message);
+        }
+      );
+    }
+  }
+
+  function fail(item, message) {
+    item.failed = true;
+    item.inflight = false;
+    item.error = message || "";
+    save();
+    showPending(item);
+  }
+
+  function onAck(item, a) {
+    dropPending(item.client_id);
+    addMessage(a.conversation_id, {
+      seq: a.seq, id: a.message_id, kind: "text", text: item.text, client_id: item.client_id,
+      author: me || { kind: "contact", id: st.contact, name: "" }, created_at: a.created_at
+    });
+    const stale = nodes.get("p" + item.client_id);
+    if (stale) {
+      stale.remove();
+      nodes.delete("p" + item.client_id);
+    }
+    updateReceipt();
+    save();
+  }
+
+  function markSeen() {
+    if (!isOpen || d.visibilityState !== "visible" || !st.cid) return;
+    const cur = st.cur[st.cid] || 0;
+    if (cur > (st.seen[st.cid] || 0)) {
+      st.seen[st.cid] = cur;
+      save();
+    }
+    if (ready() && cur > (readSent[st.cid] || 0)) {
+      readSent[st.cid] = cur;
+      send({ type: "read", conversation_id: st.cid, seq: cur });
+    }
+    updateBadge();
+  }
+
+  d.addEventListener("visibilitychange", () => {
+    if (d.visibilityState !== "visible") return;
+    markSeen();
+    if (!ws && wanted()) connect();
+  });
+  w.addEventListener("online", () => {
+    if (!ws && wanted()) {
+      attempt = 0;
+      connect();
+    }
+  });
+
+  // -- public API --------------------------------------------------------------------------------------------
+  api.open = () => open(true);
+  api.close = close;
+  api.toggle = () => (isOpen ? close() : open(true));
+  api.on = (ev, fn) => {
+    if (typeof fn === "function") (listeners[ev] = listeners[ev] || []).push(fn);
+    return api;
+  };
+  api.off = (ev, fn) => {
+    listeners[ev] = (listeners[ev] || []).filter((f) => f !== fn);
+    return api;
+  };
+
+  renderAll();
+  updateBadge();
+  const queued = api._queue.splice(0);
+  let reopen = false;
+  try { reopen = sessionStorage.getItem(STORE_KEY + ":open") === "1"; } catch (e) { /* ignore */ }
+  if (cfg.open || reopen) open(false); // restored on navigation: do not steal the page's focus
+  for (const [name, args] of queued) if (typeof api[name] === "function") api[name].apply(api, args);
+  if (!ws && (st.cid || st.out.length)) connect();
+})(window, document);
