@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from chatserver.api import auth_routes, canned, conversations, directory, health, widget
+from chatserver.api import routing as routing_api
 from chatserver.api.common import error_response
 from chatserver.bus import Bus, RedisBus, make_bus
 from chatserver.chat import ChatService
@@ -26,6 +27,8 @@ from chatserver.model.events import ConversationEvent
 from chatserver.presence import MemoryPresence, Presence, RedisPresence
 from chatserver.realtime import endpoints
 from chatserver.realtime.hub import Hub
+from chatserver.routing.lease import Lease, LocalLease, RedisLease
+from chatserver.routing.service import Router
 from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import current_revision, head_revision, upgrade
@@ -59,7 +62,7 @@ async def build_context(settings: Settings) -> Context:
     presence: Presence = (
         RedisPresence(bus.client, settings.presence_ttl_s) if isinstance(bus, RedisBus) else MemoryPresence()
     )
-    service = ChatService(store, bus, presence)
+    service = ChatService(store, bus, presence, routing=settings.routing)
     await service.start()
     if settings.translation_enabled:
         service.translation = build_translation(settings, store, service, bus)
@@ -71,7 +74,16 @@ async def build_context(settings: Settings) -> Context:
 
     hub = Hub(bus, store, payload, reconcile_s=settings.reconcile_interval_s)
     await hub.start()
-    return Context(settings, store, bus, presence, service, hub)
+    router = None
+    if settings.routing == "offers":
+        lease: Lease = (
+            RedisLease(bus.client, store.fence_token, ttl_s=settings.routing_lease_ttl_s)
+            if isinstance(bus, RedisBus)
+            else LocalLease(store.fence_token)
+        )
+        router = Router(settings, service, presence, hub, lease)
+        await router.start()
+    return Context(settings, store, bus, presence, service, hub, router)
 
 
 def build_translation(
@@ -92,6 +104,8 @@ def build_translation(
 
 
 async def close_context(c: Context) -> None:
+    if c.router is not None:
+        await c.router.stop()
     await c.hub.stop()
     if c.service.translation is not None:
         await c.service.translation.stop()
@@ -154,6 +168,7 @@ def create_app(settings: Settings) -> Starlette:
         *conversations.routes,
         *directory.routes,
         *canned.routes,
+        *routing_api.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

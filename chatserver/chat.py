@@ -16,12 +16,14 @@ from chatserver.bus import Bus
 from chatserver.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from chatserver.model.events import (
     AGENTS_TOPIC,
+    ROUTING_TOPIC,
     ConversationEvent,
     Event,
     MessageEvent,
     PresenceEvent,
     ReadEvent,
     TypingEvent,
+    WakeEvent,
     conversation_topic,
 )
 from chatserver.model.status import CLAIMABLE, OPEN_STATUSES, Status
@@ -36,6 +38,7 @@ from chatserver.model.types import (
     MessageKind,
 )
 from chatserver.presence import Presence
+from chatserver.routing.config import first_match
 from chatserver.store.store import Store
 from chatserver.store.writer import PendingMessage
 from chatserver.translation.delivery import TranslationDelivery
@@ -48,10 +51,12 @@ MAX_UNPUBLISHED = 20_000
 
 
 class ChatService:
-    def __init__(self, store: Store, bus: Bus, presence: Presence) -> None:
+    def __init__(self, store: Store, bus: Bus, presence: Presence, *, routing: str = "manual") -> None:
         self.store = store
         self.bus = bus
         self.presence = presence
+        self.routing = routing
+        """offers: the router assigns and plain agents cannot claim; manual: agents claim."""
         self.translation: TranslationDelivery | None = None
         """Set by the app when translation is configured."""
         self._outbox: asyncio.Queue[list[tuple[str, Event]]] = asyncio.Queue()
@@ -167,15 +172,35 @@ class ChatService:
             if conv.inbox_id == inbox_id:
                 return conv
         inbox = await self.store.get_inbox(inbox_id)
+        rule = first_match(
+            await self.store.list_rules(), inbox_id=inbox.id, channel=inbox.channel, fields=fields
+        )
+        routing: dict[str, Any] = {"preferred_agent_id": await self.store.last_agent_for_contact(contact_id)}
+        if rule is not None:
+            skills = {**rule.skills, **skills}
+            routing.update(
+                rule_id=rule.id,
+                steps=[[r, s] for r, s in rule.steps],
+                max_wait_s=rule.max_wait_s,
+                offer_timeout_s=rule.offer_timeout_s,
+            )
         conv = await self.store.create_conversation(
             inbox=inbox,
             contact_id=contact_id,
             language=_base_language(language or contact_language),
             skills=skills,
             fields=fields,
+            priority=rule.priority if rule else 0,
+            team=rule.team_id if rule else None,
+            routing=routing,
         )
         await self.publish_conversation(conv)
+        self.wake_router("queued")
         return conv
+
+    def wake_router(self, reason: str) -> None:
+        if self.routing == "offers":
+            self.publish([(ROUTING_TOPIC, WakeEvent(reason))])
 
     # -- messages --------------------------------------------------------------------------------------------
 
@@ -276,6 +301,7 @@ class ChatService:
         except Conflict:
             return await self.store.get_conversation(conv.id)  # someone else reopened it
         await self.publish_conversation(conv)
+        self.wake_router("reopened")
         return conv
 
     async def system_event(self, conv_id: str, text: str) -> None:
@@ -288,6 +314,8 @@ class ChatService:
     ) -> Conversation:
         """Manual assignment: an agent takes a waiting conversation; a supervisor assigns anyone's."""
         target = agent
+        if self.routing == "offers" and not agent.role.supervises:
+            raise Forbidden("conversations are offered to agents by routing; a supervisor can assign one")
         if target_agent_id is not None and target_agent_id != agent.id:
             if not agent.role.supervises:
                 raise Forbidden("only supervisors and admins assign conversations to others")
@@ -304,12 +332,73 @@ class ChatService:
         conv = await self.store.change_conversation(
             conversation_id, Status.ASSIGNED, expect_status=expect, assignee_id=target.id
         )
+        await self.store.log_routing(conv.id, target.id, "claim")
+        await self._joined(conv, target)
+        self.wake_router("claimed")
+        return conv
+
+    async def _joined(self, conv: Conversation, agent: Agent) -> None:
         await self.publish_conversation(conv)
-        await self.system_event(conv.id, f"{target.name} joined the conversation")
+        await self.system_event(conv.id, f"{agent.name} joined the conversation")
         if self.translation is not None:
-            language = self._agent_language(target)
+            language = self._agent_language(agent)
             if language is not None:
                 await self.translation.backfill(conv.id, language, authors=frozenset({AuthorKind.CONTACT}))
+
+    async def answer_offer(self, agent: Agent, offer_id: str, *, accept: bool) -> Conversation:
+        """An agent accepts (the conversation is theirs) or declines (it goes to the next agent)."""
+        if accept:
+            conv = await self.store.accept_offer(offer_id, agent.id)
+            await self._joined(conv, agent)
+        else:
+            conv = await self.store.decline_offer(offer_id, agent.id)
+            await self.publish_conversation(conv)
+        self.wake_router("offer answered")
+        return conv
+
+    async def transfer(
+        self,
+        agent: Agent,
+        conversation_id: str,
+        *,
+        to_agent: str | None = None,
+        team: str | None = None,
+        skills: dict[str, int] | None = None,
+    ) -> Conversation:
+        """Hand a conversation to an agent, a team or a skill set: the receiving side gets an offer."""
+        conv = await self.store.get_conversation(conversation_id)
+        if conv.assignee_id != agent.id and not agent.role.supervises:
+            raise Forbidden("only the assigned agent or a supervisor can transfer this conversation")
+        if conv.status == Status.RESOLVED:
+            raise Conflict("the conversation is resolved")
+        routing = dict(conv.routing)
+        routing.update(
+            requeued=True, preferred_agent_id=None, preferred_only=False, declined_by=[], timed_out_by=[]
+        )
+        if agent.id == conv.assignee_id:
+            routing["declined_by"] = [agent.id]  # never straight back to whoever handed it on
+        new_team = conv.team
+        note = ""
+        if to_agent is not None:
+            target = await self.store.get_agent(to_agent)
+            if not target.active or await self.effective_status(target) is not AgentStatus.ONLINE:
+                raise Unavailable(f"{target.name} is not online; the conversation stays where it is")
+            routing.update(preferred_agent_id=target.id, preferred_only=True, declined_by=[])
+            note = f"to {target.name}"
+        elif team is not None:
+            known = {t.id: t for t in await self.store.list_teams()}
+            by_name = {t.name: t for t in known.values()}
+            found = known.get(team) or by_name.get(team)
+            if found is None:
+                raise NotFound("no such team")
+            new_team = found.id
+            note = f"to the {found.name} team"
+        else:
+            note = "to agents with " + ", ".join(f"{k}>={v}" for k, v in (skills or {}).items())
+        conv = await self.store.route_again(conv, routing, team=new_team, skills=skills)
+        await self.publish_conversation(conv)
+        await self.system_event(conv.id, f"{agent.name} transferred the conversation {note}")
+        self.wake_router("transferred")
         return conv
 
     async def close(self, agent: Agent, conversation_id: str) -> Conversation:
@@ -318,11 +407,15 @@ class ChatService:
             raise Forbidden("only the assigned agent or a supervisor can close this conversation")
         if conv.status == Status.RESOLVED:
             return conv
+        was = conv.status
         conv = await self.store.change_conversation(
             conversation_id, Status.RESOLVED, expect_status=OPEN_STATUSES
         )
+        if was in (Status.QUEUED.value, Status.OFFERED.value, Status.PENDING.value):
+            await self.store.log_routing(conv.id, None, "abandon")
         await self.system_event(conv.id, f"{agent.name} closed the conversation")
         await self.publish_conversation(conv)
+        self.wake_router("closed")
         return conv
 
     async def mark_read(self, reader: Author, conv: Conversation, seq: int) -> int:
@@ -350,6 +443,7 @@ class ChatService:
     async def publish_presence(self, agent: Agent) -> AgentStatus:
         status = await self.effective_status(agent)
         self.publish([(AGENTS_TOPIC, PresenceEvent(agent.author, status.value))])
+        self.wake_router("presence")
         return status
 
     async def set_status(self, agent: Agent, status: AgentStatus) -> Agent:

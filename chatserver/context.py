@@ -8,6 +8,7 @@ from chatserver.bus import Bus
 from chatserver.chat import ChatService
 from chatserver.presence import Presence
 from chatserver.realtime.hub import Hub
+from chatserver.routing.service import Router
 from chatserver.settings import Settings
 from chatserver.store.store import Store
 
@@ -20,3 +21,4 @@ class Context:
     presence: Presence
     service: ChatService
     hub: Hub
+    router: Router | None = None

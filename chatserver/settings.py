@@ -84,6 +84,14 @@ class Settings:
     detection_accuracy: str = "low"
     agent_language: str = "en"
     """The language of agents who have not set one."""
+    routing: str = "offers"
+    """offers: the router offers conversations to agents; manual: agents take them (conversation.claim)."""
+    offer_timeout_s: float = 30.0
+    max_concurrent: int = 3
+    """Conversations an agent handles at once, unless the agent has their own limit."""
+    rona_threshold: int = 3
+    agent_grace_s: float = 30.0
+    routing_lease_ttl_s: float = 5.0
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
 
@@ -134,6 +142,12 @@ class Settings:
             or ("en", "de", "es", "fr", "it", "pt", "nl", "pl"),
             detection_accuracy=env.get("CHATSERVER_DETECTION_ACCURACY") or "low",
             agent_language=(env.get("CHATSERVER_AGENT_LANGUAGE") or "en").lower(),
+            routing=env.get("CHATSERVER_ROUTING") or "offers",
+            offer_timeout_s=_float(env, "CHATSERVER_OFFER_TIMEOUT_S", 30.0),
+            max_concurrent=_int(env, "CHATSERVER_MAX_CONCURRENT", 3),
+            rona_threshold=_int(env, "CHATSERVER_RONA_THRESHOLD", 3),
+            agent_grace_s=_float(env, "CHATSERVER_AGENT_GRACE_S", 30.0),
+            routing_lease_ttl_s=_float(env, "CHATSERVER_ROUTING_LEASE_S", 5.0),
             embedded=embedded_db and redis_url is None,
         )
         settings.validate()
@@ -144,6 +158,10 @@ class Settings:
             raise ConfigError("CHATSERVER_MAX_FRAME_BYTES must exceed CHATSERVER_MAX_TEXT_BYTES")
         if self.send_queue_size < 8:
             raise ConfigError("CHATSERVER_SEND_QUEUE must be at least 8")
+        if self.routing not in ("offers", "manual"):
+            raise ConfigError("CHATSERVER_ROUTING must be offers or manual")
+        if self.offer_timeout_s <= 0 or self.max_concurrent < 1 or self.rona_threshold < 1:
+            raise ConfigError("offer timeout, max concurrent and RONA threshold must be positive")
         if self.detection_accuracy not in ("low", "high"):
             raise ConfigError("CHATSERVER_DETECTION_ACCURACY must be low or high")
         self.translation_config()  # raises ConfigError when the provider settings are incomplete

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from chatserver.errors import Forbidden, Invalid
 from chatserver.model.types import Role
 
 MIN_PASSWORD = 8
+SKILL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def _levels(data: dict[str, Any], name: str) -> dict[str, int] | None:
@@ -34,8 +36,8 @@ def _levels(data: dict[str, Any], name: str) -> dict[str, int] | None:
         raise Invalid(f"{name} must be an object of name -> level 1-5", data={"field": name})
     out: dict[str, int] = {}
     for key, level in raw.items():
-        if not isinstance(key, str) or not 1 <= len(key) <= 64:
-            raise Invalid(f"{name} keys must be 1-64 characters", data={"field": name})
+        if not isinstance(key, str) or not SKILL_NAME.fullmatch(key):
+            raise Invalid(f"unknown {name[:-1]} name {key!r}", data={"field": f"{name}.{key}"})
         if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 5:
             raise Invalid(f"{name}.{key} must be a level from 1 to 5", data={"field": f"{name}.{key}"})
         out[key] = level

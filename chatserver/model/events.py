@@ -14,6 +14,11 @@ import orjson
 from chatserver.model.types import Author, AuthorKind, Message, MessageKind
 
 AGENTS_TOPIC = "agents"
+ROUTING_TOPIC = "routing"
+
+
+def agent_topic(agent_id: str) -> str:
+    return f"agent:{agent_id}"
 
 
 def conversation_topic(conversation_id: str) -> str:
@@ -66,7 +71,60 @@ class TranslatedEvent:
     reason: str | None
 
 
-Event = MessageEvent | ConversationEvent | TypingEvent | ReadEvent | PresenceEvent | TranslatedEvent
+@dataclass(frozen=True, slots=True)
+class OfferEvent:
+    """A conversation is offered to ``agent_id`` until ``expires_at`` (epoch ms)."""
+
+    agent_id: str
+    offer_id: str
+    expires_at: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRevokedEvent:
+    agent_id: str
+    offer_id: str
+    conversation_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeEvent:
+    """Something an agent must be told (e.g. set away after missed offers)."""
+
+    agent_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueEvent:
+    conversation_id: str
+    position: int
+    estimated_wait_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class WakeEvent:
+    """Something changed that the router should look at now."""
+
+    reason: str
+
+
+Event = (
+    MessageEvent
+    | ConversationEvent
+    | TypingEvent
+    | ReadEvent
+    | PresenceEvent
+    | TranslatedEvent
+    | OfferEvent
+    | OfferRevokedEvent
+    | NoticeEvent
+    | QueueEvent
+    | WakeEvent
+)
 
 
 def _author(raw: dict[str, Any]) -> Author:
@@ -123,6 +181,33 @@ def encode_event(event: Event) -> bytes:
                 "text": event.text,
                 "r": event.reason,
             }
+        case OfferEvent():
+            body = {
+                "t": "offer",
+                "a": event.agent_id,
+                "o": event.offer_id,
+                "x": event.expires_at,
+                "p": event.payload,
+            }
+        case OfferRevokedEvent():
+            body = {
+                "t": "revoked",
+                "a": event.agent_id,
+                "o": event.offer_id,
+                "c": event.conversation_id,
+                "r": event.reason,
+            }
+        case NoticeEvent():
+            body = {"t": "notice", "a": event.agent_id, "code": event.code, "m": event.message}
+        case QueueEvent():
+            body = {
+                "t": "queue",
+                "c": event.conversation_id,
+                "pos": event.position,
+                "eta": event.estimated_wait_s,
+            }
+        case WakeEvent():
+            body = {"t": "wake", "r": event.reason}
     return orjson.dumps(body)
 
 
@@ -156,4 +241,14 @@ def decode_event(data: bytes | str) -> Event:
             return PresenceEvent(_author(raw["a"]), raw["s"])
         case "translated":
             return TranslatedEvent(raw["c"], raw["m"], raw["seq"], raw["l"], raw["text"], raw["r"])
+        case "offer":
+            return OfferEvent(raw["a"], raw["o"], raw["x"], raw["p"])
+        case "revoked":
+            return OfferRevokedEvent(raw["a"], raw["o"], raw["c"], raw["r"])
+        case "notice":
+            return NoticeEvent(raw["a"], raw["code"], raw["m"])
+        case "queue":
+            return QueueEvent(raw["c"], raw["pos"], raw["eta"])
+        case "wake":
+            return WakeEvent(raw["r"])
     raise ValueError(f"unknown event type {raw['t']!r}")

@@ -98,6 +98,22 @@ class ConversationClose:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferAnswer:
+    ref: str | None
+    offer_id: str
+    accept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationTransfer:
+    ref: str | None
+    conversation_id: str
+    agent_id: str | None
+    team: str | None
+    skills: dict[str, int] | None
+
+
+@dataclass(frozen=True, slots=True)
 class DraftTranslate:
     ref: str | None
     conversation_id: str
@@ -116,6 +132,8 @@ ClientFrame = (
     | ConversationView
     | ConversationClose
     | DraftTranslate
+    | OfferAnswer
+    | ConversationTransfer
 )
 
 VISITOR_TYPES = frozenset({"ping", "conversation.start", "message.send", "typing", "read", "resume"})
@@ -131,6 +149,9 @@ AGENT_TYPES = frozenset(
         "conversation.view",
         "conversation.close",
         "draft.translate",
+        "offer.accept",
+        "offer.decline",
+        "conversation.transfer",
     }
 )
 KNOWN_TYPES = VISITOR_TYPES | AGENT_TYPES
@@ -289,6 +310,17 @@ def _close(ref: str | None, f: _Fields, _: int) -> ClientFrame:
     return ConversationClose(ref, f.req_string("conversation_id"))
 
 
+def _transfer(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    agent_id = f.string("agent_id", required=False)
+    team = f.string("team", required=False)
+    skills = _skills(f) if f.raw.get("skills") is not None else None
+    if sum(x is not None for x in (agent_id, team, skills)) != 1:
+        raise Invalid("give exactly one of agent_id, team or skills", data={"field": "agent_id"})
+    if skills == {}:
+        raise Invalid("skills must name at least one skill", data={"field": "skills"})
+    return ConversationTransfer(ref, f.req_string("conversation_id"), agent_id, team, skills)
+
+
 _DECODERS: dict[str, Callable[[str | None, _Fields, int], ClientFrame]] = {
     "ping": lambda ref, f, _: Ping(ref),
     "conversation.start": _start,
@@ -301,6 +333,9 @@ _DECODERS: dict[str, Callable[[str | None, _Fields, int], ClientFrame]] = {
     "conversation.view": _view,
     "conversation.close": _close,
     "draft.translate": _draft,
+    "offer.accept": lambda ref, f, _: OfferAnswer(ref, f.req_string("offer_id"), True),
+    "offer.decline": lambda ref, f, _: OfferAnswer(ref, f.req_string("offer_id"), False),
+    "conversation.transfer": _transfer,
 }
 
 
@@ -401,6 +436,28 @@ def conversation(payload: Mapping[str, Any], ref: str | None = None) -> dict[str
     if ref is not None:
         frame["ref"] = ref
     return frame
+
+
+def offer(offer_id: str, payload: Mapping[str, Any], expires_at_ms: int) -> dict[str, Any]:
+    return {
+        "type": "offer",
+        "offer_id": offer_id,
+        "conversation": dict(payload),
+        "expires_at": iso(expires_at_ms),
+    }
+
+
+def offer_revoked(offer_id: str, conversation_id: str, reason: str) -> dict[str, Any]:
+    return {
+        "type": "offer.revoked",
+        "offer_id": offer_id,
+        "conversation_id": conversation_id,
+        "reason": reason,
+    }
+
+
+def notice(code: str, message: str) -> dict[str, Any]:
+    return {"type": "notice", "code": code, "message": message}
 
 
 def snapshot(conversation_ids: list[str]) -> dict[str, Any]:

@@ -136,6 +136,13 @@ class Conversation:
     updated_at: int = 0
     first_response_at: int | None = None
     resolved_at: int | None = None
+    enqueued_at: int | None = None
+    routing: dict[str, Any] = field(default_factory=dict)
+    """Routing state: steps, max_wait_s, offer_timeout_s, preferred agent, declined_by, timed_out_by."""
+    offer_id: str | None = None
+    offer_agent_id: str | None = None
+    offer_expires_at: int | None = None
+    pending_reason: str | None = None
 
     def to_wire(self, *, contact: Contact | None = None, assignee: Author | None = None) -> dict[str, Any]:
         return {
@@ -156,6 +163,8 @@ class Conversation:
             "updated_at": iso(self.updated_at),
             "first_response_at": iso(self.first_response_at),
             "resolved_at": iso(self.resolved_at),
+            "enqueued_at": iso(self.enqueued_at),
+            "pending_reason": self.pending_reason,
         }
 
 
@@ -174,6 +183,8 @@ class Agent:
     created_at: int = 0
     language: str | None = None
     """The language the agent reads and writes; visitors' messages are translated into it."""
+    missed_offers: int = 0
+    last_assigned_at: int | None = None
 
     @property
     def author(self) -> Author:

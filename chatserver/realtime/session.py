@@ -35,10 +35,15 @@ from chatserver.model.events import (
     ConversationEvent,
     Event,
     MessageEvent,
+    NoticeEvent,
+    OfferEvent,
+    OfferRevokedEvent,
     PresenceEvent,
+    QueueEvent,
     ReadEvent,
     TranslatedEvent,
     TypingEvent,
+    agent_topic,
     conversation_topic,
 )
 from chatserver.model.ids import new_id
@@ -141,6 +146,7 @@ class Session:
         self._sent: dict[str, int] = {}
         self._versions: dict[str, int] = {}
         self._convs: dict[str, Conversation] = {}
+        self._payloads: dict[str, dict[str, Any]] = {}
         self.topics: set[str] = set()
         self._bucket = TokenBucket(settings.rate_limit_per_s, settings.rate_limit_burst)
         self._strikes = 0
@@ -170,8 +176,9 @@ class Session:
         self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.id}")
         try:
             if self.agent is not None:
-                await self.hub.subscribe(self, AGENTS_TOPIC)
-                self.topics.add(AGENTS_TOPIC)
+                for topic in (AGENTS_TOPIC, agent_topic(self.agent.id)):
+                    await self.hub.subscribe(self, topic)
+                    self.topics.add(topic)
             self._put(_Snapshot())
             await self._receive_loop()
         finally:
@@ -237,6 +244,17 @@ class Session:
             case PresenceEvent():
                 if self.is_agent:
                     self.send(frames.presence(event.agent, event.status))
+            case OfferEvent():
+                self.send(frames.offer(event.offer_id, event.payload, event.expires_at))
+            case OfferRevokedEvent():
+                self.send(frames.offer_revoked(event.offer_id, event.conversation_id, event.reason))
+            case NoticeEvent():
+                self.send(frames.notice(event.code, event.message))
+            case QueueEvent():
+                cached = self._payloads.get(event.conversation_id)
+                if cached is not None and cached.get("status") in ("queued", "offered"):
+                    queue = {"position": event.position, "estimated_wait_s": event.estimated_wait_s}
+                    self.send(frames.conversation({**cached, "queue": queue}))
             case TranslatedEvent():
                 self.send(
                     frames.translated(
@@ -255,6 +273,7 @@ class Session:
             return  # already sent (it arrives on the agents topic and the conversation topic)
         self._versions[cid] = event.version
         self._convs.pop(cid, None)  # refetched when next needed
+        self._payloads[cid] = event.payload
         self.send(frames.conversation(event.payload))
         assignee = event.payload.get("assignee") or {}
         if (
@@ -373,8 +392,15 @@ class Session:
             if self.contact is not None:
                 await self._track(conv, announce=False)
             self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
-            await self._write(frames.conversation(await service.conversation_payload(conv)))
+            payload = await service.conversation_payload(conv)
+            self._payloads[conv.id] = payload
+            await self._write(frames.conversation(payload))
         await self._write(frames.snapshot([conv.id for conv in convs]))
+        if self.agent is not None:  # offers still open for this agent (e.g. after a reconnect)
+            for conv in await service.store.offers_for(self.agent.id):
+                if conv.offer_id and conv.offer_expires_at:
+                    payload = await service.conversation_payload(conv)
+                    await self._write(frames.offer(conv.offer_id, payload, conv.offer_expires_at))
 
     async def _track(self, conv: Conversation, *, announce: bool = True) -> None:
         """Follow a conversation: subscribe, then set the baseline from the database (so nothing committed
@@ -390,8 +416,12 @@ class Session:
             heads = await self.service.store.conversation_heads([conv.id])
             last_seq = heads.get(conv.id, (conv.last_seq, 0))[0]
             self._sent.setdefault(conv.id, last_seq)
+        if self.contact is not None and conv.status in (Status.QUEUED.value, Status.OFFERED.value):
+            self.service.wake_router(f"watch:{conv.id}")
         if announce:
-            self.send(frames.conversation(await self.service.conversation_payload(conv)))
+            payload = await self.service.conversation_payload(conv)
+            self._payloads[conv.id] = payload
+            self.send(frames.conversation(payload))
 
     # -- the receiver ------------------------------------------------------------------------------------
 
@@ -502,6 +532,22 @@ class Session:
                 conv = await self._conversation(frame.conversation_id, fresh=True)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id))
                 await self._track(conv)
+            case frames.OfferAnswer():
+                assert self.agent is not None
+                conv = await service.answer_offer(self.agent, frame.offer_id, accept=frame.accept)
+                self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
+                if frame.accept:
+                    await self._track(conv)
+            case frames.ConversationTransfer():
+                assert self.agent is not None
+                conv = await service.transfer(
+                    self.agent,
+                    frame.conversation_id,
+                    to_agent=frame.agent_id,
+                    team=frame.team,
+                    skills=frame.skills,
+                )
+                self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
             case frames.DraftTranslate():
                 assert self.agent is not None
                 conv = await self._conversation(frame.conversation_id, fresh=True)

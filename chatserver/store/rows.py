@@ -38,6 +38,8 @@ def agent(r: Row[Any]) -> Agent:
         max_concurrent=r.max_concurrent,
         created_at=r.created_at,
         language=r.language,
+        missed_offers=r.missed_offers or 0,
+        last_assigned_at=r.last_assigned_at,
     )
 
 
@@ -73,6 +75,12 @@ def conversation(r: Row[Any]) -> Conversation:
         updated_at=r.updated_at,
         first_response_at=r.first_response_at,
         resolved_at=r.resolved_at,
+        enqueued_at=r.enqueued_at,
+        routing=dict(r.routing or {}),
+        offer_id=r.offer_id,
+        offer_agent_id=r.offer_agent_id,
+        offer_expires_at=r.offer_expires_at,
+        pending_reason=r.pending_reason,
     )
 
 

@@ -42,6 +42,8 @@ agents = sa.Table(
     sa.Column("max_concurrent", sa.Integer, nullable=True),
     sa.Column("created_at", MS, nullable=False),
     sa.Column("language", sa.String(35), nullable=True),
+    sa.Column("missed_offers", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_assigned_at", MS, nullable=True),
 )
 
 api_tokens = sa.Table(
@@ -107,6 +109,12 @@ conversations = sa.Table(
     sa.Column("last_message_at", MS, nullable=True),
     sa.Column("first_response_at", MS, nullable=True),
     sa.Column("resolved_at", MS, nullable=True),
+    sa.Column("enqueued_at", MS, nullable=True),
+    sa.Column("routing", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("offer_id", ID, nullable=True),
+    sa.Column("offer_agent_id", ID, nullable=True, index=True),
+    sa.Column("offer_expires_at", MS, nullable=True),
+    sa.Column("pending_reason", sa.String(64), nullable=True),
     sa.Index("ix_conversations_status_created", "status", "created_at"),
 )
 
@@ -152,4 +160,56 @@ canned_responses = sa.Table(
     sa.Column("language", sa.String(35), nullable=True),
     sa.Column("created_by", ID, nullable=True),
     sa.Column("created_at", MS, nullable=False),
+)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("hours", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("holidays", sa.JSON, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+team_members = sa.Table(
+    "team_members",
+    metadata,
+    sa.Column("team_id", ID, sa.ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("agent_id", ID, sa.ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+)
+
+routing_rules = sa.Table(
+    "routing_rules",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("match", sa.JSON, nullable=False),
+    sa.Column("team_id", ID, sa.ForeignKey("teams.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("skills", sa.JSON, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("offer_timeout_s", sa.Float, nullable=True),
+    sa.Column("max_wait_s", sa.Float, nullable=True),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+routing_fence = sa.Table(
+    "routing_fence",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("token", sa.BigInteger, nullable=False),
+)
+
+routing_events = sa.Table(
+    "routing_events",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("conversation_id", ID, nullable=False, index=True),
+    sa.Column("agent_id", ID, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("waited_ms", sa.BigInteger, nullable=True),
+    sa.Column("at", MS, nullable=False),
 )

@@ -30,6 +30,7 @@ from chatserver.model.types import (
 )
 from chatserver.store import rows
 from chatserver.store.db import Database
+from chatserver.store.routing import RoutingQueries
 from chatserver.store.schema import (
     agent_sessions,
     agents,
@@ -47,7 +48,7 @@ from chatserver.store.writer import MessageWriter, PendingMessage
 PAGE_MAX = 200
 
 
-class Store:
+class Store(RoutingQueries):
     def __init__(self, db: Database, *, group_commit_max: int = 256) -> None:
         self.db = db
         self.writer = MessageWriter(db, max_batch=group_commit_max)
@@ -366,6 +367,8 @@ class Store:
         skills: dict[str, int] | None = None,
         fields: dict[str, str] | None = None,
         priority: int = 0,
+        team: str | None = None,
+        routing: dict[str, Any] | None = None,
     ) -> Conversation:
         now = now_ms()
         conv = Conversation(
@@ -380,6 +383,9 @@ class Store:
             fields=fields or {},
             created_at=now,
             updated_at=now,
+            team=team,
+            routing=routing or {},
+            enqueued_at=now if status is Status.QUEUED else None,
         )
         async with self.db.write() as conn:
             await conn.execute(
@@ -392,13 +398,15 @@ class Store:
                     priority=priority,
                     skills=conv.skills,
                     language=language,
-                    team=None,
+                    team=team,
                     assignee_id=None,
                     fields=conv.fields,
                     last_seq=0,
                     version=1,
                     created_at=now,
                     updated_at=now,
+                    enqueued_at=conv.enqueued_at,
+                    routing=routing or None,
                 )
             )
         return conv
@@ -434,6 +442,25 @@ class Store:
             stmt = stmt.where(conversations.c.contact_id == contact_id)
         async with self.db.read() as conn:
             return [rows.conversation(r) for r in await conn.execute(stmt)]
+
+    async def last_agent_for_contact(self, contact_id: str) -> str | None:
+        """The agent who last had one of this contact's conversations (routing prefers them)."""
+        async with self.db.read() as conn:
+            return await conn.scalar(
+                sa.select(conversations.c.assignee_id)
+                .where(conversations.c.contact_id == contact_id, conversations.c.assignee_id.is_not(None))
+                .order_by(conversations.c.id.desc())
+                .limit(1)
+            )
+
+    async def offers_for(self, agent_id: str) -> list[Conversation]:
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(conversations).where(
+                    conversations.c.offer_agent_id == agent_id, conversations.c.status == Status.OFFERED.value
+                )
+            )
+            return [rows.conversation(r) for r in found]
 
     async def conversation_heads(self, ids: Iterable[str]) -> dict[str, tuple[int, int]]:
         """(last_seq, version) of each conversation, for gap detection and reconciliation."""
@@ -473,6 +500,12 @@ class Store:
         if assignee_id is not ...:
             values["assignee_id"] = assignee_id
         values["resolved_at"] = now if target is Status.RESOLVED else None
+        if target is not Status.OFFERED:
+            values.update(offer_id=None, offer_agent_id=None, offer_expires_at=None)
+        if target is not Status.PENDING:
+            values["pending_reason"] = None
+        if target is Status.QUEUED and source is not Status.QUEUED:
+            values["enqueued_at"] = now
         async with self.db.write() as conn:
             res = await conn.execute(
                 conversations.update()

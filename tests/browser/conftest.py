@@ -6,13 +6,15 @@ that is a failure instead. Playwright never downloads a browser here: it always 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,8 @@ import pytest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+
+    from tests.translation.fakes import LibreTranslateFake
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,10 +52,12 @@ def _unavailable(reason: str) -> None:
 
 class Server:
     """A ``chatserver serve`` process on a fixed free port with its own data directory (embedded SQLite,
-    in-process bus). :meth:`stop` and :meth:`start` restart it on the same port and data."""
+    in-process bus). :meth:`stop` and :meth:`start` restart it on the same port and data. ``env`` adds
+    settings (``CHATSERVER_*``) on top of the defaults."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
         self.workdir = workdir
+        self.extra_env = dict(env or {})
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.email = ADMIN_EMAIL
@@ -79,7 +85,9 @@ class Server:
             CHATSERVER_ADMIN_EMAIL=ADMIN_EMAIL,
             CHATSERVER_ADMIN_PASSWORD=ADMIN_PASSWORD,
             CHATSERVER_LOG_LEVEL="warning",
+            CHATSERVER_ROUTING="manual",  # these tests take conversations by hand; routing has its own
         )
+        env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [*_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -196,3 +204,81 @@ def new_page(browser: Browser, problems: PageProblems) -> Iterator[Callable[...,
     for context in contexts:
         context.close()
     assert not problems.errors, f"JavaScript errors on the page: {problems.errors}"
+
+
+# -- translation: a fake LibreTranslate (tests/translation/fakes.py) and a server that uses it ---------------
+
+
+class ThreadedFake:
+    """Serve one of tests/translation's fake providers (an async uvicorn app) from a background thread with
+    its own event loop, so that sync Playwright tests can use it. Set ``fake.mode`` from the test."""
+
+    def __init__(self, fake: Any) -> None:
+        self.fake = fake
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._main()), name="fake-provider", daemon=True
+        )
+
+    async def _main(self) -> None:
+        from tests.translation.fakes import serve
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            async with serve(self.fake):
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as exc:  # surfaced to the test thread by start()
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._ready.wait(STARTUP_TIMEOUT_S) or self._error is not None:
+            pytest.fail(f"the fake translation provider did not start: {self._error!r}", pytrace=False)
+
+    def stop(self) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def libretranslate() -> Iterator[LibreTranslateFake]:
+    """A fake LibreTranslate on 127.0.0.1 (``fake.url``). It translates by its phrase table, else as
+    ``"[<target>] <text>"``; ``fake.mode = "server_error"`` makes it fail, ``"ok"`` recovers."""
+    from tests.translation.fakes import LibreTranslateFake
+
+    runner = ThreadedFake(LibreTranslateFake())
+    runner.start()
+    try:
+        yield runner.fake
+    finally:
+        runner.stop()
+
+
+@pytest.fixture(scope="module")
+def translating_server(
+    tmp_path_factory: pytest.TempPathFactory, libretranslate: LibreTranslateFake
+) -> Iterator[Server]:
+    """A server that translates with ``libretranslate`` (languages de, es, en; quick retries)."""
+    instance = Server(
+        tmp_path_factory.mktemp("chatserver-translating"),
+        env={
+            "CHATSERVER_TRANSLATION_PROVIDER": "libretranslate",
+            "CHATSERVER_TRANSLATION_URL": libretranslate.url,
+            "CHATSERVER_LANGUAGES": "de,es,en",
+            "CHATSERVER_TRANSLATION_RETRY_S": "0.3",
+        },
+    )
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()

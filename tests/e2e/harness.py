@@ -85,6 +85,7 @@ def settings_for(database_url: str, tmp: Path, **overrides: Any) -> Settings:
         secret_key=SECRET,
         reconcile_interval_s=0.5,
         embedded=False,
+        routing="manual",  # the routing tests turn offers on
     )
     return Settings(**{**base.__dict__, **overrides})
 

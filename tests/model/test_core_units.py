@@ -6,9 +6,15 @@ from chatserver.errors import ConfigError, Conflict
 from chatserver.model.events import (
     ConversationEvent,
     MessageEvent,
+    NoticeEvent,
+    OfferEvent,
+    OfferRevokedEvent,
     PresenceEvent,
+    QueueEvent,
     ReadEvent,
+    TranslatedEvent,
     TypingEvent,
+    WakeEvent,
     decode_event,
     encode_event,
 )
@@ -46,6 +52,12 @@ def test_token_bucket_allows_burst_then_rate() -> None:
         TypingEvent("c", ANN, "start"),
         ReadEvent("c", ANN, 9),
         PresenceEvent(ANN, "away"),
+        OfferEvent("ag_1", "of_1", 123, {"id": "c"}),
+        OfferRevokedEvent("ag_1", "of_1", "c", "expired"),
+        NoticeEvent("ag_1", "rona", "set away"),
+        QueueEvent("c", 3, 42.5),
+        WakeEvent("queued"),
+        TranslatedEvent("c", "m", 2, "de", None, "provider_unavailable"),
     ],
 )
 def test_bus_events_roundtrip(event: object) -> None:

@@ -1,0 +1,578 @@
+"""Routing persistence: teams, rules, and the compare-and-set operations the router applies.
+
+Every routing write checks the fencing token first (``routing_fence``): a leader whose lease was taken
+over holds a smaller token and its writes change nothing. An offer also locks the agent's row and
+counts what the agent holds in the same transaction, so capacity is never exceeded even if two leaders
+overlap (guarantee 8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from chatserver.errors import Conflict, Forbidden, Invalid, NotFound
+from chatserver.model.ids import new_id, now_ms
+from chatserver.model.status import Status
+from chatserver.model.types import Agent, Conversation
+from chatserver.routing.config import Rule, Team
+from chatserver.store import rows
+from chatserver.store.db import Database
+from chatserver.store.schema import (
+    agents,
+    conversations,
+    routing_events,
+    routing_fence,
+    routing_rules,
+    team_members,
+    teams,
+)
+
+HOLDING = (Status.ASSIGNED.value, Status.OFFERED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoad:
+    agent: Agent
+    teams: frozenset[str]
+    active: int
+
+
+def _team(r: Any, members: Iterable[str]) -> Team:
+    hours = r.hours
+    return Team(
+        id=r.id,
+        name=r.name,
+        timezone=r.timezone,
+        hours={d: tuple((a, b) for a, b in v) for d, v in hours.items()} if hours is not None else None,
+        holidays=frozenset(r.holidays or ()),
+        members=frozenset(members),
+    )
+
+
+def _rule(r: Any) -> Rule:
+    match = r.match or {}
+    return Rule(
+        id=r.id,
+        name=r.name,
+        position=r.position,
+        inbox_id=match.get("inbox_id"),
+        channel=match.get("channel"),
+        fields=dict(match.get("fields") or {}),
+        team_id=r.team_id,
+        skills=dict(r.skills or {}),
+        priority=r.priority,
+        steps=tuple((s["requirement"], float(s["after_s"])) for s in r.steps or ()),
+        offer_timeout_s=r.offer_timeout_s,
+        max_wait_s=r.max_wait_s,
+    )
+
+
+class RoutingQueries:
+    db: Database
+
+    async def get_conversation(self, conversation_id: str) -> Conversation:  # provided by Store
+        raise NotImplementedError
+
+    # -- teams ---------------------------------------------------------------------------------------------
+
+    async def list_teams(self) -> list[Team]:
+        async with self.db.read() as conn:
+            members: dict[str, list[str]] = {}
+            for m in await conn.execute(sa.select(team_members)):
+                members.setdefault(m.team_id, []).append(m.agent_id)
+            found = await conn.execute(sa.select(teams).order_by(teams.c.name))
+            return [_team(r, members.get(r.id, ())) for r in found]
+
+    async def get_team(self, team_id: str) -> Team:
+        for team in await self.list_teams():
+            if team.id == team_id:
+                return team
+        raise NotFound("team not found")
+
+    async def create_team(self, name: str, timezone: str, hours: Any, holidays: Iterable[str]) -> Team:
+        team_id = new_id("tm_")
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    teams.insert().values(
+                        id=team_id,
+                        name=name,
+                        timezone=timezone,
+                        hours=_hours_json(hours),
+                        holidays=sorted(holidays),
+                        created_at=now_ms(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"a team named {name!r} exists", data={"field": "name"}) from exc
+        return await self.get_team(team_id)
+
+    async def update_team(self, team_id: str, **values: Any) -> Team:
+        if "hours" in values:
+            values["hours"] = _hours_json(values["hours"])
+        if "holidays" in values:
+            values["holidays"] = sorted(values["holidays"])
+        if values:
+            try:
+                async with self.db.write() as conn:
+                    res = await conn.execute(teams.update().where(teams.c.id == team_id).values(**values))
+                    if res.rowcount == 0:
+                        raise NotFound("team not found")
+            except IntegrityError as exc:
+                raise Conflict("a team with that name exists", data={"field": "name"}) from exc
+        return await self.get_team(team_id)
+
+    async def set_team_members(self, team_id: str, agent_ids: Iterable[str]) -> Team:
+        wanted = sorted(set(agent_ids))
+        async with self.db.write() as conn:
+            if await conn.scalar(sa.select(teams.c.id).where(teams.c.id == team_id)) is None:
+                raise NotFound("team not found")
+            known = set((await conn.execute(sa.select(agents.c.id).where(agents.c.id.in_(wanted)))).scalars())
+            unknown = [a for a in wanted if a not in known]
+            if unknown:
+                raise Invalid(f"unknown agents {unknown}", data={"field": "members"})
+            await conn.execute(team_members.delete().where(team_members.c.team_id == team_id))
+            if wanted:
+                await conn.execute(
+                    team_members.insert(), [{"team_id": team_id, "agent_id": a} for a in wanted]
+                )
+        return await self.get_team(team_id)
+
+    async def delete_team(self, team_id: str) -> None:
+        async with self.db.write() as conn:
+            res = await conn.execute(teams.delete().where(teams.c.id == team_id))
+            if res.rowcount == 0:
+                raise NotFound("team not found")
+
+    # -- rules ---------------------------------------------------------------------------------------------
+
+    async def list_rules(self) -> list[Rule]:
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(routing_rules).order_by(routing_rules.c.position, routing_rules.c.id)
+            )
+            return [_rule(r) for r in found]
+
+    async def get_rule(self, rule_id: str) -> Rule:
+        async with self.db.read() as conn:
+            r = (await conn.execute(sa.select(routing_rules).where(routing_rules.c.id == rule_id))).first()
+        if r is None:
+            raise NotFound("routing rule not found")
+        return _rule(r)
+
+    async def save_rule(self, rule: Rule) -> Rule:
+        """Insert or replace a rule (by id)."""
+        values = {
+            "name": rule.name,
+            "position": rule.position,
+            "match": {k: v for k, v in (("inbox_id", rule.inbox_id), ("channel", rule.channel)) if v}
+            | ({"fields": dict(rule.fields)} if rule.fields else {}),
+            "team_id": rule.team_id,
+            "skills": dict(rule.skills),
+            "priority": rule.priority,
+            "steps": [{"requirement": r, "after_s": s} for r, s in rule.steps],
+            "offer_timeout_s": rule.offer_timeout_s,
+            "max_wait_s": rule.max_wait_s,
+        }
+        async with self.db.write() as conn:
+            if (
+                rule.team_id is not None
+                and await conn.scalar(sa.select(teams.c.id).where(teams.c.id == rule.team_id)) is None
+            ):
+                raise Invalid("unknown team", data={"field": "team_id"})
+            res = await conn.execute(
+                routing_rules.update().where(routing_rules.c.id == rule.id).values(**values)
+            )
+            if res.rowcount == 0:
+                await conn.execute(routing_rules.insert().values(id=rule.id, created_at=now_ms(), **values))
+        return await self.get_rule(rule.id)
+
+    async def delete_rule(self, rule_id: str) -> None:
+        async with self.db.write() as conn:
+            res = await conn.execute(routing_rules.delete().where(routing_rules.c.id == rule_id))
+            if res.rowcount == 0:
+                raise NotFound("routing rule not found")
+
+    # -- the router's view ---------------------------------------------------------------------------------
+
+    async def agent_loads(self) -> list[AgentLoad]:
+        async with self.db.read() as conn:
+            member_of: dict[str, set[str]] = {}
+            for m in await conn.execute(sa.select(team_members)):
+                member_of.setdefault(m.agent_id, set()).add(m.team_id)
+            counts: dict[str, int] = {}
+            held = await conn.execute(
+                sa.select(
+                    sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id).label(
+                        "agent"
+                    ),
+                    sa.func.count().label("n"),
+                )
+                .where(conversations.c.status.in_(HOLDING))
+                .group_by(sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id))
+            )
+            for r in held:
+                if r.agent is not None:
+                    counts[r.agent] = int(r.n)
+            found = await conn.execute(sa.select(agents).where(agents.c.active.is_(True)))
+            return [
+                AgentLoad(rows.agent(r), frozenset(member_of.get(r.id, ())), counts.get(r.id, 0))
+                for r in found
+            ]
+
+    async def waiting(self) -> list[Conversation]:
+        """Conversations the router owns: queued and offered."""
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(conversations)
+                .where(conversations.c.status.in_([Status.QUEUED.value, Status.OFFERED.value]))
+                .order_by(conversations.c.id)
+            )
+            return [rows.conversation(r) for r in found]
+
+    async def assigned_to(self, agent_ids: Iterable[str]) -> dict[str, list[Conversation]]:
+        ids = list(agent_ids)
+        if not ids:
+            return {}
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(conversations).where(
+                    conversations.c.status == Status.ASSIGNED.value, conversations.c.assignee_id.in_(ids)
+                )
+            )
+            out: dict[str, list[Conversation]] = {}
+            for r in found:
+                out.setdefault(r.assignee_id, []).append(rows.conversation(r))
+            return out
+
+    # -- fenced writes (the leader) --------------------------------------------------------------------
+
+    async def fence_token(self) -> int:
+        async with self.db.read() as conn:
+            return int(
+                await conn.scalar(sa.select(routing_fence.c.token).where(routing_fence.c.name == "routing"))
+                or 0
+            )
+
+    @staticmethod
+    async def _fenced(conn: AsyncConnection, token: int) -> bool:
+        """Record ``token`` as the newest leader's, unless a newer one already wrote: then refuse."""
+        res = await conn.execute(
+            routing_fence.update()
+            .where(routing_fence.c.name == "routing", routing_fence.c.token <= token)
+            .values(token=token)
+        )
+        return res.rowcount == 1
+
+    async def offer(
+        self, conv: Conversation, agent_id: str, capacity: int, expires_at: int, token: int
+    ) -> Conversation | None:
+        """Offer a queued conversation to an agent, if nothing changed and the agent has room."""
+        offer_id = new_id("of_")
+        async with self.db.write() as conn:
+            if not await self._fenced(conn, token):
+                return None
+            await conn.execute(sa.select(agents.c.id).where(agents.c.id == agent_id).with_for_update())
+            held = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(conversations)
+                .where(
+                    conversations.c.status.in_(HOLDING),
+                    sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id) == agent_id,
+                )
+            )
+            if int(held or 0) >= capacity:
+                return None
+            res = await conn.execute(
+                conversations.update()
+                .where(
+                    conversations.c.id == conv.id,
+                    conversations.c.version == conv.version,
+                    conversations.c.status == Status.QUEUED.value,
+                )
+                .values(
+                    status=Status.OFFERED.value,
+                    offer_id=offer_id,
+                    offer_agent_id=agent_id,
+                    offer_expires_at=expires_at,
+                    version=conv.version + 1,
+                    updated_at=now_ms(),
+                )
+            )
+            if res.rowcount != 1:
+                return None
+            await _log(conn, conv.id, agent_id, "offer")
+        return await self.get_conversation(conv.id)
+
+    async def expire_offer(self, conv: Conversation, token: int) -> tuple[Conversation, int] | None:
+        """Take back an unanswered offer; the agent's missed-offer count goes up."""
+        agent_id = conv.offer_agent_id
+        if agent_id is None or conv.offer_id is None:
+            return None
+        routing = dict(conv.routing)
+        routing["timed_out_by"] = sorted(set(routing.get("timed_out_by", [])) | {agent_id})
+        async with self.db.write() as conn:
+            if not await self._fenced(conn, token):
+                return None
+            res = await conn.execute(
+                conversations.update()
+                .where(
+                    conversations.c.id == conv.id,
+                    conversations.c.offer_id == conv.offer_id,
+                    conversations.c.status == Status.OFFERED.value,
+                )
+                .values(
+                    status=Status.QUEUED.value,
+                    offer_id=None,
+                    offer_agent_id=None,
+                    offer_expires_at=None,
+                    routing=routing,
+                    version=conversations.c.version + 1,
+                    updated_at=now_ms(),
+                )
+            )
+            if res.rowcount != 1:
+                return None
+            await conn.execute(
+                agents.update()
+                .where(agents.c.id == agent_id)
+                .values(missed_offers=agents.c.missed_offers + 1)
+            )
+            missed = int(
+                await conn.scalar(sa.select(agents.c.missed_offers).where(agents.c.id == agent_id)) or 0
+            )
+            await _log(conn, conv.id, agent_id, "timeout")
+        return await self.get_conversation(conv.id), missed
+
+    async def escalate(self, conv: Conversation, reason: str, token: int) -> Conversation | None:
+        async with self.db.write() as conn:
+            if not await self._fenced(conn, token):
+                return None
+            res = await conn.execute(
+                conversations.update()
+                .where(
+                    conversations.c.id == conv.id,
+                    conversations.c.version == conv.version,
+                    conversations.c.status.in_([Status.QUEUED.value, Status.OFFERED.value]),
+                )
+                .values(
+                    status=Status.PENDING.value,
+                    pending_reason=reason,
+                    offer_id=None,
+                    offer_agent_id=None,
+                    offer_expires_at=None,
+                    version=conv.version + 1,
+                    updated_at=now_ms(),
+                )
+            )
+            if res.rowcount != 1:
+                return None
+            await _log(conn, conv.id, None, "escalate")
+        return await self.get_conversation(conv.id)
+
+    async def requeue(self, conv: Conversation, token: int) -> Conversation | None:
+        """Give an absent agent's conversation back to the queue, at the front of its priority."""
+        routing = dict(conv.routing)
+        routing["requeued"] = True
+        routing["preferred_agent_id"] = None
+        routing["preferred_only"] = False
+        async with self.db.write() as conn:
+            if not await self._fenced(conn, token):
+                return None
+            res = await conn.execute(
+                conversations.update()
+                .where(
+                    conversations.c.id == conv.id,
+                    conversations.c.version == conv.version,
+                    conversations.c.status == Status.ASSIGNED.value,
+                )
+                .values(
+                    status=Status.QUEUED.value,
+                    assignee_id=None,
+                    routing=routing,
+                    enqueued_at=now_ms(),
+                    version=conv.version + 1,
+                    updated_at=now_ms(),
+                )
+            )
+            if res.rowcount != 1:
+                return None
+            await _log(conn, conv.id, conv.assignee_id, "requeue")
+        return await self.get_conversation(conv.id)
+
+    async def set_away_for_missed_offers(self, agent_id: str, token: int) -> bool:
+        async with self.db.write() as conn:
+            if not await self._fenced(conn, token):
+                return False
+            res = await conn.execute(
+                agents.update()
+                .where(agents.c.id == agent_id, agents.c.status == "online")
+                .values(status="away")
+            )
+            return res.rowcount == 1
+
+    # -- agents answering (any process) --------------------------------------------------------------------
+
+    async def _offered(self, conn: AsyncConnection, offer_id: str, agent_id: str) -> Any:
+        r = (await conn.execute(sa.select(conversations).where(conversations.c.offer_id == offer_id))).first()
+        if r is None or r.status != Status.OFFERED.value:
+            raise Conflict("the offer has expired or was withdrawn")
+        if r.offer_agent_id != agent_id:
+            raise Forbidden("this offer is for another agent")
+        return r
+
+    async def accept_offer(self, offer_id: str, agent_id: str) -> Conversation:
+        now = now_ms()
+        async with self.db.write() as conn:
+            r = await self._offered(conn, offer_id, agent_id)
+            if r.offer_expires_at is not None and r.offer_expires_at <= now:
+                raise Conflict("the offer has expired")
+            res = await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == r.id, conversations.c.offer_id == offer_id)
+                .values(
+                    status=Status.ASSIGNED.value,
+                    assignee_id=agent_id,
+                    offer_id=None,
+                    offer_agent_id=None,
+                    offer_expires_at=None,
+                    pending_reason=None,
+                    version=r.version + 1,
+                    updated_at=now,
+                )
+            )
+            if res.rowcount != 1:
+                raise Conflict("the offer has expired or was withdrawn")
+            await conn.execute(
+                agents.update().where(agents.c.id == agent_id).values(missed_offers=0, last_assigned_at=now)
+            )
+            await _log(conn, r.id, agent_id, "accept", waited_ms=now - (r.enqueued_at or r.created_at))
+        return await self.get_conversation(r.id)
+
+    async def decline_offer(self, offer_id: str, agent_id: str) -> Conversation:
+        async with self.db.write() as conn:
+            r = await self._offered(conn, offer_id, agent_id)
+            routing = dict(r.routing or {})
+            routing["declined_by"] = sorted(set(routing.get("declined_by", [])) | {agent_id})
+            res = await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == r.id, conversations.c.offer_id == offer_id)
+                .values(
+                    status=Status.QUEUED.value,
+                    offer_id=None,
+                    offer_agent_id=None,
+                    offer_expires_at=None,
+                    routing=routing,
+                    version=r.version + 1,
+                    updated_at=now_ms(),
+                )
+            )
+            if res.rowcount != 1:
+                raise Conflict("the offer has expired or was withdrawn")
+            await conn.execute(agents.update().where(agents.c.id == agent_id).values(missed_offers=0))
+            await _log(conn, r.id, agent_id, "decline")
+        return await self.get_conversation(r.id)
+
+    async def route_again(
+        self, conv: Conversation, routing: dict[str, Any], *, team: str | None, skills: dict[str, int] | None
+    ) -> Conversation:
+        """Transfer: back to the queue with new routing (an agent, a team or a skill set), at the front."""
+        values: dict[str, Any] = {
+            "status": Status.QUEUED.value,
+            "assignee_id": None,
+            "offer_id": None,
+            "offer_agent_id": None,
+            "offer_expires_at": None,
+            "pending_reason": None,
+            "routing": routing,
+            "enqueued_at": now_ms(),
+            "version": conv.version + 1,
+            "updated_at": now_ms(),
+            "team": team,
+        }
+        if skills is not None:
+            values["skills"] = skills
+        async with self.db.write() as conn:
+            res = await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == conv.id, conversations.c.version == conv.version)
+                .values(**values)
+            )
+            if res.rowcount != 1:
+                raise Conflict("the conversation changed at the same time; try again")
+            await _log(conn, conv.id, conv.assignee_id, "transfer")
+        return await self.get_conversation(conv.id)
+
+    async def log_routing(self, conversation_id: str, agent_id: str | None, kind: str) -> None:
+        async with self.db.write() as conn:
+            await _log(conn, conversation_id, agent_id, kind)
+
+    async def routing_counts(self, since_ms: int = 0) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            by_kind = {
+                r.kind: int(r.n)
+                for r in await conn.execute(
+                    sa.select(routing_events.c.kind, sa.func.count().label("n"))
+                    .where(routing_events.c.at >= since_ms)
+                    .group_by(routing_events.c.kind)
+                )
+            }
+            wait = (
+                await conn.execute(
+                    sa.select(
+                        sa.func.avg(routing_events.c.waited_ms), sa.func.max(routing_events.c.waited_ms)
+                    ).where(routing_events.c.kind.in_(["accept", "claim"]), routing_events.c.at >= since_ms)
+                )
+            ).first()
+            recent = await conn.scalar(
+                sa.select(sa.func.avg(conversations.c.resolved_at - conversations.c.first_response_at)).where(
+                    conversations.c.resolved_at.is_not(None), conversations.c.first_response_at.is_not(None)
+                )
+            )
+        return {
+            "events": by_kind,
+            "wait_ms_avg": float(wait[0]) if wait and wait[0] is not None else None,
+            "wait_ms_max": int(wait[1]) if wait and wait[1] is not None else None,
+            "handle_ms_avg": float(recent) if recent is not None else None,
+        }
+
+    async def assignment_log(self) -> list[tuple[str, str | None, str]]:
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(
+                    routing_events.c.conversation_id, routing_events.c.agent_id, routing_events.c.kind
+                ).order_by(routing_events.c.at, routing_events.c.id)
+            )
+            return [(r.conversation_id, r.agent_id, r.kind) for r in found]
+
+
+async def _log(
+    conn: AsyncConnection,
+    conversation_id: str,
+    agent_id: str | None,
+    kind: str,
+    *,
+    waited_ms: int | None = None,
+) -> None:
+    await conn.execute(
+        routing_events.insert().values(
+            id=new_id("re_"),
+            conversation_id=conversation_id,
+            agent_id=agent_id or "",
+            kind=kind,
+            waited_ms=waited_ms,
+            at=now_ms(),
+        )
+    )
+
+
+def _hours_json(hours: Any) -> Any:
+    if hours is None:
+        return None
+    return {d: [list(i) for i in v] for d, v in hours.items()}
