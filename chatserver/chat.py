@@ -214,9 +214,11 @@ class ChatService:
         private: bool = False,
         agent: Agent | None = None,
         contact_language: str | None = None,
+        lang: str | None = None,
     ) -> tuple[Message, bool]:
         kind = MessageKind.TEXT
-        lang: str | None = None
+        stated = _base_language(lang)
+        lang = None
         if author.kind is AuthorKind.CONTACT:
             if private:
                 raise Forbidden("visitors cannot write private notes")
@@ -231,7 +233,7 @@ class ChatService:
             elif conv.status == Status.RESOLVED:
                 raise Conflict("the conversation is resolved")
             if kind is MessageKind.TEXT:
-                lang = self._agent_language(agent)
+                lang = stated or self._agent_language(agent)
         message, duplicate = await self.store.append_message(
             PendingMessage(conv.id, author, kind, text, client_id=client_id, lang=lang)
         )

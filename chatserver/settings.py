@@ -79,6 +79,8 @@ class Settings:
     translation_endpoint: str | None = None
     translation_timeout_s: float = 5.0
     translation_retry_s: float = 15.0
+    translation_breaker_failures: int = 5
+    translation_breaker_cooldown_s: float = 30.0
     languages: tuple[str, ...] = ("en", "de", "es", "fr", "it", "pt", "nl", "pl")
     """Languages detection chooses among (ISO 639-1)."""
     detection_accuracy: str = "low"
@@ -138,6 +140,8 @@ class Settings:
             translation_endpoint=env.get("CHATSERVER_TRANSLATION_ENDPOINT") or None,
             translation_timeout_s=_float(env, "CHATSERVER_TRANSLATION_TIMEOUT_S", 5.0),
             translation_retry_s=_float(env, "CHATSERVER_TRANSLATION_RETRY_S", 15.0),
+            translation_breaker_failures=_int(env, "CHATSERVER_TRANSLATION_BREAKER_FAILURES", 5),
+            translation_breaker_cooldown_s=_float(env, "CHATSERVER_TRANSLATION_BREAKER_COOLDOWN_S", 30.0),
             languages=tuple(code.lower() for code in _list(env, "CHATSERVER_LANGUAGES"))
             or ("en", "de", "es", "fr", "it", "pt", "nl", "pl"),
             detection_accuracy=env.get("CHATSERVER_DETECTION_ACCURACY") or "low",
@@ -183,6 +187,8 @@ class Settings:
                 url=self.translation_url,
                 endpoint=self.translation_endpoint,
                 timeout_s=self.translation_timeout_s,
+                breaker_failure_threshold=self.translation_breaker_failures,
+                breaker_cooldown_s=self.translation_breaker_cooldown_s,
             )
         except ValueError as exc:
             raise ConfigError(f"translation settings: {exc}") from exc

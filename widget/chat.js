@@ -3,6 +3,9 @@
  * State kept in localStorage under "chatserver:<inbox key>": the visitor token, the current conversation,
  * per-conversation cursors (highest seq received), a cache of recent messages, the agent's read cursor and
  * messages not yet acknowledged. A reload renders the cache, then `resume` fetches exactly what was missed.
+ * Translation (docs/protocol.md, "Translation"): agents' messages show in the conversation's language when the
+ * server has translated them (`translations`, later `message.translated`), with a per-message toggle to the
+ * original; a failed translation shows the original. Translations are cached with the messages.
  * User content is only ever set with textContent.
  */
 (function (w, d) {
@@ -19,6 +22,7 @@
   const MAX_CACHE = 200;
   const RENEW_MS = 3 * 24 * 3600 * 1000; // renew the visitor token when it expires within 3 days
   const SLOW = [4008, 4408];
+  const RETRYABLE = ["provider_unavailable", "quota_exceeded", "bad_response"]; // the server retries these
 
   const T = Object.assign(
     {
@@ -44,7 +48,10 @@
       reconnecting: "Connection lost. Reconnecting…",
       unavailable: "Chat is not available on this site.",
       log: "Conversation",
-      unread: "{n} unread"
+      unread: "{n} unread",
+      translated: "Translated",
+      showOriginal: "Show original",
+      noTranslation: "Translation unavailable"
     },
     cfg.title ? { title: cfg.title } : {},
     cfg.subtitle ? { subtitle: cfg.subtitle } : {},
@@ -56,7 +63,7 @@
   // -- persistent state --------------------------------------------------------------------------------
   const blank = () => ({
     v: 1, token: null, exp: 0, contact: null, cid: null,
-    cur: {}, msgs: {}, status: {}, agent: {}, read: {}, seen: {}, out: []
+    cur: {}, msgs: {}, status: {}, agent: {}, read: {}, seen: {}, lang: {}, out: []
   });
   let st = blank();
   try {
@@ -188,7 +195,99 @@
       meta.appendChild(el("time", { datetime: m.created_at || null, text: pending ? T.sending : fmtTime(m.created_at) }));
     }
     row.appendChild(meta);
+    if (!mine && !pending) paintTr(row, m);
     return row;
+  }
+
+  // -- translations ----------------------------------------------------------------------------------------
+  const showOrig = new Set(); // "<cid>:<seq>" of messages the visitor switched to the original (this page)
+  const baseLang = () => locale().split(/[-_]/)[0].toLowerCase();
+  const convLang = (cid) => st.lang[cid] || baseLang(); // the visitor's language: the conversation's
+
+  function trOf(cid, m) {
+    const tr = m.tr || {};
+    for (const l of [convLang(cid), baseLang()]) if (l && l !== m.lang && tr[l] != null) return { lang: l, text: tr[l] };
+    return null;
+  }
+
+  function setLang(node, lang) {
+    if (lang) node.lang = lang;
+    else node.removeAttribute("lang");
+  }
+
+  // Show a message in the visitor's language when a translation exists; the toggle keeps its node (and focus).
+  function paintTr(row, m) {
+    const cid = st.cid;
+    const bubble = row.querySelector(".bubble");
+    const meta = row.querySelector(".meta");
+    const t = trOf(cid, m);
+    const l = convLang(cid);
+    const failed = !t && m.un && m.un[l] && m.lang !== l;
+    let box = meta.querySelector(".tr");
+    if (!t && !failed) {
+      if (box) box.remove();
+      bubble.textContent = m.text;
+      setLang(bubble, m.lang);
+      return;
+    }
+    if (!box) meta.appendChild((box = el("span", { class: "tr" })));
+    let btn = box.querySelector("button");
+    if (failed) {
+      box.textContent = T.noTranslation;
+      box.classList.add("none");
+    } else if (!btn) {
+      box.textContent = "";
+      box.classList.remove("none");
+      btn = el("button", {
+        type: "button", class: "tr-btn", "aria-pressed": "false", text: T.showOriginal,
+        onclick: () => {
+          const key = st.cid + ":" + m.seq;
+          if (!showOrig.delete(key)) showOrig.add(key);
+          paintTr(row, m);
+        }
+      });
+      box.append(el("span", { text: T.translated }), btn);
+    }
+    const orig = !t || showOrig.has(cid + ":" + m.seq);
+    if (btn) btn.setAttribute("aria-pressed", String(orig));
+    bubble.textContent = orig ? m.text : t.text;
+    setLang(bubble, orig ? m.lang : t.lang);
+  }
+
+  function repaint(cid, m) {
+    const node = cid === st.cid && nodes.get("s" + m.seq);
+    if (!node || isMine(m) || m.kind === "event") return;
+    const stick = nearBottom();
+    paintTr(node, m);
+    if (stick) scrollBottom();
+  }
+
+  // Merge translations (from `message.translated`, or a message seen again) into a cached message.
+  function merge(m, tr, un) {
+    let changed = false;
+    for (const l in tr || {}) {
+      if (tr[l] == null || (m.tr && m.tr[l] === tr[l])) continue;
+      (m.tr = m.tr || {})[l] = tr[l];
+      if (m.un) delete m.un[l];
+      changed = true;
+    }
+    for (const l in un || {}) {
+      if ((m.tr && m.tr[l] != null) || (m.un && m.un[l] === un[l])) continue;
+      (m.un = m.un || {})[l] = un[l];
+      changed = true;
+    }
+    return changed;
+  }
+
+  function onTranslated(f) {
+    const cid = f.conversation_id;
+    const m = msgsOf(cid).find((x) => x.seq === f.seq);
+    if (!m || isMine(m) || !f.lang || (f.message_id && m.id && f.message_id !== m.id)) return;
+    const ok = f.text != null;
+    if (!merge(m, ok ? { [f.lang]: f.text } : null, ok ? null : { [f.lang]: f.reason || "unavailable" })) return;
+    save();
+    repaint(cid, m);
+    if (ok) emit("translation", { conversationId: cid, seq: f.seq, id: m.id, lang: f.lang, text: f.text });
   }
 
   function insertNode(node, seq) {
@@ -585,6 +684,7 @@
       case "hello": return onHello(f);
       case "conversation": return onConversation(f.conversation);
       case "message": return onMessage(f);
+      case "message.translated": return onTranslated(f);
       case "ack":
       case "error": {
         const p = f.ref != null && refs.get(f.ref);
@@ -628,6 +728,12 @@
     const cursors = {};
     for (const cid in st.cur) cursors[cid] = st.cur[cid];
     if (st.cid && cursors[st.cid] == null) cursors[st.cid] = 0;
+    for (const cid in cursors) {
+      // a translation that failed may have been filled in while this page was away: fetch those again
+      const l = st.lang[cid];
+      const late = l && msgsOf(cid).slice(-30).find((m) => m.un && RETRYABLE.includes(m.un[l]) && !(m.tr && m.tr[l] != null));
+      if (late) cursors[cid] = Math.min(cursors[cid], late.seq - 1);
+    }
     if (Object.keys(cursors).length) send({ type: "resume", ref: "resume", cursors });
     flush();
     markSeen();
@@ -645,7 +751,7 @@
   }
 
   function forget(cid) {
-    for (const k of ["cur", "msgs", "status", "agent", "read", "seen"]) delete st[k][cid];
+    for (const k of ["cur", "msgs", "status", "agent", "read", "seen", "lang"]) delete st[k][cid];
     if (st.cid === cid) {
       st.cid = null;
       renderAll();
@@ -657,10 +763,17 @@
     if (!c || !c.id) return;
     st.status[c.id] = c.status;
     st.agent[c.id] = c.assignee ? c.assignee.name : null;
+    const langChanged = (st.lang[c.id] || null) !== (c.language || null);
+    st.lang[c.id] = c.language || null;
+    for (const r of c.reads || []) {
+      if (r.reader && r.reader.kind !== "contact" && r.seq > (st.read[c.id] || 0)) st.read[c.id] = r.seq;
+    }
     const current = st.cid && st.status[st.cid];
     if (!st.cid || (current === "resolved" && c.status !== "resolved")) adopt(c.id);
+    else if (langChanged && c.id === st.cid) for (const m of msgsOf(c.id)) repaint(c.id, m);
     save();
     updateHeader();
+    updateReceipt();
   }
 
   function onMessage(f) {
@@ -679,15 +792,25 @@
   }
 
   function publicMessage(cid, seq, m) {
-    return { conversationId: cid, seq, id: m.id, kind: m.kind, text: m.text, author: m.author, createdAt: m.created_at };
+    return {
+      conversationId: cid, seq, id: m.id, kind: m.kind, text: m.text, author: m.author, createdAt: m.created_at,
+      lang: m.lang || null, translations: isMine(m) ? {} : Object.assign({}, m.translations)
+    };
   }
 
   function addMessage(cid, m) {
-    if (hasSeq(cid, m.seq)) return false;
     const list = msgsOf(cid);
+    const old = list.find((x) => x.seq === m.seq);
+    if (old) {
+      // seen again (a resume): it may carry translations that arrived meanwhile
+      if (!isMine(old) && merge(old, m.translations, m.untranslated)) repaint(cid, old);
+      return false;
+    }
     const msg = {
-      seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id || null
+      seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id || null,
+      lang: m.lang || null
     };
+    if (!isMine(m) && m.kind === "text") merge(msg, m.translations, m.untranslated);
     if (list.length && list[list.length - 1].seq > m.seq) {
       list.push(msg);
       list.sort((a, b) => a.seq - b.seq);

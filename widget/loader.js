@@ -22,7 +22,9 @@
   var src = script && script.src ? script.src : d.baseURI;
   var assets = new URL(".", src).href; // the directory that holds loader.js, chat.js and chat.css
   cfg.server = (cfg.server || new URL(src).origin).replace(/\/+$/, "");
-  cfg.locale = cfg.locale || d.documentElement.lang || navigator.language || "en";
+  // the visitor's own language (the conversation's language starts from it), not the page's
+  var nav = w.navigator || {};
+  cfg.locale = cfg.locale || (nav.languages && nav.languages[0]) || nav.language || d.documentElement.lang || "en";
 
   var host = d.createElement("div");
   host.id = "chatserver-widget";

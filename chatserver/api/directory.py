@@ -22,6 +22,7 @@ from chatserver.api.common import (
 )
 from chatserver.auth.secrets import hash_password
 from chatserver.errors import Forbidden, Invalid
+from chatserver.model.events import NoticeEvent, agent_topic
 from chatserver.model.types import Role
 
 MIN_PASSWORD = 8
@@ -176,6 +177,10 @@ async def update_agent(request: Request) -> Response:
     if unknown:
         raise Invalid(f"unknown fields {sorted(unknown)}", data={"field": sorted(unknown)[0]})
     agent = await c.store.update_agent(target_id, **values)
+    c.service.publish(
+        [(agent_topic(agent.id), NoticeEvent(agent.id, "profile", "Your profile was updated."))]
+    )
+    c.service.wake_router("agent updated")
     return json_response(agent.to_wire())
 
 

@@ -4,6 +4,10 @@
  * Mine lists current; selecting a conversation sends `conversation.view` (the server follows it for us), then
  * loads its history over REST; later messages arrive as `message` frames, deduplicated by seq. After a
  * reconnect the console sends `resume` with the highest seq it holds per loaded conversation.
+ * Translation: a visitor's message shows in the agent's language with the original below it; the agent's own
+ * message shows the translation the visitor reads; `message.translated` fills them in place. "Translate draft"
+ * (`draft.translate`) previews a reply in the visitor's language; "/" in the composer picks a canned response,
+ * rendered in the visitor's language by the server.
  * User content is only ever set with textContent.
  */
 (() => {
@@ -13,6 +17,11 @@
   const WAITING = new Set(["queued", "offered", "pending"]);
   const SLOW = [4008, 4408];
   const PAGE = 500;
+  const RETRYABLE = ["provider_unavailable", "quota_exceeded", "bad_response"]; // the server retries these
+  const LANGS = [
+    "ar", "cs", "da", "de", "el", "en", "es", "fi", "fr", "he", "hi", "hu", "id", "it", "ja", "ko", "nl", "no",
+    "pl", "pt", "ro", "ru", "sv", "th", "tr", "uk", "vi", "zh"
+  ];
 
   let me = null; // the agent (REST shape)
   let you = null; // the agent as an author (from hello)
@@ -73,6 +82,28 @@
     if (s < 86400) return Math.floor(s / 3600) + " h";
     return Math.floor(s / 86400) + " d";
   }
+  let langNames = null;
+  try { langNames = new Intl.DisplayNames(["en"], { type: "language" }); } catch (e) { /* old browser: codes */ }
+  function langName(code) {
+    if (!code) return "";
+    try { return (langNames && langNames.of(code)) || code; } catch (e) { return code; }
+  }
+  const reasonText = (r) => String(r || "unknown").replace(/_/g, " ");
+
+  function setLangOptions(sel, value, none) {
+    const want = value || "";
+    if (!sel.options.length || (want && ![...sel.options].some((o) => o.value === want))) {
+      const codes = new Set(LANGS);
+      if (want) codes.add(want);
+      sel.textContent = "";
+      sel.appendChild(el("option", { value: "", text: none }));
+      for (const c of [...codes].sort((a, b) => langName(a).localeCompare(langName(b)))) {
+        sel.appendChild(el("option", { value: c, text: langName(c) + " (" + c + ")" }));
+      }
+    }
+    sel.value = want;
+  }
+
   function uid() {
     const b = new Uint8Array(16);
     crypto.getRandomValues(b);
@@ -160,6 +191,8 @@
     loggedIn = false;
     clearTimeout(retryTimer);
     clearInterval(beat);
+    retire(retiring);
+    helloWaiters.splice(0).forEach((resolve) => resolve());
     if (ws) {
       const sock = ws;
       ws = null;
@@ -173,6 +206,9 @@
     selected = null;
     me = you = csrf = null;
     for (const id of ["waiting", "mine", "team", "log"]) $(id).textContent = "";
+    $("reply").value = "";
+    closePicker();
+    hideDraft();
     show($("conv"), false);
     show($("placeholder"), true);
   }
@@ -185,7 +221,9 @@
     show($("login"), false);
     show($("app"), true);
     $("me-name").textContent = me.name;
-    setStatusPick(me.status === "away" ? "away" : "online");
+    // `chosen_status` is what the agent picked; `agent.status` is the effective one (offline until connected)
+    setStatusPick((data.chosen_status || me.status) === "away" ? "away" : "online");
+    setLangOptions($("my-lang"), me.language, "Default language");
     renderLists();
     loadTeam();
     connect();
@@ -215,6 +253,27 @@
     $("status").value = value;
     $("status-pick").className = "status-pick " + value;
   }
+  $("my-lang").addEventListener("change", async () => {
+    const sel = $("my-lang");
+    const before = me.language || "";
+    const value = sel.value || null;
+    sel.setAttribute("aria-busy", "true");
+    const r = await api("PATCH", "/api/v1/agents/" + encodeURIComponent(me.id), { language: value });
+    if (!r.ok) {
+      sel.removeAttribute("aria-busy");
+      sel.value = before;
+      return toast("Could not change your language: " + r.error.message);
+    }
+    me.language = r.data.language || null;
+    setLangOptions(sel, me.language, "Default language");
+    renderLists();
+    if (selected) renderLog();
+    // An open connection keeps the profile it was opened with (taking a conversation translates its history
+    // into the agent's language then): open a fresh one so the new language applies at once.
+    await refreshConnection();
+    sel.removeAttribute("aria-busy");
+  });
+
   $("status").addEventListener("change", () => {
     const value = $("status").value;
     $("status-pick").className = "status-pick " + value;
@@ -242,6 +301,33 @@
   function setConn(text) {
     $("conn").textContent = text || "";
     show($("conn"), !!text);
+  }
+
+  // Replace the connection without going offline: the new one opens first; the old one closes at its hello.
+  let retiring = null;
+  const helloWaiters = [];
+  function refreshConnection() {
+    if (!ws || ws.readyState !== 1 || !you) return Promise.resolve();
+    const old = ws;
+    old.onclose = null;
+    ws = null;
+    you = null;
+    clearInterval(beat);
+    for (const [, p] of refs) p.reject({ code: "disconnected", message: "Reconnecting." });
+    refs.clear();
+    for (const p of pending.values()) p.inflight = false;
+    retire(retiring);
+    retiring = old;
+    connect();
+    return new Promise((resolve) => {
+      helloWaiters.push(resolve);
+      setTimeout(() => { retire(old); resolve(); }, 10000);
+    });
+  }
+  function retire(sock) {
+    if (!sock) return;
+    if (retiring === sock) retiring = null;
+    try { sock.close(1000, "replaced"); } catch (e) { /* already closed */ }
   }
 
   function connect() {
@@ -297,6 +383,8 @@
       case "hello": return onHello(f);
       case "conversation": return onConversation(f.conversation);
       case "message": return addMessage(f.conversation_id, Object.assign({ seq: f.seq }, f.message), true);
+      case "message.translated": return onTranslated(f);
+      case "snapshot": return onSnapshot(f);
       case "ack":
       case "error": {
         const p = f.ref != null && refs.get(f.ref);
@@ -330,6 +418,8 @@
     you = f.you;
     attempt = 0;
     setConn(null);
+    retire(retiring);
+    helloWaiters.splice(0).forEach((resolve) => resolve());
     const hb = Math.max(5, +f.heartbeat_s || 20) * 1000;
     const sock = ws;
     clearInterval(beat);
@@ -337,11 +427,16 @@
       if (Date.now() - lastRx > hb * 2.5) drop(sock);
       else send({ type: "ping" });
     }, hb);
-    // The snapshot that follows lists every waiting conversation and all of mine: rebuild from it.
-    for (const id of [...convs.keys()]) if (id !== selected) convs.delete(id);
-    renderLists();
+    // The burst of `conversation` frames that follows lists every waiting conversation and all of mine; the
+    // `snapshot` frame that ends it says which: the others are pruned then (no empty lists meanwhile).
     const cursors = {};
-    for (const id of loaded) cursors[id] = lastSeq(id);
+    for (const id of loaded) {
+      cursors[id] = lastSeq(id);
+      // a translation that failed may have been filled in while we were away: fetch those messages again
+      const late = (msgs.get(id) || []).slice(-30).find((m) =>
+        Object.keys(m.untranslated || {}).some((l) => RETRYABLE.includes(m.untranslated[l]) && m.translations[l] == null));
+      if (late) cursors[id] = Math.min(cursors[id], late.seq - 1);
+    }
     if (Object.keys(cursors).length) send({ type: "resume", ref: "resume", cursors });
     if (selected && !loaded.has(selected)) loadConversation(selected);
     else if (!selected && /^#[\w-]{1,64}$/.test(location.hash)) select(location.hash.slice(1));
@@ -354,8 +449,21 @@
     const old = convs.get(c.id);
     if (old && old.version > c.version) return;
     convs.set(c.id, c);
+    for (const r of c.reads || []) {
+      if (r.reader && r.reader.kind === "contact" && r.seq > (contactRead.get(c.id) || 0)) contactRead.set(c.id, r.seq);
+    }
     renderLists();
-    if (c.id === selected) renderHeader();
+    if (c.id === selected) {
+      renderHeader();
+      if (old && old.language !== c.language) renderLog(); // "visitor sees" follows the conversation's language
+      else updateReceipt();
+    }
+  }
+
+  function onSnapshot(f) {
+    const keep = new Set(f.conversation_ids || []);
+    for (const id of [...convs.keys()]) if (!keep.has(id) && id !== selected) convs.delete(id);
+    renderLists();
   }
 
   function bucket(c) {
@@ -410,7 +518,7 @@
       li.querySelector(".ci-name").textContent = name;
       li.querySelector(".ci-sub").textContent = isWaiting
         ? "Waiting · " + ago(c.created_at)
-        : last ? (last.author && last.author.kind === "contact" ? "" : "You: ") + last.text : "Assigned to you";
+        : last ? (last.author && last.author.kind === "contact" ? "" : "You: ") + shownText(last) : "Assigned to you";
       const btn = li.firstChild;
       btn.classList.toggle("unread", unread.has(c.id));
       if (c.id === selected) btn.setAttribute("aria-current", "true");
@@ -439,6 +547,8 @@
       $("reply").value = "";
       $("private").checked = false;
       delete $("private").dataset.forced;
+      closePicker();
+      hideDraft();
       renderLists();
       show($("placeholder"), false);
       show($("conv"), true);
@@ -492,10 +602,17 @@
         msgNodes.delete("p" + m.client_id);
       }
     }
-    if (list.some((x) => x.seq === m.seq)) return;
+    const old = list.find((x) => x.seq === m.seq);
+    if (old) {
+      // seen again (history after the live frame, or a resume): it may carry newer translations
+      if (mergeTr(old, m.translations, m.untranslated) && cid === selected) repaintMsg(old);
+      return;
+    }
     const msg = {
-      seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id
+      seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id,
+      lang: m.lang || null, translations: {}, untranslated: {}
     };
+    mergeTr(msg, m.translations, m.untranslated);
     if (list.length && list[list.length - 1].seq > m.seq) {
       list.push(msg);
       list.sort((a, b) => a.seq - b.seq);
@@ -523,7 +640,8 @@
     status.textContent = c.status;
     status.className = "pill " + c.status;
     const who = c.assignee ? (isMe(c.assignee) ? "assigned to you" : "assigned to " + c.assignee.name) : "unassigned";
-    $("conv-sub").textContent = who + " · " + c.channel + (c.language ? " · " + c.language : "");
+    $("conv-sub").textContent = who + " · " + c.channel;
+    setLangOptions($("conv-lang"), c.language, "Language unknown");
     const open = c.status !== "resolved";
     const mineNow = c.assignee && isMe(c.assignee) && c.status === "assigned";
     show($("take"), open && !mineNow);
@@ -541,6 +659,7 @@
     $("composer-hint").textContent = !open
       ? "Closed: only private notes."
       : !canReply ? "Take the conversation to reply." : "";
+    $("translate").dataset.off = canReply ? "" : "1";
     updateComposerMode();
     renderDetails(c);
   }
@@ -570,8 +689,10 @@
     $("composer").classList.toggle("note-mode", note);
     $("reply").placeholder = note
       ? "Write a private note (the visitor never sees it)…"
-      : "Write a reply…  (Enter to send, Shift+Enter for a new line)";
+      : "Write a reply…  (Enter to send, Shift+Enter for a new line, / for canned responses)";
     $("send").textContent = note ? "Add note" : "Send";
+    show($("translate"), !note && !$("translate").dataset.off); // notes are never translated
+    if (note) hideDraft();
   }
   $("private").addEventListener("change", () => {
     if ($("private").checked) stopTyping();
@@ -597,7 +718,96 @@
     } else {
       meta.appendChild(el("time", { datetime: m.created_at || null, text: p ? "Sending…" : fmtTime(m.created_at) }));
     }
-    return el("div", { class: cls, "data-seq": p ? null : m.seq }, [head, el("div", { class: "bubble", text: m.text }), meta]);
+    const bubble = el("div", { class: "bubble" });
+    fillBubble(bubble, m);
+    return el("div", { class: cls, "data-seq": p ? null : m.seq }, [head, bubble, meta]);
+  }
+
+  // -- translations ------------------------------------------------------------------------------------------
+  const myLang = () => (me && me.language) || (navigator.language || "en").split("-")[0].toLowerCase();
+
+  // The language a message is shown in besides its own: the agent's for visitors' messages, the visitor's
+  // (the conversation's) for agents' replies. Null when there is neither a translation nor a failure to show.
+  function trTarget(m) {
+    if (m.kind !== "text" || !m.author || !m.translations) return null;
+    const contact = m.author.kind === "contact";
+    const c = convs.get(selected);
+    const prefer = contact ? myLang() : c && c.language;
+    const has = (l) => l && l !== m.lang && (m.translations[l] != null || m.untranslated[l]);
+    if (has(prefer)) return prefer;
+    if (!contact && prefer) return null; // a reply is only translated into the conversation's language
+    return Object.keys(m.translations).find(has) || Object.keys(m.untranslated).find(has) || null;
+  }
+
+  function shownText(m) {
+    const l = m.author && m.author.kind === "contact" ? trTarget(m) : null;
+    return l && m.translations[l] != null ? m.translations[l] : m.text;
+  }
+
+  function fillBubble(bubble, m) {
+    bubble.textContent = "";
+    const l = trTarget(m);
+    const contact = m.author && m.author.kind === "contact";
+    const tr = l ? m.translations[l] : null;
+    const main = contact && tr != null ? tr : m.text;
+    bubble.appendChild(el("span", { class: "main", lang: (contact && tr != null ? l : m.lang) || null, text: main }));
+    if (!l) return;
+    const name = langName(contact && tr != null ? m.lang : l);
+    const alt = el("div", { class: "alt" + (tr == null ? " alt-fail" : "") });
+    if (tr == null) {
+      alt.append(
+        el("span", { class: "tag", "aria-hidden": "true", text: l.toUpperCase() }),
+        el("span", { text: "Translation unavailable (" + reasonText(m.untranslated[l]) + ")" })
+      );
+    } else if (contact) {
+      alt.append(
+        el("span", { class: "tag", title: "The original, in " + name, text: "Original · " + (m.lang || "?").toUpperCase() }),
+        el("span", { class: "sr", text: ", in " + name + ": " }),
+        el("span", { class: "alt-text", lang: m.lang || null, text: m.text })
+      );
+    } else {
+      alt.append(
+        el("span", { class: "tag", title: "The visitor reads this translation, in " + name, text: "Visitor sees · " + l.toUpperCase() }),
+        el("span", { class: "sr", text: ", in " + name + ": " }),
+        el("span", { class: "alt-text", lang: l, text: tr })
+      );
+    }
+    bubble.appendChild(alt);
+  }
+
+  function repaintMsg(m) {
+    const node = msgNodes.get("s" + m.seq);
+    if (!node) return;
+    const stick = nearBottom();
+    fillBubble(node.querySelector(".bubble"), m);
+    if (stick) scrollBottom();
+  }
+
+  function mergeTr(m, tr, un) {
+    let changed = false;
+    m.translations = m.translations || {};
+    m.untranslated = m.untranslated || {};
+    for (const l in tr || {}) {
+      if (tr[l] == null || m.translations[l] === tr[l]) continue;
+      m.translations[l] = tr[l];
+      delete m.untranslated[l];
+      changed = true;
+    }
+    for (const l in un || {}) {
+      if (m.translations[l] != null || m.untranslated[l] === un[l]) continue;
+      m.untranslated[l] = un[l];
+      changed = true;
+    }
+    return changed;
+  }
+
+  function onTranslated(f) {
+    const m = (msgs.get(f.conversation_id) || []).find((x) => x.seq === f.seq);
+    if (!m || !f.lang || (f.message_id && m.id && f.message_id !== m.id)) return;
+    const ok = f.text != null;
+    if (!mergeTr(m, ok ? { [f.lang]: f.text } : null, ok ? null : { [f.lang]: f.reason || "unknown" })) return;
+    if (f.conversation_id === selected && loaded.has(selected)) repaintMsg(m);
+    renderLists();
   }
 
   function insertNode(node, seq, key) {
@@ -707,6 +917,7 @@
 
   // -- composer and actions -------------------------------------------------------------------------------
   $("reply").addEventListener("keydown", (e) => {
+    if (picker.open && pickerKey(e)) return;
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       $("composer").requestSubmit();
@@ -714,9 +925,14 @@
   });
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
-    const text = $("reply").value.trim();
+    sendText($("reply").value.trim());
+  });
+
+  function sendText(text) {
     if (!text || !selected) return;
     $("reply").value = "";
+    closePicker();
+    hideDraft();
     stopTyping();
     const p = { cid: selected, client_id: uid(), text, private: $("private").checked, created_at: new Date().toISOString() };
     pending.set(p.client_id, p);
@@ -725,7 +941,7 @@
     insertNode(pendingNode(p), null, "p" + p.client_id);
     scrollBottom();
     sendItem(p);
-  });
+  }
 
   function sendItem(p) {
     if (p.inflight || !ready()) return;
@@ -768,6 +984,215 @@
     repaintPending(p);
     sendItem(p);
   }
+
+  // -- canned responses: "/" at the start of the reply (or the Canned button) --------------------------------
+  const picker = { open: false, from: 0, to: 0, items: [], active: 0 };
+  let cannedCache = null;
+  let cannedAt = 0;
+  let pickerSeq = 0;
+
+  async function cannedItems() {
+    if (cannedCache && Date.now() - cannedAt < 60000) return cannedCache;
+    const r = await api("GET", "/api/v1/canned-responses");
+    if (!r.ok) {
+      toast("Could not load canned responses: " + r.error.message);
+      return [];
+    }
+    cannedCache = r.data.items;
+    cannedAt = Date.now();
+    return cannedCache;
+  }
+
+  function slashQuery() {
+    const ta = $("reply");
+    const found = /^\/([\w.-]*)$/.exec(ta.value.slice(0, ta.selectionStart));
+    return found && ta.selectionStart === ta.selectionEnd ? found[1] : null;
+  }
+
+  async function openPicker(from, to, query) {
+    const n = ++pickerSeq;
+    const items = await cannedItems();
+    if (n !== pickerSeq) return; // superseded by newer typing
+    const q = query.toLowerCase();
+    const rank = (c) => (c.shortcut.toLowerCase().startsWith(q) ? 0 : c.shortcut.toLowerCase().includes(q) ? 1 : 2);
+    picker.items = items
+      .filter((c) => rank(c) < 2)
+      .sort((a, b) => rank(a) - rank(b) || a.shortcut.localeCompare(b.shortcut))
+      .slice(0, 8);
+    Object.assign(picker, { open: true, from, to, active: 0 });
+    const ul = $("canned-list");
+    ul.textContent = "";
+    picker.items.forEach((c, i) => {
+      ul.appendChild(el("li", {
+        id: "canned-" + i, role: "option", class: "canned-item", "aria-selected": "false",
+        onmousedown: (e) => e.preventDefault(), // keep the focus in the reply
+        onclick: () => chooseCanned(i)
+      }, [el("span", { class: "canned-sc", text: "/" + c.shortcut }), el("span", { class: "canned-text", text: c.text })]));
+    });
+    const empty = $("canned-empty");
+    empty.textContent = items.length
+      ? "No canned response starts with “/" + query + "”."
+      : "There are no canned responses yet.";
+    show(empty, !picker.items.length);
+    show($("canned"), true);
+    $("canned-btn").setAttribute("aria-expanded", "true");
+    setActive(0);
+  }
+
+  function setActive(i) {
+    const opts = $("canned-list").children;
+    if (!opts.length) return $("reply").removeAttribute("aria-activedescendant");
+    picker.active = (i + opts.length) % opts.length;
+    [...opts].forEach((o, k) => o.setAttribute("aria-selected", String(k === picker.active)));
+    opts[picker.active].scrollIntoView({ block: "nearest" });
+    $("reply").setAttribute("aria-activedescendant", opts[picker.active].id);
+  }
+
+  function closePicker() {
+    pickerSeq++;
+    picker.open = false;
+    show($("canned"), false);
+    $("canned-btn").setAttribute("aria-expanded", "false");
+    $("reply").removeAttribute("aria-activedescendant");
+  }
+
+  function pickerKey(e) {
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") setActive(picker.active + (e.key === "ArrowDown" ? 1 : -1));
+    else if ((e.key === "Enter" || e.key === "Tab") && !e.shiftKey && picker.items.length) chooseCanned(picker.active);
+    else if (e.key === "Escape") closePicker();
+    else return false;
+    e.preventDefault();
+    e.stopPropagation();
+    return true;
+  }
+
+  async function chooseCanned(i) {
+    const item = picker.items[i];
+    const cid = selected;
+    const ta = $("reply");
+    const { from, to } = picker;
+    const token = ta.value.slice(from, to);
+    closePicker();
+    if (!item || !cid) return;
+    const r = await api("POST", "/api/v1/canned-responses/" + encodeURIComponent(item.id) + "/render", { conversation_id: cid });
+    if (cid !== selected) return;
+    let text = item.text;
+    if (!r.ok) toast("Could not prepare the canned response: " + r.error.message);
+    else {
+      text = r.data.text;
+      if (r.data.reason && !["same_language", "disabled"].includes(r.data.reason)) {
+        toast("The canned response is not translated (" + reasonText(r.data.reason) + "): check it before sending.");
+      }
+    }
+    const at = ta.value.slice(from, to) === token ? from : ta.selectionStart;
+    const end = ta.value.slice(from, to) === token ? to : ta.selectionEnd;
+    ta.value = ta.value.slice(0, at) + text + ta.value.slice(end);
+    ta.focus();
+    ta.setSelectionRange(at + text.length, at + text.length);
+    hideDraft();
+  }
+
+  $("reply").addEventListener("input", () => {
+    const q = slashQuery();
+    if (q != null) openPicker(0, $("reply").selectionStart, q);
+    else if (picker.open) closePicker();
+    if (draft && $("reply").value.trim() !== draft.text) hideDraft(); // the preview no longer matches
+  });
+  $("reply").addEventListener("blur", () => setTimeout(() => {
+    if (document.activeElement !== $("reply")) closePicker();
+  }, 150));
+  $("canned-btn").addEventListener("click", () => {
+    const ta = $("reply");
+    if (picker.open) return closePicker();
+    if (!ta.value.trim()) {
+      ta.value = "/";
+      ta.focus();
+      ta.setSelectionRange(1, 1);
+      return openPicker(0, 1, "");
+    }
+    ta.focus();
+    openPicker(ta.selectionStart, ta.selectionEnd, ""); // inserted at the cursor
+  });
+
+  // -- "Translate draft": the reply in the visitor's language, to check before sending ---------------------
+  let draft = null; // {cid, text, translated}
+
+  function hideDraft() {
+    draft = null;
+    if ($("draft").hidden) return;
+    keepBottom(() => show($("draft"), false));
+  }
+  // The composer grows or shrinks: the log keeps its last message in view if it showed it.
+  function keepBottom(change) {
+    const stick = nearBottom();
+    change();
+    if (stick) scrollBottom();
+  }
+
+  $("translate").addEventListener("click", async () => {
+    const text = $("reply").value.trim();
+    const cid = selected;
+    const btn = $("translate");
+    if (!text || !cid) {
+      $("reply").focus();
+      return toast("Write a reply first, then translate it.");
+    }
+    btn.disabled = true;
+    btn.textContent = "Translating…";
+    let a = null;
+    try {
+      a = await request({ type: "draft.translate", conversation_id: cid, text });
+    } catch (err) {
+      toast("Could not translate the draft: " + err.message);
+    } finally {
+      btn.disabled = false;
+      btn.textContent = "Translate draft";
+    }
+    if (!a || cid !== selected || $("reply").value.trim() !== text) return;
+    draft = { cid, text, translated: a.text };
+    const ok = a.text != null;
+    $("draft-label").textContent = ok ? "Visitor sees · " + langName(a.lang) : "Not translated";
+    const body = $("draft-text");
+    body.textContent = ok
+      ? a.text
+      : a.reason === "same_language"
+        ? "The visitor reads your language: no translation needed."
+        : a.reason === "disabled"
+          ? "Translation is not set up on this server."
+          : "The draft could not be translated (" + reasonText(a.reason) + "). You can send the original.";
+    body.lang = ok ? a.lang || "" : "";
+    body.classList.toggle("muted", !ok);
+    show($("send-translation"), ok);
+    keepBottom(() => show($("draft"), true));
+  });
+  $("send-translation").addEventListener("click", () => {
+    if (draft && draft.cid === selected && draft.translated) sendText(draft.translated);
+    $("reply").focus();
+  });
+  $("send-original").addEventListener("click", () => {
+    sendText($("reply").value.trim());
+    $("reply").focus();
+  });
+  $("draft-dismiss").addEventListener("click", () => {
+    hideDraft();
+    $("reply").focus();
+  });
+
+  // -- the conversation's language ------------------------------------------------------------------------
+  $("conv-lang").addEventListener("change", async () => {
+    const id = selected;
+    const sel = $("conv-lang");
+    const c = convs.get(id);
+    const value = sel.value || null;
+    sel.setAttribute("aria-busy", "true");
+    const r = await api("PATCH", "/api/v1/conversations/" + encodeURIComponent(id), { language: value });
+    sel.removeAttribute("aria-busy");
+    if (!r.ok) {
+      if (id === selected && c) sel.value = c.language || "";
+      return toast("Could not change the conversation's language: " + r.error.message);
+    }
+    if (r.data && r.data.id) onConversation(r.data);
+  });
 
   $("take").addEventListener("click", () => {
     const id = selected;

@@ -50,6 +50,8 @@ class MessageSend:
     client_id: str
     text: str
     private: bool
+    lang: str | None = None
+    """The language the text is in, when the sender knows (e.g. a translated draft)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,10 +210,10 @@ class _Fields:
         return value
 
 
-def _language(f: _Fields) -> str | None:
-    lang = f.string("language", required=False, max_len=35)
+def _language(f: _Fields, name: str = "language") -> str | None:
+    lang = f.string(name, required=False, max_len=35)
     if lang is not None and not all(c.isalnum() or c == "-" for c in lang):
-        raise Invalid("language must be a BCP 47 tag such as 'de' or 'pt-BR'", data={"field": "language"})
+        raise Invalid(f"{name} must be a BCP 47 tag such as 'de' or 'pt-BR'", data={"field": name})
     return lang
 
 
@@ -259,7 +261,9 @@ def _text(f: _Fields, max_text: int) -> str:
 def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
     conversation_id = f.req_string("conversation_id")
     client_id = f.req_string("client_id")
-    return MessageSend(ref, conversation_id, client_id, _text(f, max_text), f.boolean("private"))
+    return MessageSend(
+        ref, conversation_id, client_id, _text(f, max_text), f.boolean("private"), _language(f, "lang")
+    )
 
 
 def _draft(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:

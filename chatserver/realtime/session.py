@@ -109,12 +109,19 @@ class _Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class _Refresh:
+    """Reload the agent's profile, then send ``frame`` (so the client sees it only once it applies)."""
+
+    frame: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class _Close:
     code: int
     reason: str
 
 
-_Item = _Frame | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot | _Close
+_Item = _Frame | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot | _Refresh | _Close
 
 
 class Session:
@@ -249,7 +256,8 @@ class Session:
             case OfferRevokedEvent():
                 self.send(frames.offer_revoked(event.offer_id, event.conversation_id, event.reason))
             case NoticeEvent():
-                self.send(frames.notice(event.code, event.message))
+                frame = frames.notice(event.code, event.message)
+                self._put(_Refresh(frame) if event.code == "profile" else _Frame(frame))
             case QueueEvent():
                 cached = self._payloads.get(event.conversation_id)
                 if cached is not None and cached.get("status") in ("queued", "offered"):
@@ -282,6 +290,13 @@ class Session:
             and conversation_topic(cid) not in self.topics
         ):
             self._put(_Follow(cid))
+
+    async def _refresh_agent(self) -> None:
+        """The agent's profile changed (language, skills, name): use the stored one from now on."""
+        assert self.agent is not None
+        with contextlib.suppress(Exception):
+            self.agent = await self.service.store.get_agent(self.agent.id)
+            self.author = self.agent.author
 
     def seq_hint(self, conversation_id: str, last_seq: int) -> None:
         self._put(_Fill(conversation_id, last_seq))
@@ -333,6 +348,9 @@ class Session:
                 await self._track(conv)
             case _Snapshot():
                 await self._snapshot()
+            case _Refresh(frame=frame):
+                await self._refresh_agent()
+                await self._write(frame)
             case _Close(code=code, reason=reason):
                 await self.ws.close(code, reason)
                 return True  # the session is over
@@ -504,6 +522,7 @@ class Session:
                     private=frame.private,
                     agent=self.agent,
                     contact_language=self.contact.language if self.contact else None,
+                    lang=frame.lang if self.agent else None,
                 )
                 self.send(frames.ack(frame.ref, message))
                 if self.agent is not None:

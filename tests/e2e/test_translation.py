@@ -229,3 +229,54 @@ async def test_canned_responses_are_translated_when_used(tmp_path: Path, http: h
             assert degraded["lang"] == "es" and len(fake.requests) > posts
             assert (await http.delete(f"{base}/{cid_}", headers=admin)).status_code == 204
             assert (await http.get(base, headers=agent)).json()["items"] == []
+
+
+async def test_stated_language_and_profile_changes_apply_without_reconnecting(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    async with serve(make_fake("libretranslate")) as fake:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+        s = await seed(url)
+        settings = settings_for(
+            url,
+            tmp_path,
+            translation_provider="libretranslate",
+            translation_url=fake.url,
+            languages=("de", "es", "en"),
+        )
+        async with run_server(settings) as server:
+            tok = (await visitor_token(http, server.url, s.inbox_key))["token"]  # German visitor
+            async with (
+                Client.connect(f"{server.ws}/ws/agent", token=s.agent_token, origin=None) as agent,
+                Client.connect(f"{server.ws}/ws/visitor?token={tok}") as visitor,
+            ):
+                cid = (await visitor.request({"type": "conversation.start"}))["conversation_id"]
+                await agent.request({"type": "conversation.claim", "conversation_id": cid})
+                # a draft the agent already translated into German is not translated again
+                sent = await agent.request(
+                    {
+                        "type": "message.send",
+                        "conversation_id": cid,
+                        "client_id": "d",
+                        "text": SPANISH_DE,
+                        "lang": "de",
+                    }
+                )
+                got = await visitor.expect("message", seq=sent["seq"])
+                assert got["message"]["lang"] == "de"
+                # the agent changes their language: it applies to this connection at once
+                r = await http.patch(
+                    f"{server.url}/api/v1/agents/{s.agent_id}",
+                    json={"language": "es"},
+                    headers={"Authorization": f"Bearer {s.agent_token}"},
+                )
+                assert r.status_code == 200
+                await agent.expect("notice", code="profile")
+                reply = await agent.request(
+                    {"type": "message.send", "conversation_id": cid, "client_id": "e", "text": SPANISH}
+                )
+                assert (await visitor.expect("message", seq=reply["seq"]))["message"]["lang"] == "es"
+                tr = await visitor.expect("message.translated", seq=reply["seq"])
+                assert tr["text"] == SPANISH_DE
+            requests = [fake.parse(r.body) for r in fake.requests if r.method == "POST"]
+            assert SPANISH_DE not in [t for job in requests for t in job.texts]
