@@ -247,3 +247,14 @@ async def test_translations_are_recorded_and_untranslated_ones_found(store: Stor
     assert kept.translations == {"es": "Hola"} and kept.untranslated == {}
     assert [x.text for x in await store.messages_after(conv_id, 0)] == ["Hallo", "Danke"]
     assert (await store.get_message(done.id)).translations == {"es": "Gracias"}
+
+
+async def test_migrations_build_exactly_the_declared_schema(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from chatserver.store.schema import metadata
+
+    async with store.db.read() as conn:
+        diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
+    assert diff == []
