@@ -34,6 +34,8 @@ from chatserver.store.schema import (
 )
 
 HOLDING = (Status.ASSIGNED.value, Status.OFFERED.value)
+NO_OFFER: dict[str, Any] = {"offer_id": None, "offer_agent_id": None, "offer_expires_at": None}
+"""The column values of a conversation with no offer out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,9 +331,7 @@ class RoutingQueries:
                 )
                 .values(
                     status=Status.QUEUED.value,
-                    offer_id=None,
-                    offer_agent_id=None,
-                    offer_expires_at=None,
+                    **NO_OFFER,
                     routing=routing,
                     version=conversations.c.version + 1,
                     updated_at=now_ms(),
@@ -364,9 +364,7 @@ class RoutingQueries:
                 .values(
                     status=Status.PENDING.value,
                     pending_reason=reason,
-                    offer_id=None,
-                    offer_agent_id=None,
-                    offer_expires_at=None,
+                    **NO_OFFER,
                     version=conv.version + 1,
                     updated_at=now_ms(),
                 )
@@ -439,9 +437,7 @@ class RoutingQueries:
                 .values(
                     status=Status.ASSIGNED.value,
                     assignee_id=agent_id,
-                    offer_id=None,
-                    offer_agent_id=None,
-                    offer_expires_at=None,
+                    **NO_OFFER,
                     pending_reason=None,
                     version=r.version + 1,
                     updated_at=now,
@@ -465,9 +461,7 @@ class RoutingQueries:
                 .where(conversations.c.id == r.id, conversations.c.offer_id == offer_id)
                 .values(
                     status=Status.QUEUED.value,
-                    offer_id=None,
-                    offer_agent_id=None,
-                    offer_expires_at=None,
+                    **NO_OFFER,
                     routing=routing,
                     version=r.version + 1,
                     updated_at=now_ms(),
@@ -486,9 +480,7 @@ class RoutingQueries:
         values: dict[str, Any] = {
             "status": Status.QUEUED.value,
             "assignee_id": None,
-            "offer_id": None,
-            "offer_agent_id": None,
-            "offer_expires_at": None,
+            **NO_OFFER,
             "pending_reason": None,
             "routing": routing,
             "enqueued_at": now_ms(),

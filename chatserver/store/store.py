@@ -30,7 +30,7 @@ from chatserver.model.types import (
 )
 from chatserver.store import rows
 from chatserver.store.db import Database
-from chatserver.store.routing import RoutingQueries
+from chatserver.store.routing import NO_OFFER, RoutingQueries
 from chatserver.store.schema import (
     agent_sessions,
     agents,
@@ -501,7 +501,7 @@ class Store(RoutingQueries):
             values["assignee_id"] = assignee_id
         values["resolved_at"] = now if target is Status.RESOLVED else None
         if target is not Status.OFFERED:
-            values.update(offer_id=None, offer_agent_id=None, offer_expires_at=None)
+            values.update(NO_OFFER)
         if target is not Status.PENDING:
             values["pending_reason"] = None
         if target is Status.QUEUED and source is not Status.QUEUED:
