@@ -8,6 +8,7 @@ module sees a ``dict`` from the wire. See docs/protocol.md.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -409,6 +410,23 @@ def message(msg: Message) -> dict[str, Any]:
         "seq": msg.seq,
         "message": msg.to_wire(),
     }
+
+
+_ENCODED: OrderedDict[tuple[str, int], str] = OrderedDict()
+_ENCODED_MAX = 4096
+
+
+def message_text(msg: Message) -> str:
+    """The encoded ``message`` frame, built once per message however many connections receive it.
+    Keyed by id and the number of translations, so a message read back with translations is fresh."""
+    key = (msg.id, len(msg.translations) + len(msg.untranslated))
+    text = _ENCODED.get(key)
+    if text is None:
+        text = encode(message(msg))
+        _ENCODED[key] = text
+        if len(_ENCODED) > _ENCODED_MAX:
+            _ENCODED.popitem(last=False)
+    return text
 
 
 def translated(

@@ -368,7 +368,7 @@ class Session:
         if not self._visible(m):
             self._sent[cid] = m.seq
             return
-        await self._write(frames.message(m))
+        await self.ws.send_text(frames.message_text(m))
         self._sent[cid] = m.seq
 
     def _visible(self, m: Message) -> bool:
@@ -382,7 +382,7 @@ class Session:
                 cid, after, up_to=up_to, limit=PAGE, include_private=self.is_agent
             )
             for m in batch:
-                await self._write(frames.message(m))
+                await self.ws.send_text(frames.message_text(m))
                 self._sent[cid] = m.seq
             if len(batch) < PAGE:
                 break
