@@ -36,6 +36,10 @@
       placeholder: "Write a message…",
       send: "Send",
       waiting: "An agent will be with you shortly",
+      queue: "You are number {n} in line",
+      waitMin: "about {n} min",
+      waitSoon: "less than a minute",
+      pending: "We will reply as soon as we can",
       withAgent: "You are chatting with {name}",
       ended: "This conversation has ended. Write to start again.",
       typing: "{name} is typing…",
@@ -66,6 +70,7 @@
     cur: {}, msgs: {}, status: {}, agent: {}, read: {}, seen: {}, lang: {}, out: []
   });
   let st = blank();
+  const queue = {}; // conversation id -> {position, estimated_wait_s} while it waits (from the router)
   try {
     const raw = JSON.parse(localStorage.getItem(STORE_KEY) || "null");
     if (raw && raw.v === 1) st = Object.assign(blank(), raw);
@@ -383,7 +388,14 @@
     let sub = T.subtitle;
     if (status === "resolved") sub = T.ended;
     else if (status === "assigned" && st.agent[st.cid]) sub = fill(T.withAgent, "name", st.agent[st.cid]);
-    else if (status && status !== "assigned") sub = T.waiting;
+    else if (status === "pending") sub = T.pending;
+    else if (status && status !== "assigned") {
+      const q = queue[st.cid];
+      sub = q && q.position > 0
+        ? fill(T.queue, "n", q.position) + " · " +
+          (q.estimated_wait_s < 60 ? T.waitSoon : fill(T.waitMin, "n", Math.round(q.estimated_wait_s / 60)))
+        : T.waiting;
+    }
     subEl.textContent = sub;
   }
 
@@ -763,6 +775,8 @@
     if (!c || !c.id) return;
     st.status[c.id] = c.status;
     st.agent[c.id] = c.assignee ? c.assignee.name : null;
+    if (c.queue) queue[c.id] = c.queue;
+    else if (c.status !== "queued" && c.status !== "offered") delete queue[c.id];
     const langChanged = (st.lang[c.id] || null) !== (c.language || null);
     st.lang[c.id] = c.language || null;
     for (const r of c.reads || []) {

@@ -8,6 +8,12 @@
  * message shows the translation the visitor reads; `message.translated` fills them in place. "Translate draft"
  * (`draft.translate`) previews a reply in the visitor's language; "/" in the composer picks a canned response,
  * rendered in the visitor's language by the server.
+ * Routing (CHATSERVER_ROUTING=offers): the server offers waiting conversations to one agent at a time. Each
+ * `offer` shows as a card with a countdown (Accept: `offer.accept`, Decline: `offer.decline`) until answered or
+ * `offer.revoked`; a `notice` with code "rona" (set away after missed offers) shows a banner with "Go online".
+ * Plain agents cannot take conversations then; supervisors still Take and "Assign to…" (`conversation.claim`
+ * with `agent_id`). "Transfer" (`conversation.transfer`) hands an assigned conversation to an online agent or
+ * a team, who get an offer.
  * User content is only ever set with textContent.
  */
 (() => {
@@ -34,6 +40,7 @@
   let lastRx = 0;
   let refSeq = 0;
   let selected = null;
+  let routing = null; // "offers" | "manual" | null while not known
 
   const convs = new Map(); // id -> conversation payload
   const msgs = new Map(); // id -> [message with seq], sorted
@@ -45,8 +52,11 @@
   const pending = new Map(); // client_id -> {cid, text, private, created_at, failed, error, inflight}
   const refs = new Map();
   const agents = new Map(); // id -> {name, status}
+  const presenceAt = new Map(); // agent id -> when its last `presence` frame arrived (Date.now())
   const itemNodes = new Map(); // conversation id -> <li>
   const msgNodes = new Map(); // "s<seq>" | "p<client_id>" -> element of the open conversation
+  const offers = new Map(); // offer_id -> {id, cid, expires, total, node, busy}
+  const teams = new Map(); // team id -> name
 
   // -- small helpers ------------------------------------------------------------------------------------
   function el(tag, attrs, kids) {
@@ -201,9 +211,13 @@
     }
     for (const [, p] of refs) p.reject({ code: "disconnected" });
     refs.clear();
-    for (const m of [convs, msgs, contactRead, readSent, pending, agents, itemNodes, msgNodes]) m.clear();
+    clearOffers();
+    hideRona();
+    closeHandoff(false);
+    for (const m of [convs, msgs, contactRead, readSent, pending, agents, presenceAt, itemNodes, msgNodes, teams]) m.clear();
     for (const s of [loaded, loading, unread]) s.clear();
     selected = null;
+    routing = null;
     me = you = csrf = null;
     for (const id of ["waiting", "mine", "team", "log"]) $(id).textContent = "";
     $("reply").value = "";
@@ -226,14 +240,33 @@
     setLangOptions($("my-lang"), me.language, "Default language");
     renderLists();
     loadTeam();
+    loadTeams();
     connect();
   }
 
   async function loadTeam() {
+    const asked = Date.now();
     const r = await api("GET", "/api/v1/agents");
-    if (!r.ok) return;
-    for (const a of r.data.items) if (a.active) agents.set(a.id, { name: a.name, status: a.status });
+    if (!r.ok || !loggedIn) return false;
+    const live = new Map(agents);
+    agents.clear();
+    for (const a of r.data.items) {
+      if (!a.active) continue;
+      // a `presence` frame that arrived while the list was on its way is newer than the list
+      const known = live.get(a.id);
+      const status = known && (presenceAt.get(a.id) || 0) >= asked ? known.status : a.status;
+      agents.set(a.id, { name: a.name, status });
+    }
     renderTeam();
+    return true;
+  }
+
+  async function loadTeams() {
+    const r = await api("GET", "/api/v1/teams");
+    if (!r.ok) return false;
+    teams.clear();
+    for (const t of r.data.items) teams.set(t.id, t.name);
+    return true;
   }
 
   function renderTeam() {
@@ -277,10 +310,13 @@
   $("status").addEventListener("change", () => {
     const value = $("status").value;
     $("status-pick").className = "status-pick " + value;
-    request({ type: "status.set", status: value }).catch((err) => {
-      toast(err.code === "disconnected" ? "Not connected; your status will not change." : err.message);
-      setStatusPick(value === "away" ? "online" : "away");
-    });
+    request({ type: "status.set", status: value }).then(
+      () => { if (value === "online") hideRona(); },
+      (err) => {
+        toast(err.code === "disconnected" ? "Not connected; your status will not change." : err.message);
+        setStatusPick(value === "away" ? "online" : "away");
+      }
+    );
   });
 
   // -- the WebSocket ------------------------------------------------------------------------------------------
@@ -385,6 +421,9 @@
       case "message": return addMessage(f.conversation_id, Object.assign({ seq: f.seq }, f.message), true);
       case "message.translated": return onTranslated(f);
       case "snapshot": return onSnapshot(f);
+      case "offer": return onOffer(f);
+      case "offer.revoked": return onOfferRevoked(f);
+      case "notice": return onNotice(f);
       case "ack":
       case "error": {
         const p = f.ref != null && refs.get(f.ref);
@@ -407,8 +446,15 @@
         if (!a) return;
         const known = agents.get(a.id);
         agents.set(a.id, { name: a.name, status: f.status });
-        if (me && a.id === me.id && f.status !== "offline") setStatusPick(f.status);
-        if (!known || known.status !== f.status) renderTeam();
+        presenceAt.set(a.id, Date.now());
+        if (me && a.id === me.id && f.status !== "offline") {
+          setStatusPick(f.status);
+          if (f.status === "online") hideRona();
+        }
+        if (!known || known.status !== f.status) {
+          renderTeam();
+          if (handoff.mode) fillHandoff(); // the choices follow who is online
+        }
         return;
       }
     }
@@ -420,6 +466,9 @@
     setConn(null);
     retire(retiring);
     helloWaiters.splice(0).forEach((resolve) => resolve());
+    clearOffers(); // the server sends the ones still open again, after the snapshot
+    if (f.routing === "offers" || f.routing === "manual") setRouting(f.routing);
+    else if (!routing) detectRouting();
     const hb = Math.max(5, +f.heartbeat_s || 20) * 1000;
     const sock = ws;
     clearInterval(beat);
@@ -452,6 +501,11 @@
     for (const r of c.reads || []) {
       if (r.reader && r.reader.kind === "contact" && r.seq > (contactRead.get(c.id) || 0)) contactRead.set(c.id, r.seq);
     }
+    for (const o of [...offers.values()]) {
+      if (o.cid !== c.id) continue;
+      if (c.status === "offered") renderOffer(o);
+      else removeOffer(o.id); // answered elsewhere (another tab), or withdrawn
+    }
     renderLists();
     if (c.id === selected) {
       renderHeader();
@@ -480,7 +534,8 @@
       if (b === "waiting") waiting.push(c);
       else if (b === "mine") mine.push(c);
     }
-    waiting.sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+    const since = (c) => Date.parse(c.enqueued_at || c.created_at);
+    waiting.sort((a, b) => (b.priority || 0) - (a.priority || 0) || since(a) - since(b));
     mine.sort((a, b) => Date.parse(b.updated_at) - Date.parse(a.updated_at));
     fillList($("waiting"), waiting, true);
     fillList($("mine"), mine, false);
@@ -494,7 +549,7 @@
     $("mine-count").textContent = mine.length;
     show($("waiting-empty"), !waiting.length);
     show($("mine-empty"), !mine.length);
-    document.title = (waiting.length ? "(" + waiting.length + ") " : "") + "chatserver console";
+    updateTitle(waiting.length);
   }
 
   function fillList(ul, list, isWaiting) {
@@ -506,7 +561,10 @@
         li = el("li", { "data-id": c.id }, [
           el("button", { type: "button", class: "conv-item", onclick: () => select(c.id) }, [
             el("span", { class: "avatar", "aria-hidden": "true" }),
-            el("span", { class: "ci-main" }, [el("span", { class: "ci-name" }), el("span", { class: "ci-sub" })]),
+            el("span", { class: "ci-main" }, [
+              el("span", { class: "ci-name" }),
+              el("span", { class: "ci-sub" }, [el("span", { class: "ci-tag" }), el("span", { class: "ci-text" })])
+            ]),
             el("span", { class: "ci-dot", "aria-hidden": "true" })
           ])
         ]);
@@ -516,8 +574,12 @@
       const last = (msgs.get(c.id) || []).filter((m) => m.kind === "text").pop();
       li.querySelector(".avatar").textContent = initial(name);
       li.querySelector(".ci-name").textContent = name;
-      li.querySelector(".ci-sub").textContent = isWaiting
-        ? "Waiting · " + ago(c.created_at)
+      const tag = li.querySelector(".ci-tag");
+      tag.textContent = isWaiting ? waitingLabel(c) : "";
+      tag.className = "ci-tag " + (isWaiting ? c.status : "");
+      show(tag, isWaiting);
+      li.querySelector(".ci-text").textContent = isWaiting
+        ? " · " + ago(c.enqueued_at || c.created_at)
         : last ? (last.author && last.author.kind === "contact" ? "" : "You: ") + shownText(last) : "Assigned to you";
       const btn = li.firstChild;
       btn.classList.toggle("unread", unread.has(c.id));
@@ -549,6 +611,7 @@
       delete $("private").dataset.forced;
       closePicker();
       hideDraft();
+      closeHandoff(false);
       renderLists();
       show($("placeholder"), false);
       show($("conv"), true);
@@ -627,6 +690,7 @@
     } else if (live && convs.has(cid) && !isMe(m.author) && m.kind !== "event") {
       unread.add(cid);
     }
+    for (const o of offers.values()) if (o.cid === cid) renderOffer(o);
     if (live) renderLists();
   }
 
@@ -640,11 +704,16 @@
     status.textContent = c.status;
     status.className = "pill " + c.status;
     const who = c.assignee ? (isMe(c.assignee) ? "assigned to you" : "assigned to " + c.assignee.name) : "unassigned";
-    $("conv-sub").textContent = who + " · " + c.channel;
+    const why = c.status === "pending" && c.pending_reason ? pendingText(c.pending_reason) + " · " : "";
+    $("conv-sub").textContent = why + who + " · " + c.channel;
     setLangOptions($("conv-lang"), c.language, "Language unknown");
     const open = c.status !== "resolved";
     const mineNow = c.assignee && isMe(c.assignee) && c.status === "assigned";
-    show($("take"), open && !mineNow);
+    // with routing on, plain agents get conversations by offer only; supervisors still take and assign
+    show($("take"), open && !mineNow && (supervises() || routing !== "offers"));
+    show($("assign"), open && supervises());
+    show($("transfer"), c.status === "assigned" && (mineNow || supervises()) && routing !== "manual");
+    if (handoff.mode && !(handoff.mode === "assign" ? !$("assign").hidden : !$("transfer").hidden)) closeHandoff(false);
     show($("close"), open && (!c.assignee || isMe(c.assignee) || supervises()));
     const canReply = open && (mineNow || supervises());
     const priv = $("private");
@@ -656,12 +725,20 @@
       delete priv.dataset.forced;
     }
     priv.disabled = !canReply;
-    $("composer-hint").textContent = !open
-      ? "Closed: only private notes."
-      : !canReply ? "Take the conversation to reply." : "";
+    $("composer-hint").textContent = composerHint(c, open, canReply);
     $("translate").dataset.off = canReply ? "" : "1";
     updateComposerMode();
     renderDetails(c);
+  }
+
+  function composerHint(c, open, canReply) {
+    if (!open) return "Closed: only private notes.";
+    if (canReply) return "";
+    if (!$("take").hidden) return "Take the conversation to reply.";
+    if (c.status === "pending") return "Pending: a supervisor can assign it.";
+    if ([...offers.values()].some((o) => o.cid === c.id)) return "Offered to you: accept it to reply.";
+    if (WAITING.has(c.status)) return "Routing offers this conversation to an available agent.";
+    return "Only the assigned agent can reply.";
   }
 
   function renderDetails(c) {
@@ -1198,12 +1275,417 @@
     const id = selected;
     request({ type: "conversation.claim", conversation_id: id }).then(
       () => { if (id === selected) $("reply").focus(); },
-      (err) => toast("Could not take the conversation: " + err.message)
+      (err) => {
+        if (err.code === "forbidden" && !supervises()) setRouting("offers"); // hides Take
+        toast("Could not take the conversation: " + err.message);
+      }
     );
   });
   $("close").addEventListener("click", () => {
     request({ type: "conversation.close", conversation_id: selected }).catch((err) =>
       toast("Could not close the conversation: " + err.message)
+    );
+  });
+
+  // -- routing: offers, the RONA notice, assigning and transferring ------------------------------------------
+  const PENDING = {
+    no_agent_eligible: "No agent available",
+    outside_business_hours: "Outside business hours",
+    max_wait_exceeded: "Waited too long"
+  };
+  const pendingText = (reason) => PENDING[reason] || reasonText(reason);
+  function waitingLabel(c) {
+    if (c.status === "pending") return c.pending_reason ? pendingText(c.pending_reason) : "Pending";
+    if (c.status === "offered") return [...offers.values()].some((o) => o.cid === c.id) ? "Offered to you" : "Offered";
+    return "Queued";
+  }
+
+  function updateTitle(waitingCount) {
+    const n = waitingCount == null ? +$("waiting-count").textContent || 0 : waitingCount;
+    document.title = (offers.size ? "New chat offer · " : "") + (n ? "(" + n + ") " : "") + "chatserver console";
+  }
+
+  let announceTimer = 0;
+  function announce(text) {
+    const node = $("announce");
+    node.textContent = "";
+    clearTimeout(announceTimer);
+    announceTimer = setTimeout(() => { node.textContent = text; }, 60); // a change, so it is read out
+  }
+
+  function setRouting(mode) {
+    if (routing === mode) return;
+    routing = mode;
+    if (selected) renderHeader();
+  }
+
+  // No frame names the routing mode: supervisors see whether a router runs in the routing metrics; for plain
+  // agents, claiming a conversation that cannot exist tells it without changing anything (routing on: plain
+  // agents may not claim at all, `forbidden`; off: `not_found`).
+  async function detectRouting() {
+    if (supervises()) {
+      const r = await api("GET", "/api/v1/routing/metrics");
+      if (r.ok && r.data && "router" in r.data) setRouting(r.data.router ? "offers" : "manual");
+      return;
+    }
+    request({ type: "conversation.claim", conversation_id: "cv_routing_probe" }).then(
+      () => {},
+      (err) => {
+        if (err.code === "forbidden") setRouting("offers");
+        else if (err.code === "not_found") setRouting("manual");
+      }
+    );
+  }
+
+  // offers: one card each, newest last, until answered, revoked or no longer offered
+  let offerSeq = 0;
+  let offerTick = 0;
+
+  function onOffer(f) {
+    const c = f.conversation;
+    if (!f.offer_id || !c || !c.id) return;
+    setRouting("offers");
+    onConversation(c);
+    let o = offers.get(f.offer_id);
+    const fresh = !o;
+    if (fresh) offers.set(f.offer_id, (o = { id: f.offer_id, cid: c.id, n: ++offerSeq }));
+    const now = Date.now();
+    o.expires = Date.parse(f.expires_at) || now + 30000;
+    // the whole offer time, for the progress bar: from when the conversation was offered (its updated_at)
+    const offered = Date.parse(c.updated_at);
+    o.total = Math.max(o.expires - (offered < o.expires ? offered : now), o.expires - now, 1000);
+    renderOffer(o);
+    startBar(o);
+    if (!loaded.has(o.cid)) loadConversation(o.cid); // follow it: the preview fills in as messages arrive
+    if (!offerTick) offerTick = setInterval(tickOffers, 1000);
+    tickOffers();
+    updateTitle();
+    renderLists();
+    if (!fresh) return;
+    if (o.cid === selected) renderHeader();
+    const name = (c.contact && c.contact.name) || "Visitor";
+    announce("New chat offer from " + name + ". Accept or decline within " + Math.ceil((o.expires - now) / 1000) + " seconds.");
+    const active = document.activeElement;
+    if (!active || active === document.body) o.node.querySelector(".offer-accept").focus(); // never steal focus
+  }
+
+  function renderOffer(o) {
+    const c = convs.get(o.cid) || { id: o.cid };
+    const name = (c.contact && c.contact.name) || "Visitor";
+    if (!o.node) {
+      const id = "offer-" + o.n;
+      o.node = el("article", {
+        class: "offer", role: "alertdialog", "aria-modal": "false", "aria-labelledby": id + "-k " + id + "-t",
+        "aria-describedby": id + "-d", "data-offer": o.id
+      }, [
+        el("div", { class: "offer-head" }, [
+          el("span", { class: "avatar", "aria-hidden": "true" }),
+          el("div", { class: "offer-who" }, [
+            el("p", { id: id + "-k", class: "offer-kicker", text: "New chat offer" }),
+            el("h2", { id: id + "-t", class: "offer-name" })
+          ]),
+          el("span", { class: "offer-time", role: "timer", "aria-label": "Time left to answer" })
+        ]),
+        el("div", { id: id + "-d", class: "offer-body" }, [el("p", { class: "offer-preview" }), el("dl", { class: "offer-facts" })]),
+        el("div", { class: "offer-bar", "aria-hidden": "true" }, [el("span")]),
+        el("p", { class: "offer-status", hidden: true }),
+        el("div", { class: "offer-actions" }, [
+          el("button", { type: "button", class: "btn primary offer-accept", onclick: () => answerOffer(o, true) }, [
+            el("span", { text: "Accept" })
+          ]),
+          el("button", { type: "button", class: "btn offer-decline", onclick: () => answerOffer(o, false) }, [
+            el("span", { text: "Decline" })
+          ])
+        ])
+      ]);
+      o.node.addEventListener("keydown", (e) => {
+        if (e.key === "Escape" && document.activeElement && o.node.contains(document.activeElement)) {
+          e.preventDefault();
+          ($("reply").offsetParent ? $("reply") : $("status")).focus(); // leave the card; it stays
+        }
+      });
+      $("offers").appendChild(o.node);
+    }
+    const node = o.node;
+    node.querySelector(".avatar").textContent = initial(name);
+    node.querySelector(".offer-name").textContent = name;
+    node.querySelector(".offer-accept").setAttribute("aria-label", "Accept the chat with " + name);
+    node.querySelector(".offer-decline").setAttribute("aria-label", "Decline the chat with " + name);
+    // the visitor's first message, in the agent's language when it is translated already
+    const list = (msgs.get(o.cid) || []).filter((m) => m.kind === "text" && m.author && m.author.kind === "contact");
+    const preview = node.querySelector(".offer-preview");
+    const first = list[0];
+    const tr = first && first.translations && first.translations[myLang()];
+    preview.textContent = first ? (tr != null && first.lang !== myLang() ? tr : first.text) : "No message yet.";
+    preview.lang = first ? (tr != null && first.lang !== myLang() ? myLang() : first.lang || "") : "";
+    preview.classList.toggle("muted", !first);
+    if (list.length > 1) preview.appendChild(el("span", { class: "offer-more", text: " +" + (list.length - 1) + " more" }));
+    const facts = node.querySelector(".offer-facts");
+    facts.textContent = "";
+    const rows = [];
+    if (c.language) rows.push(["Language", langName(c.language)]);
+    if (c.team) rows.push(["Team", teams.get(c.team) || c.team]);
+    const skills = Object.keys(c.skills || {});
+    if (skills.length) rows.push(["Skills", skills.map((k) => k + " ≥ " + c.skills[k]).join(", ")]);
+    if (c.priority) rows.push(["Priority", String(c.priority)]);
+    for (const k in c.fields || {}) rows.push([k, String(c.fields[k])]);
+    for (const [k, v] of rows.slice(0, 8)) facts.append(el("dt", { text: k }), el("dd", { text: v }));
+    show(facts, rows.length > 0);
+  }
+
+  function startBar(o) {
+    const bar = o.node.querySelector(".offer-bar span");
+    const left = Math.max(0, o.expires - Date.now());
+    bar.style.animation = "none";
+    void bar.offsetWidth; // restart the animation
+    bar.style.setProperty("--from", String(Math.min(1, left / o.total)));
+    bar.style.animation = "";
+    bar.style.animationDuration = left + "ms";
+  }
+
+  function tickOffers() {
+    const now = Date.now();
+    for (const o of [...offers.values()]) {
+      const left = Math.ceil((o.expires - now) / 1000);
+      const time = o.node.querySelector(".offer-time");
+      time.textContent = left > 0 ? (left >= 60 ? Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0") : left + " s") : "Time's up";
+      o.node.classList.toggle("urgent", left <= 5);
+      if (!o.busy) o.node.querySelector(".offer-accept").disabled = left <= 0 || !ready();
+      // the server withdraws an expired offer at once; if that never arrives (connection lost), drop it
+      if (now - o.expires > 10000) removeOffer(o.id);
+    }
+    if (!offers.size) {
+      clearInterval(offerTick);
+      offerTick = 0;
+    }
+  }
+
+  function setOfferBusy(o, text) {
+    o.busy = !!text;
+    const status = o.node.querySelector(".offer-status");
+    status.textContent = text || "";
+    show(status, !!text);
+    o.node.querySelector(".offer-accept").disabled = !!text;
+    o.node.querySelector(".offer-decline").disabled = !!text;
+    o.node.setAttribute("aria-busy", text ? "true" : "false");
+  }
+
+  function answerOffer(o, accept) {
+    if (o.busy || !offers.has(o.id)) return;
+    const c = convs.get(o.cid);
+    const name = (c && c.contact && c.contact.name) || "Visitor";
+    setOfferBusy(o, accept ? "Accepting…" : "Declining…");
+    request({ type: accept ? "offer.accept" : "offer.decline", offer_id: o.id }).then(
+      async (a) => {
+        removeOffer(o.id);
+        if (!accept) return announce("Declined the chat with " + name + ".");
+        announce("Accepted: the chat with " + name + " is open.");
+        await select(a.conversation_id || o.cid);
+        if (selected === (a.conversation_id || o.cid)) $("reply").focus();
+      },
+      (err) => {
+        if (err.code === "conflict" || err.code === "forbidden" || err.code === "not_found") {
+          removeOffer(o.id);
+          toast((accept ? "Could not accept: " : "Could not decline: ") + err.message);
+        } else {
+          setOfferBusy(o, null);
+          toast("Could not answer the offer: " + err.message);
+          tickOffers();
+        }
+      }
+    );
+  }
+
+  function removeOffer(id) {
+    const o = offers.get(id);
+    if (!o) return;
+    offers.delete(id);
+    const hadFocus = o.node.contains(document.activeElement);
+    o.node.remove();
+    if (hadFocus) {
+      const next = $("offers").querySelector(".offer-accept:not(:disabled)");
+      if (next) next.focus();
+      else if ($("reply").offsetParent) $("reply").focus();
+    }
+    if (!offers.size) tickOffers();
+    updateTitle();
+    renderLists();
+    if (o.cid === selected && convs.has(selected)) renderHeader();
+  }
+
+  function clearOffers() {
+    for (const id of [...offers.keys()]) removeOffer(id);
+  }
+
+  function onOfferRevoked(f) {
+    const o = offers.get(f.offer_id);
+    if (!o) return;
+    const c = convs.get(o.cid);
+    const name = (c && c.contact && c.contact.name) || "the visitor";
+    removeOffer(o.id);
+    toast(f.reason === "expired"
+      ? "The chat offer from " + name + " expired."
+      : f.reason === "escalated"
+        ? "The chat offer from " + name + " was withdrawn: it is pending now."
+        : "The chat offer from " + name + " was withdrawn.");
+  }
+
+  // notices: "rona" (set away after missed offers) is a banner until the agent is online again
+  function onNotice(f) {
+    if (f.code === "rona") return showRona(f.message);
+    if (f.code === "profile") return refreshMe();
+    if (f.message) toast(f.message);
+  }
+  async function refreshMe() {
+    const r = await api("GET", "/api/v1/auth/me");
+    if (!r.ok || !me || r.data.agent.id !== me.id) return;
+    me = Object.assign(me, r.data.agent);
+    $("me-name").textContent = me.name;
+    if (selected) renderHeader();
+  }
+
+  function showRona(text) {
+    $("rona-text").textContent = text || "You were set to away after offers went unanswered.";
+    $("go-online").disabled = false;
+    show($("rona"), true);
+    setStatusPick("away");
+  }
+  function hideRona() {
+    if ($("rona").hidden) return;
+    const hadFocus = $("rona").contains(document.activeElement);
+    show($("rona"), false);
+    if (hadFocus) $("status").focus();
+  }
+  $("go-online").addEventListener("click", () => {
+    const btn = $("go-online");
+    btn.disabled = true;
+    request({ type: "status.set", status: "online" }).then(
+      () => {
+        setStatusPick("online");
+        hideRona();
+        announce("You are online: conversations are offered to you again.");
+      },
+      (err) => {
+        btn.disabled = false;
+        toast("Could not go online: " + err.message);
+      }
+    );
+  });
+  $("rona-dismiss").addEventListener("click", () => hideRona());
+
+  // "Assign to…" (supervisors: claim for someone) and "Transfer" (to an online agent or a team)
+  const handoff = { mode: null, cid: null, opener: null };
+
+  function openHandoff(mode) {
+    if (handoff.mode === mode) return closeHandoff(true);
+    closeHandoff(false);
+    Object.assign(handoff, { mode, cid: selected, opener: $(mode) });
+    $(mode).setAttribute("aria-expanded", "true");
+    $("handoff-label").textContent = mode === "assign" ? "Assign to" : "Transfer to";
+    $("handoff-go").textContent = mode === "assign" ? "Assign" : "Transfer";
+    $("handoff-note").textContent = mode === "assign"
+      ? "The conversation becomes theirs at once."
+      : "It goes back to the queue and is offered to them; until they accept, nobody is assigned.";
+    show($("handoff-error"), false);
+    fillHandoff();
+    keepBottom(() => show($("handoff"), true));
+    $("handoff-to").focus();
+    // fresh statuses and teams (presence frames keep them current while the panel is open)
+    Promise.all([loadTeam(), mode === "transfer" ? loadTeams() : true]).then(() => {
+      if (handoff.mode === mode && handoff.cid === selected) fillHandoff();
+    });
+  }
+
+  function closeHandoff(focusOpener) {
+    if (!handoff.mode) return;
+    const opener = handoff.opener;
+    opener.setAttribute("aria-expanded", "false");
+    Object.assign(handoff, { mode: null, cid: null, opener: null });
+    $("handoff-go").disabled = false;
+    keepBottom(() => show($("handoff"), false));
+    if (focusOpener && !opener.hidden) opener.focus();
+  }
+
+  function fillHandoff() {
+    const sel = $("handoff-to");
+    const keep = sel.value;
+    const c = convs.get(handoff.cid) || {};
+    const assignee = c.assignee && c.assignee.id;
+    const order = { online: 0, away: 1, offline: 2 };
+    const people = [...agents.entries()]
+      .filter(([id, a]) => id !== (me && me.id) && id !== assignee && (handoff.mode === "assign" || a.status === "online"))
+      .sort((x, y) => (order[x[1].status] ?? 3) - (order[y[1].status] ?? 3) || x[1].name.localeCompare(y[1].name));
+    sel.textContent = "";
+    sel.appendChild(el("option", { value: "", text: handoff.mode === "assign" ? "Choose an agent…" : "Choose an agent or a team…" }));
+    if (people.length) {
+      const group = el("optgroup", { label: handoff.mode === "assign" ? "Agents" : "Online agents" });
+      for (const [id, a] of people) {
+        group.appendChild(el("option", { value: "agent:" + id, text: a.name + (handoff.mode === "assign" ? " (" + a.status + ")" : "") }));
+      }
+      sel.appendChild(group);
+    }
+    if (handoff.mode === "transfer" && teams.size) {
+      const group = el("optgroup", { label: "Teams" });
+      for (const [id, name] of [...teams.entries()].sort((x, y) => x[1].localeCompare(y[1]))) {
+        group.appendChild(el("option", { value: "team:" + id, text: name }));
+      }
+      sel.appendChild(group);
+    }
+    if ([...sel.options].some((o) => o.value === keep)) sel.value = keep;
+    if (sel.options.length === 1) {
+      sel.options[0].textContent = handoff.mode === "assign" ? "No other agent" : "No other agent is online, and there are no teams";
+    }
+  }
+
+  $("assign").addEventListener("click", () => openHandoff("assign"));
+  $("transfer").addEventListener("click", () => openHandoff("transfer"));
+  $("handoff-cancel").addEventListener("click", () => closeHandoff(true));
+  $("handoff").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") {
+      e.preventDefault();
+      closeHandoff(true);
+    }
+  });
+  $("handoff-to").addEventListener("change", () => show($("handoff-error"), false));
+  $("handoff").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const { mode, cid } = handoff;
+    const sel = $("handoff-to");
+    const err = $("handoff-error");
+    if (!mode || !cid) return;
+    const choice = sel.value;
+    if (!choice) {
+      err.textContent = mode === "assign" ? "Choose an agent." : "Choose an agent or a team.";
+      show(err, true);
+      return sel.focus();
+    }
+    const [kind, id] = [choice.slice(0, choice.indexOf(":")), choice.slice(choice.indexOf(":") + 1)];
+    const label = sel.selectedOptions[0].textContent.replace(/ \((online|away|offline)\)$/, "");
+    const frame = mode === "assign"
+      ? { type: "conversation.claim", conversation_id: cid, agent_id: id }
+      : Object.assign({ type: "conversation.transfer", conversation_id: cid }, kind === "team" ? { team: id } : { agent_id: id });
+    const go = $("handoff-go");
+    go.disabled = true;
+    show(err, false);
+    request(frame).then(
+      () => {
+        if (handoff.cid === cid) closeHandoff(false);
+        toast(mode === "assign"
+          ? "Assigned to " + label + "."
+          : kind === "team"
+            ? "Transferred to the " + label + " team: an agent there gets an offer."
+            : "Transferred to " + label + ": they get an offer.");
+      },
+      (e2) => {
+        go.disabled = false;
+        if (handoff.cid !== cid) return toast((mode === "assign" ? "Could not assign: " : "Could not transfer: ") + e2.message);
+        err.textContent = (mode === "assign" ? "Could not assign: " : "Could not transfer: ") + e2.message;
+        show(err, true);
+        sel.focus();
+        if (e2.code === "unavailable" || e2.code === "not_found") {
+          loadTeam().then(() => { if (handoff.cid === cid) fillHandoff(); }); // refresh who is online
+        }
+      }
     );
   });
 

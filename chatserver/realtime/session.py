@@ -167,19 +167,14 @@ class Session:
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.ws.send_text(
-            frames.encode(
-                frames.hello(
-                    self.id,
-                    self.settings.heartbeat_s,
-                    self.author,
-                    {
-                        "max_text_bytes": self.settings.max_text_bytes,
-                        "max_frame_bytes": self.settings.max_frame_bytes,
-                    },
-                )
-            )
-        )
+        limits = {
+            "max_text_bytes": self.settings.max_text_bytes,
+            "max_frame_bytes": self.settings.max_frame_bytes,
+        }
+        hello = frames.hello(self.id, self.settings.heartbeat_s, self.author, limits)
+        if self.agent is not None:
+            hello["routing"] = self.settings.routing  # offers: wait for offers; manual: take conversations
+        await self.ws.send_text(frames.encode(hello))
         self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.id}")
         try:
             if self.agent is not None:

@@ -309,8 +309,10 @@ class Router:
         self.stats.set_away += 1
         agent = await self.store.get_agent(agent_id)
         await self.service.publish_presence(agent)
+        missed = agent.missed_offers
+        offers = "an offer" if missed == 1 else f"{missed} offers in a row"
         message = (
-            f"You were set to away after {agent.missed_offers} offers in a row went unanswered. "
+            f"You were set to away because {offers} went unanswered. "
             "Set yourself online to get conversations again."
         )
         self.service.publish([(agent_topic(agent_id), NoticeEvent(agent_id, "rona", message))])

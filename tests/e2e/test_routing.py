@@ -41,6 +41,7 @@ async def test_offer_then_accept_assigns_and_the_visitor_sees_it(
 ) -> None:
     server, s = routed
     async with Client.connect(f"{server.ws}/ws/agent", token=s.agent_token, origin=None) as bob:
+        assert (await bob.expect("hello"))["routing"] == "offers"
         await bob.expect("snapshot")
         tok, cid = await visitor(http, server, s)
         async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as v:
@@ -112,7 +113,9 @@ async def test_unanswered_offer_moves_on_and_sets_the_agent_away(
         revoked = await silent.expect("offer.revoked", timeout=5)
         assert revoked == {**revoked, "offer_id": offer["offer_id"], "reason": "expired"}
         notice = await silent.expect("notice", timeout=5)
-        assert notice["code"] == "rona" and "away" in notice["message"]
+        assert (
+            notice["code"] == "rona" and "set to away because an offer went unanswered" in notice["message"]
+        )
         name = "Bob" if silent is bob else "Ada"
         assert (await other.expect("presence", agent__name=name, status="away"))["status"] == "away"
         nxt = await other.expect("offer", conversation__id=cid, timeout=5)
