@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from chatserver.bus import Bus
@@ -204,7 +204,11 @@ class ChatService:
 
     # -- messages --------------------------------------------------------------------------------------------
 
-    async def send(
+    async def send(self, **kwargs: Any) -> tuple[Message, bool]:
+        """Store one message and wait for its commit (see :meth:`submit`)."""
+        return await (await self.submit(**kwargs))
+
+    async def submit(
         self,
         *,
         author: Author,
@@ -215,7 +219,10 @@ class ChatService:
         agent: Agent | None = None,
         contact_language: str | None = None,
         lang: str | None = None,
-    ) -> tuple[Message, bool]:
+    ) -> Coroutine[Any, Any, tuple[Message, bool]]:
+        """Check and queue a message for the group commit, in call order, without waiting for the commit.
+        Await the returned coroutine for the stored message (and whether it was a duplicate); so one
+        connection can have several messages in the same batch and still get them in order."""
         kind = MessageKind.TEXT
         stated = _base_language(lang)
         lang = None
@@ -234,9 +241,18 @@ class ChatService:
                 raise Conflict("the conversation is resolved")
             if kind is MessageKind.TEXT:
                 lang = stated or self._agent_language(agent)
-        message, duplicate = await self.store.append_message(
-            PendingMessage(conv.id, author, kind, text, client_id=client_id, lang=lang)
-        )
+        item = PendingMessage(conv.id, author, kind, text, client_id=client_id, lang=lang)
+        future = await self.store.writer.submit(item)
+        return self._after_commit(future, conv, agent, kind)
+
+    async def _after_commit(
+        self,
+        future: asyncio.Future[tuple[Message, bool]],
+        conv: Conversation,
+        agent: Agent | None,
+        kind: MessageKind,
+    ) -> tuple[Message, bool]:
+        message, duplicate = await future
         if not duplicate and self.translation is not None and kind is MessageKind.TEXT:
             target = conv.language if agent is not None else await self._assignee_language(conv)
             self.translation.schedule(message, target)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 
@@ -43,7 +43,8 @@ def iso(ms: int | None) -> str | None:
     """Epoch milliseconds as an RFC 3339 UTC timestamp with milliseconds."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)

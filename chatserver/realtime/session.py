@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_RATE_LIMITED = 4429
 PAGE = 500
+MAX_IN_FLIGHT = 32
+"""Messages one connection may have waiting for their commit at once."""
 
 
 # Items of the outbound queue --------------------------------------------------------------------------
@@ -159,6 +162,8 @@ class Session:
         self._strikes = 0
         self._closing = False
         self._sender: asyncio.Task[None] | None = None
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._acks: set[asyncio.Task[None]] = set()
 
     @property
     def is_agent(self) -> bool:
@@ -184,6 +189,10 @@ class Session:
             self._put(_Snapshot())
             await self._receive_loop()
         finally:
+            if self._acks:  # let messages already queued for commit be answered (bounded wait)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2):
+                        await asyncio.gather(*self._acks, return_exceptions=True)
             self._closing = True
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -509,19 +518,27 @@ class Session:
                 conv = await self._conversation(frame.conversation_id)
                 if conv.status == Status.RESOLVED:
                     conv = await self._conversation(frame.conversation_id, fresh=True)
-                message, _ = await service.send(
-                    author=self.author,
-                    conv=conv,
-                    text=frame.text,
-                    client_id=frame.client_id,
-                    private=frame.private,
-                    agent=self.agent,
-                    contact_language=self.contact.language if self.contact else None,
-                    lang=frame.lang if self.agent else None,
+                await self._in_flight.acquire()
+                try:
+                    committed = await service.submit(
+                        author=self.author,
+                        conv=conv,
+                        text=frame.text,
+                        client_id=frame.client_id,
+                        private=frame.private,
+                        agent=self.agent,
+                        contact_language=self.contact.language if self.contact else None,
+                        lang=frame.lang if self.agent else None,
+                    )
+                except BaseException:
+                    self._in_flight.release()
+                    raise
+                # the next frame is read while this one commits: several can share a batch, in order
+                task = asyncio.get_running_loop().create_task(
+                    self._ack_when_committed(frame, conv, committed)
                 )
-                self.send(frames.ack(frame.ref, message))
-                if self.agent is not None:
-                    await self._track(conv, announce=False)
+                self._acks.add(task)
+                task.add_done_callback(self._acks.discard)
             case frames.Typing():
                 await self._conversation(frame.conversation_id)
                 service.typing(self.author, frame.conversation_id, frame.state)
@@ -579,6 +596,28 @@ class Session:
                 assert self.agent is not None
                 conv = await service.close(self.agent, frame.conversation_id)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
+
+    async def _ack_when_committed(
+        self,
+        frame: frames.MessageSend,
+        conv: Conversation,
+        committed: Coroutine[Any, Any, tuple[Message, bool]],
+    ) -> None:
+        try:
+            message, _ = await committed
+            self.send(frames.ack(frame.ref, message))
+            if self.agent is not None:
+                await self._track(conv, announce=False)
+        except ApiError as exc:
+            exc.data.setdefault("ref", frame.ref)
+            self.send(frames.error(exc))
+        except StoreError as exc:
+            self.send(frames.error(Unavailable(str(exc), data={"ref": frame.ref})))
+        except Exception:
+            log.exception("message.send failed")
+            self.send(frames.error(Internal("internal error", data={"ref": frame.ref})))
+        finally:
+            self._in_flight.release()
 
     async def _resume(self, frame: frames.Resume) -> None:
         ok: list[str] = []

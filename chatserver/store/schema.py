@@ -139,6 +139,7 @@ messages = sa.Table(
     sa.UniqueConstraint(
         "conversation_id", "author_kind", "author_id", "client_id", name="uq_messages_idempotency"
     ),
+    sa.Index("ix_messages_conversation_client", "conversation_id", "client_id"),
 )
 
 read_cursors = sa.Table(

@@ -80,10 +80,15 @@ class MessageWriter:
 
     async def append(self, item: PendingMessage) -> tuple[Message, bool]:
         """Store one message; return it and whether it was a duplicate (already stored)."""
+        await self.submit(item)
+        return await item.future
+
+    async def submit(self, item: PendingMessage) -> asyncio.Future[tuple[Message, bool]]:
+        """Queue one message (in call order) without waiting for its commit; await the returned future."""
         if self._task is None:
             raise StoreError("message writer is not running")
         await self._queue.put(item)
-        return await item.future
+        return item.future
 
     async def _run(self) -> None:
         while True:
