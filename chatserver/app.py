@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from chatserver.api import auth_routes, canned, conversations, directory, health, widget
 from chatserver.api import routing as routing_api
@@ -145,6 +147,23 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(Internal("internal error"))
 
 
+class ChatApp(Starlette):
+    """Starlette for HTTP; the WebSocket endpoints are dispatched here directly, with the server's own
+    ``send`` and ``receive``: every frame skips the HTTP middleware and exception wrappers (a quarter of the
+    CPU per message in profiles), and each connection keeps fewer frames alive."""
+
+    ws_endpoints: dict[str, Callable[[WebSocket], Awaitable[None]]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            endpoint = self.ws_endpoints.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(WebSocket(scope, receive, send))
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings) -> Starlette:
     settings = settings.with_secret()
 
@@ -175,5 +194,6 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/widget", StaticFiles(directory=widget_dir()), name="widget"),
         Mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={500: _server_error})
+    app = ChatApp(routes=routes, lifespan=lifespan, exception_handlers={500: _server_error})
+    app.ws_endpoints = {r.path: r.endpoint for r in endpoints.routes}
     return app
