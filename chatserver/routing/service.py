@@ -157,7 +157,7 @@ class Router:
         await self._requeue_absent(loads, connected, now, token)
         teams = await self.store.list_teams()
         waiting = await self.store.waiting()
-        rules = {r.id: r for r in await self.store.list_rules()}
+        {r.id: r for r in await self.store.list_rules()}
         agent_states = tuple(self._agent_state(load, connected) for load in loads)
         state = RoutingState(
             agents=agent_states,
@@ -175,6 +175,7 @@ class Router:
         self.stats.cycles += 1
         convs = {c.id: c for c in waiting}
         capacity = {s.id: s.capacity for s in state.agents}
+        offers: list[Offer] = []
         for d in decisions:
             match d:
                 case OfferExpired():
@@ -182,11 +183,12 @@ class Router:
                 case SetAway():
                     await self._set_away(d.agent_id, token)
                 case Offer():
-                    await self._offer(convs, d, capacity, rules, now, token)
+                    offers.append(d)  # applied together below, in one transaction
                 case Escalate():
                     await self._escalate(convs, d, token)
                 case QueuePosition():
                     self._position(d)
+        await self._offer_all(convs, offers, capacity, now, token)
         live = {c for c in convs if convs[c].status in (Status.QUEUED.value, Status.OFFERED.value)}
         for cid in list(self._positions):
             if cid not in live:
@@ -262,31 +264,32 @@ class Router:
 
     # -- applying decisions ----------------------------------------------------------------------------
 
-    async def _offer(
+    async def _offer_all(
         self,
         convs: dict[str, Conversation],
-        d: Offer,
+        offers: list[Offer],
         capacity: dict[str, int],
-        rules: dict[str, Rule],
         now: float,
         token: int,
     ) -> None:
-        conv = convs.get(d.conversation_id)
-        if conv is None:
-            return
-        timeout = conv.routing.get("offer_timeout_s") or self.settings.offer_timeout_s
-        expires = int((now + float(timeout)) * 1000)
-        offered = await self.store.offer(conv, d.agent_id, capacity.get(d.agent_id, 0), expires, token)
-        if offered is None:
-            self.stats.refused_writes += 1
-            return
-        convs[conv.id] = offered
-        self.stats.offers += 1
-        payload = await self.service.publish_conversation(offered)
-        assert offered.offer_id is not None
-        self.service.publish(
-            [(agent_topic(d.agent_id), OfferEvent(d.agent_id, offered.offer_id, expires, payload))]
-        )
+        wanted: list[tuple[Conversation, str, int, int]] = []
+        for d in offers:
+            conv = convs.get(d.conversation_id)
+            if conv is None:
+                continue
+            timeout = conv.routing.get("offer_timeout_s") or self.settings.offer_timeout_s
+            wanted.append((conv, d.agent_id, capacity.get(d.agent_id, 0), int((now + float(timeout)) * 1000)))
+        applied = await self.store.offer_many(wanted, token)
+        for (_, agent_id, _, expires), offered in zip(wanted, applied, strict=True):
+            if offered is None or offered.offer_id is None:
+                self.stats.refused_writes += 1
+                continue
+            convs[offered.id] = offered
+            self.stats.offers += 1
+            payload = await self.service.publish_conversation(offered)
+            self.service.publish(
+                [(agent_topic(agent_id), OfferEvent(agent_id, offered.offer_id, expires, payload))]
+            )
 
     async def _expire(self, convs: dict[str, Conversation], d: OfferExpired, token: int) -> None:
         conv = convs.get(d.conversation_id)

@@ -276,41 +276,71 @@ class RoutingQueries:
         self, conv: Conversation, agent_id: str, capacity: int, expires_at: int, token: int
     ) -> Conversation | None:
         """Offer a queued conversation to an agent, if nothing changed and the agent has room."""
-        offer_id = new_id("of_")
+        return (await self.offer_many([(conv, agent_id, capacity, expires_at)], token))[0]
+
+    async def offer_many(
+        self, wanted: list[tuple[Conversation, str, int, int]], token: int
+    ) -> list[Conversation | None]:
+        """Apply one routing cycle's offers (conversation, agent, capacity, expires_at) in one transaction:
+        one fence check, the agents' rows locked in id order, their load counted once; each offer still a
+        compare-and-set on its conversation. Returns the offered conversations (None where refused)."""
+        if not wanted:
+            return []
+        made: dict[int, str] = {}
         async with self.db.write() as conn:
             if not await self._fenced(conn, token):
-                return None
-            await conn.execute(sa.select(agents.c.id).where(agents.c.id == agent_id).with_for_update())
-            held = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(conversations)
-                .where(
-                    conversations.c.status.in_(HOLDING),
-                    sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id) == agent_id,
-                )
+                return [None] * len(wanted)
+            agent_ids = sorted({agent_id for _, agent_id, _, _ in wanted})
+            await conn.execute(
+                sa.select(agents.c.id)
+                .where(agents.c.id.in_(agent_ids))
+                .order_by(agents.c.id)
+                .with_for_update()
             )
-            if int(held or 0) >= capacity:
-                return None
-            res = await conn.execute(
-                conversations.update()
-                .where(
-                    conversations.c.id == conv.id,
-                    conversations.c.version == conv.version,
-                    conversations.c.status == Status.QUEUED.value,
+            holder = sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id)
+            held = {
+                r.agent: int(r.n)
+                for r in await conn.execute(
+                    sa.select(holder.label("agent"), sa.func.count().label("n"))
+                    .where(conversations.c.status.in_(HOLDING), holder.in_(agent_ids))
+                    .group_by(holder)
                 )
-                .values(
-                    status=Status.OFFERED.value,
-                    offer_id=offer_id,
-                    offer_agent_id=agent_id,
-                    offer_expires_at=expires_at,
-                    version=conv.version + 1,
-                    updated_at=now_ms(),
+            }
+            now = now_ms()
+            for i, (conv, agent_id, capacity, expires_at) in enumerate(wanted):
+                if held.get(agent_id, 0) >= capacity:
+                    continue
+                offer_id = new_id("of_")
+                res = await conn.execute(
+                    conversations.update()
+                    .where(
+                        conversations.c.id == conv.id,
+                        conversations.c.version == conv.version,
+                        conversations.c.status == Status.QUEUED.value,
+                    )
+                    .values(
+                        status=Status.OFFERED.value,
+                        offer_id=offer_id,
+                        offer_agent_id=agent_id,
+                        offer_expires_at=expires_at,
+                        version=conv.version + 1,
+                        updated_at=now,
+                    )
                 )
-            )
-            if res.rowcount != 1:
-                return None
-            await _log(conn, conv.id, agent_id, "offer")
-        return await self.get_conversation(conv.id)
+                if res.rowcount == 1:
+                    held[agent_id] = held.get(agent_id, 0) + 1
+                    made[i] = conv.id
+                    await _log(conn, conv.id, agent_id, "offer")
+        fresh = await self.get_conversations(made.values())
+        return [fresh.get(made[i]) if i in made else None for i in range(len(wanted))]
+
+    async def get_conversations(self, ids: Iterable[str]) -> dict[str, Conversation]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        async with self.db.read() as conn:
+            found = await conn.execute(sa.select(conversations).where(conversations.c.id.in_(wanted)))
+            return {r.id: rows.conversation(r) for r in found}
 
     async def expire_offer(self, conv: Conversation, token: int) -> tuple[Conversation, int] | None:
         """Take back an unanswered offer; the agent's missed-offer count goes up."""
