@@ -416,6 +416,18 @@ _ENCODED: OrderedDict[tuple[str, int], str] = OrderedDict()
 _ENCODED_MAX = 4096
 
 
+def conversation_text(conversation_id: str, version: int, payload: Mapping[str, Any]) -> str:
+    """The encoded ``conversation`` frame of one change, built once for every connection that gets it."""
+    key = (f"c:{conversation_id}", version)
+    text = _ENCODED.get(key)
+    if text is None:
+        text = encode(conversation(payload))
+        _ENCODED[key] = text
+        if len(_ENCODED) > _ENCODED_MAX:
+            _ENCODED.popitem(last=False)
+    return text
+
+
 def message_text(msg: Message) -> str:
     """The encoded ``message`` frame, built once per message however many connections receive it.
     Keyed by id and the number of translations, so a message read back with translations is fresh."""

@@ -73,6 +73,13 @@ class _Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class _Text:
+    """A frame already encoded (shared by every connection that receives it)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Msg:
     message: Message
 
@@ -125,7 +132,7 @@ class _Close:
     reason: str
 
 
-_Item = _Frame | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot | _Refresh | _Close
+_Item = _Frame | _Text | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot | _Refresh | _Close
 
 
 class _Outbox:
@@ -316,7 +323,7 @@ class Session:
         self._versions[cid] = event.version
         self._convs.pop(cid, None)  # refetched when next needed
         self._payloads[cid] = event.payload
-        self.send(frames.conversation(event.payload))
+        self._put(_Text(frames.conversation_text(cid, event.version, event.payload)))
         assignee = event.payload.get("assignee") or {}
         if (
             self.agent is not None
@@ -361,6 +368,8 @@ class Session:
         match item:
             case _Frame(frame=frame):
                 await self._write(frame)
+            case _Text(text=text):
+                await self.ws.send_text(text)
             case _Msg(message=m):
                 await self._send_message(m)
             case _Fill(conversation_id=cid, up_to=up_to):
