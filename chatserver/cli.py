@@ -164,6 +164,106 @@ def cmd_create_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _levels(text: str | None, what: str) -> dict[str, int] | None:
+    """``billing=4,de=3`` -> {"billing": 4, "de": 3}."""
+    if text is None:
+        return None
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, level = part.partition("=")
+        if not name or not level.isdigit() or not 1 <= int(level) <= 5:
+            raise ChatError(
+                f"{what}: write name=level with a level from 1 to 5, e.g. billing=4 (got {part!r})"
+            )
+        out[name] = int(level)
+    return out
+
+
+def cmd_set_agent(settings: Settings, args: argparse.Namespace) -> int:
+    """Routing profile of an agent: skills, languages, capacity, own language, teams."""
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            found = await store.agent_credentials(args.email)
+            if found is None:
+                raise ChatError(f"no agent with email {args.email}")
+            values: dict[str, object] = {}
+            skills = _levels(args.skills, "--skills")
+            languages = _levels(args.languages, "--languages")
+            if skills is not None:
+                values["skills"] = skills
+            if languages is not None:
+                values["languages"] = languages
+            if args.max_concurrent is not None:
+                if not 1 <= args.max_concurrent <= 100:
+                    raise ChatError("--max-concurrent must be from 1 to 100")
+                values["max_concurrent"] = args.max_concurrent
+            if args.language is not None:
+                values["language"] = args.language.split("-")[0].lower()
+            agent = await store.update_agent(found[0].id, **values)
+            for team_name in args.team or []:
+                team = next((t for t in await store.list_teams() if t.name == team_name), None)
+                if team is None:
+                    raise ChatError(f"no team named {team_name!r}")
+                await store.set_team_members(team.id, [*team.members, agent.id])
+        finally:
+            await store.db.dispose()
+        print(json.dumps(agent.to_wire()))
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_create_team(settings: Settings, args: argparse.Namespace) -> int:
+    from chatserver.routing.config import ConfigProblem, parse_holidays, parse_hours, parse_timezone
+
+    try:
+        timezone = parse_timezone(args.timezone)
+        hours = parse_hours(json.loads(args.hours) if args.hours else None)
+        holidays = parse_holidays(args.holiday or [])
+    except (ConfigProblem, json.JSONDecodeError) as exc:
+        raise ChatError(f"create-team: {exc}") from exc
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            team = await store.create_team(args.name, timezone, hours, holidays)
+            print(json.dumps(team.to_wire()))
+        finally:
+            await store.db.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_create_rule(settings: Settings, args: argparse.Namespace) -> int:
+    """A routing rule from JSON, validated exactly as POST /api/v1/routing/rules validates it."""
+    from chatserver.api.routing import rule_from_json
+    from chatserver.errors import ApiError
+    from chatserver.model.ids import new_id
+
+    try:
+        data = json.loads(args.json)
+        if not isinstance(data, dict):
+            raise ChatError("create-rule: the JSON must be an object")
+        rule = rule_from_json(new_id("rr_"), data)
+    except json.JSONDecodeError as exc:
+        raise ChatError(f"create-rule: not JSON: {exc}") from exc
+    except ApiError as exc:
+        raise ChatError(f"create-rule: {exc.message} (field {exc.data.get('field')})") from exc
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            print(json.dumps((await store.save_rule(rule)).to_wire()))
+        finally:
+            await store.db.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chatserver", description="Omnichannel live-chat server")
     p.add_argument("--version", action="version", version=__version__)
@@ -189,6 +289,29 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--allowed-origin", action="append", metavar="URL")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_create_inbox)
+    sa_ = sub.add_parser(
+        "set-agent", help="set an agent's routing profile (skills, languages, capacity, teams)"
+    )
+    sa_.add_argument("--email", required=True)
+    sa_.add_argument("--skills", help="e.g. billing=4,returns=2 (levels 1-5)")
+    sa_.add_argument("--languages", help="e.g. de=5,en=3 (levels 1-5)")
+    sa_.add_argument("--language", help="the language the agent reads and writes")
+    sa_.add_argument("--max-concurrent", type=int)
+    sa_.add_argument("--team", action="append", metavar="NAME", help="add the agent to this team")
+    sa_.set_defaults(fn=cmd_set_agent)
+    tm = sub.add_parser("create-team", help="create a team; prints it as JSON")
+    tm.add_argument("--name", required=True)
+    tm.add_argument("--timezone", default="UTC")
+    tm.add_argument("--hours", help='weekly hours as JSON, e.g. \'{"mon": [["09:00", "17:00"]]}\'')
+    tm.add_argument("--holiday", action="append", metavar="YYYY-MM-DD")
+    tm.set_defaults(fn=cmd_create_team)
+    rr = sub.add_parser("create-rule", help="create a routing rule from JSON (as the REST API takes it)")
+    rr.add_argument(
+        "--json",
+        required=True,
+        help='e.g. \'{"name": "billing", "match": {"fields": {"topic": "billing"}}}\'',
+    )
+    rr.set_defaults(fn=cmd_create_rule)
     t = sub.add_parser("create-token", help="create an API token for an agent; prints it")
     t.add_argument("--agent", required=True, metavar="EMAIL")
     t.add_argument("--name", default="cli")

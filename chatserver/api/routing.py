@@ -129,7 +129,7 @@ async def delete_team(request: Request) -> Response:
 # -- rules ------------------------------------------------------------------------------------------------
 
 
-def _rule(rule_id: str, data: dict[str, Any]) -> Rule:
+def rule_from_json(rule_id: str, data: dict[str, Any]) -> Rule:
     unknown = set(data) - {
         "name",
         "position",
@@ -192,7 +192,7 @@ async def create_rule(request: Request) -> Response:
     priority?, steps?: [{requirement: "language:de>=4", after_s: 30}], offer_timeout_s?, max_wait_s?}``."""
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
-    rule = await c.store.save_rule(_rule(new_id("rr_"), await body(request)))
+    rule = await c.store.save_rule(rule_from_json(new_id("rr_"), await body(request)))
     return json_response(rule.to_wire(), status=201)
 
 
@@ -202,7 +202,7 @@ async def replace_rule(request: Request) -> Response:
     await current_agent(request, role=Role.ADMIN)
     rule_id = request.path_params["rule_id"]
     await c.store.get_rule(rule_id)
-    rule = await c.store.save_rule(_rule(rule_id, await body(request)))
+    rule = await c.store.save_rule(rule_from_json(rule_id, await body(request)))
     return json_response(rule.to_wire())
 
 

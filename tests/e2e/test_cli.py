@@ -115,3 +115,81 @@ def test_server_refuses_to_start_without_secret_or_schema(tmp_path: Path) -> Non
         timeout=60,
     )
     assert r.returncode == 2 and "CHATSERVER_SECRET_KEY" in r.stderr
+
+
+def test_cli_configures_routing_and_refuses_bad_values(tmp_path: Path) -> None:
+    env = {"CHATSERVER_DATA_DIR": str(tmp_path / "data")}
+    run_cli(env, "create-agent", "--email", "ro@x.test", "--password", "pw-long-1", "--name", "Ro")
+    team = json.loads(
+        run_cli(
+            env,
+            "create-team",
+            "--name",
+            "Billing",
+            "--timezone",
+            "Europe/Berlin",
+            "--hours",
+            '{"mon": [["09:00", "17:00"]]}',
+            "--holiday",
+            "2026-12-25",
+        )
+    )
+    assert team["timezone"] == "Europe/Berlin" and team["holidays"] == ["2026-12-25"]
+    agent = json.loads(
+        run_cli(
+            env,
+            "set-agent",
+            "--email",
+            "ro@x.test",
+            "--skills",
+            "billing=4,returns=2",
+            "--languages",
+            "de=5",
+            "--max-concurrent",
+            "4",
+            "--language",
+            "de-AT",
+            "--team",
+            "Billing",
+        )
+    )
+    assert agent["skills"] == {"billing": 4, "returns": 2} and agent["max_concurrent"] == 4
+    assert agent["language"] == "de" and agent["languages"] == {"de": 5}
+    rule = json.loads(
+        run_cli(
+            env,
+            "create-rule",
+            "--json",
+            json.dumps(
+                {
+                    "name": "billing",
+                    "match": {"fields": {"topic": "billing"}},
+                    "team_id": team["id"],
+                    "skills": {"billing": 3},
+                    "steps": [{"requirement": "language:de>=4", "after_s": 30}],
+                }
+            ),
+        )
+    )
+    assert rule["team_id"] == team["id"] and rule["steps"] == [
+        {"requirement": "language:de>=4", "after_s": 30.0}
+    ]
+
+    def refused(*args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "chatserver.cli", *args],
+            env={**env, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 2, out
+        return out.stderr
+
+    assert "level from 1 to 5" in refused("set-agent", "--email", "ro@x.test", "--skills", "billing=9")
+    assert "unknown time zone" in refused("create-team", "--name", "X", "--timezone", "Mars/Base")
+    assert "steps.0.after_s" in refused(
+        "create-rule", "--json", '{"name": "r", "steps": [{"requirement": "a>=2", "after_s": -5}]}'
+    )
+    assert "exists" in refused("create-team", "--name", "Billing")
+    assert "no team" in refused("set-agent", "--email", "ro@x.test", "--team", "Nope")
