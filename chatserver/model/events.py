@@ -69,6 +69,8 @@ class TranslatedEvent:
     lang: str
     text: str | None
     reason: str | None
+    for_agents: bool = False
+    """A translation for agents only (of a visitor's own message): visitors do not get it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,7 @@ def encode_event(event: Event) -> bytes:
                 "l": event.lang,
                 "text": event.text,
                 "r": event.reason,
+                "ag": event.for_agents,
             }
         case OfferEvent():
             body = {
@@ -240,7 +243,9 @@ def decode_event(data: bytes | str) -> Event:
         case "presence":
             return PresenceEvent(_author(raw["a"]), raw["s"])
         case "translated":
-            return TranslatedEvent(raw["c"], raw["m"], raw["seq"], raw["l"], raw["text"], raw["r"])
+            return TranslatedEvent(
+                raw["c"], raw["m"], raw["seq"], raw["l"], raw["text"], raw["r"], bool(raw.get("ag"))
+            )
         case "offer":
             return OfferEvent(raw["a"], raw["o"], raw["x"], raw["p"])
         case "revoked":

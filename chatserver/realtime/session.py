@@ -305,6 +305,8 @@ class Session:
                     queue = {"position": event.position, "estimated_wait_s": event.estimated_wait_s}
                     self.send(frames.conversation({**cached, "queue": queue}))
             case TranslatedEvent():
+                if event.for_agents and not self.is_agent:
+                    return  # a visitor's own words, translated for the agent
                 self.send(
                     frames.translated(
                         event.conversation_id,

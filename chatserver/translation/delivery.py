@@ -157,6 +157,7 @@ class TranslationDelivery:
                             target,
                             result.text,
                             result.untranslated_reason,
+                            for_agents=message.author.kind is AuthorKind.CONTACT,
                         ),
                     )
                 ]

@@ -82,6 +82,14 @@ async def test_german_visitor_and_spanish_agent_each_read_their_language(
                 )
                 assert note["type"] == "ack"
 
+                # the visitor never got the translation of their own words (it reveals the agent's language)
+                own = [
+                    f
+                    for f in visitor.frames
+                    if f.get("type") == "message.translated" and f["seq"] == sent["seq"]
+                ]
+                assert own == []
+
             # history, resume and transcripts carry the translations
             history = await http.get(f"{server.url}/api/v1/conversations/{cid}/messages", headers=auth)
             by_text = {m["text"]: m for m in history.json()["items"]}

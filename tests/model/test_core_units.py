@@ -58,6 +58,7 @@ def test_token_bucket_allows_burst_then_rate() -> None:
         QueueEvent("c", 3, 42.5),
         WakeEvent("queued"),
         TranslatedEvent("c", "m", 2, "de", None, "provider_unavailable"),
+        TranslatedEvent("c", "m", 2, "es", "Hola", None, for_agents=True),
     ],
 )
 def test_bus_events_roundtrip(event: object) -> None:
