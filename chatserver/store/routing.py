@@ -8,13 +8,14 @@ overlap (guarantee 8).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from chatserver.errors import Conflict, Forbidden, Invalid, NotFound
 from chatserver.model.ids import new_id, now_ms
@@ -342,6 +343,33 @@ class RoutingQueries:
             found = await conn.execute(sa.select(conversations).where(conversations.c.id.in_(wanted)))
             return {r.id: rows.conversation(r) for r in found}
 
+    async def _fenced_change(
+        self,
+        conv_id: str,
+        token: int,
+        where: Sequence[ColumnElement[bool]],
+        values: dict[str, Any],
+        *,
+        log: tuple[str | None, str],
+        then: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> Conversation | None:
+        """One routing write, in one transaction: the leader's fencing token, a compare-and-set on the
+        conversation (``where``), then ``then`` and the routing log. None if fenced off or the CAS misses."""
+        async with self.db.write() as conn:
+            if not await self._fenced(conn, token):
+                return None
+            res = await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == conv_id, *where)
+                .values(version=conversations.c.version + 1, updated_at=now_ms(), **values)
+            )
+            if res.rowcount != 1:
+                return None
+            if then is not None:
+                await then(conn)
+            await _log(conn, conv_id, *log)
+        return await self.get_conversation(conv_id)
+
     async def expire_offer(self, conv: Conversation, token: int) -> tuple[Conversation, int] | None:
         """Take back an unanswered offer; the agent's missed-offer count goes up."""
         agent_id = conv.offer_agent_id
@@ -349,26 +377,10 @@ class RoutingQueries:
             return None
         routing = dict(conv.routing)
         routing["timed_out_by"] = sorted(set(routing.get("timed_out_by", [])) | {agent_id})
-        async with self.db.write() as conn:
-            if not await self._fenced(conn, token):
-                return None
-            res = await conn.execute(
-                conversations.update()
-                .where(
-                    conversations.c.id == conv.id,
-                    conversations.c.offer_id == conv.offer_id,
-                    conversations.c.status == Status.OFFERED.value,
-                )
-                .values(
-                    status=Status.QUEUED.value,
-                    **NO_OFFER,
-                    routing=routing,
-                    version=conversations.c.version + 1,
-                    updated_at=now_ms(),
-                )
-            )
-            if res.rowcount != 1:
-                return None
+        missed = 0
+
+        async def count_miss(conn: AsyncConnection) -> None:
+            nonlocal missed
             await conn.execute(
                 agents.update()
                 .where(agents.c.id == agent_id)
@@ -377,62 +389,39 @@ class RoutingQueries:
             missed = int(
                 await conn.scalar(sa.select(agents.c.missed_offers).where(agents.c.id == agent_id)) or 0
             )
-            await _log(conn, conv.id, agent_id, "timeout")
-        return await self.get_conversation(conv.id), missed
+
+        done = await self._fenced_change(
+            conv.id,
+            token,
+            [conversations.c.offer_id == conv.offer_id, conversations.c.status == Status.OFFERED.value],
+            {"status": Status.QUEUED.value, **NO_OFFER, "routing": routing},
+            log=(agent_id, "timeout"),
+            then=count_miss,
+        )
+        return (done, missed) if done is not None else None
 
     async def escalate(self, conv: Conversation, reason: str, token: int) -> Conversation | None:
-        async with self.db.write() as conn:
-            if not await self._fenced(conn, token):
-                return None
-            res = await conn.execute(
-                conversations.update()
-                .where(
-                    conversations.c.id == conv.id,
-                    conversations.c.version == conv.version,
-                    conversations.c.status.in_([Status.QUEUED.value, Status.OFFERED.value]),
-                )
-                .values(
-                    status=Status.PENDING.value,
-                    pending_reason=reason,
-                    **NO_OFFER,
-                    version=conv.version + 1,
-                    updated_at=now_ms(),
-                )
-            )
-            if res.rowcount != 1:
-                return None
-            await _log(conn, conv.id, None, "escalate")
-        return await self.get_conversation(conv.id)
+        return await self._fenced_change(
+            conv.id,
+            token,
+            [
+                conversations.c.version == conv.version,
+                conversations.c.status.in_([Status.QUEUED.value, Status.OFFERED.value]),
+            ],
+            {"status": Status.PENDING.value, "pending_reason": reason, **NO_OFFER},
+            log=(None, "escalate"),
+        )
 
     async def requeue(self, conv: Conversation, token: int) -> Conversation | None:
         """Give an absent agent's conversation back to the queue, at the front of its priority."""
-        routing = dict(conv.routing)
-        routing["requeued"] = True
-        routing["preferred_agent_id"] = None
-        routing["preferred_only"] = False
-        async with self.db.write() as conn:
-            if not await self._fenced(conn, token):
-                return None
-            res = await conn.execute(
-                conversations.update()
-                .where(
-                    conversations.c.id == conv.id,
-                    conversations.c.version == conv.version,
-                    conversations.c.status == Status.ASSIGNED.value,
-                )
-                .values(
-                    status=Status.QUEUED.value,
-                    assignee_id=None,
-                    routing=routing,
-                    enqueued_at=now_ms(),
-                    version=conv.version + 1,
-                    updated_at=now_ms(),
-                )
-            )
-            if res.rowcount != 1:
-                return None
-            await _log(conn, conv.id, conv.assignee_id, "requeue")
-        return await self.get_conversation(conv.id)
+        routing = {**conv.routing, "requeued": True, "preferred_agent_id": None, "preferred_only": False}
+        return await self._fenced_change(
+            conv.id,
+            token,
+            [conversations.c.version == conv.version, conversations.c.status == Status.ASSIGNED.value],
+            {"status": Status.QUEUED.value, "assignee_id": None, "routing": routing, "enqueued_at": now_ms()},
+            log=(conv.assignee_id, "requeue"),
+        )
 
     async def set_away_for_missed_offers(self, agent_id: str, token: int) -> bool:
         async with self.db.write() as conn:
