@@ -42,10 +42,7 @@ import multiprocessing as mp
 import os
 import platform
 import re
-import resource
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -61,11 +58,18 @@ from typing import Any
 import httpx
 import orjson
 import psutil  # type: ignore[import-untyped]
+from common import (  # bench/common.py (this script's folder)
+    BIN,
+    PG_ADMIN_DSN,
+    ROOT,
+    Server,
+    free_port,
+    pg,
+    raise_nofile,
+    seed_via_cli,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results" / "core.json"
-PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "bench-secret-" + "k" * 30
 PASSWORD = "pw-long-1"
 
@@ -77,20 +81,6 @@ TARGETS = {
 }
 
 now = time.perf_counter  # CLOCK_MONOTONIC on Linux: comparable across the client processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def raise_nofile(want: int = 16384) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -549,7 +539,7 @@ async def _client_loop(conn: Any, worker: int) -> None:
 
 
 def client_main(conn: Any, worker: int) -> None:
-    raise_nofile()
+    raise_nofile(16384)
     import uvloop
 
     uvloop.run(_client_loop(conn, worker))
@@ -717,132 +707,6 @@ class CpuMeter:
         }
 
 
-class Server:
-    """One ``chatserver serve`` (or the raw relay) subprocess with its log in a file."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
-        self.name, self.cmd, self.env, self.port, self.log_path = name, cmd, env, port, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, ready_line: str | None = None, timeout: float = 60) -> None:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            self.cmd,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.log_path.read_text()[-3000:]}")
-            if ready_line is not None:
-                if ready_line in self.log_path.read_text(errors="replace"):
-                    return
-            else:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200:
-                        return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
-
-    def rss(self) -> int:
-        return int(psutil.Process(self.pid).memory_info().rss)
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
-
-    def log_summary(self) -> dict[str, Any]:
-        text = self.log_path.read_text(errors="replace")
-        lines = text.splitlines()
-        levels: Counter[str] = Counter()
-        notable: list[str] = []
-        for line in lines:
-            m = re.search(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b", line)
-            lvl = m.group(1) if m else ("ERROR" if line.startswith("Traceback") else None)
-            if lvl:
-                levels[lvl] += 1
-            if (lvl in ("WARNING", "ERROR", "CRITICAL") or "Traceback" in line or "too slow" in line) and len(
-                notable
-            ) < 20:
-                notable.append(line[:300])
-        return {
-            "lines": len(lines),
-            "levels": dict(levels),
-            "slow_consumer_closes": text.count("too slow"),
-            "sender_stopped": text.count("sender stopped"),
-            "notable": notable,
-        }
-
-
-def run_cli_seed(env: dict[str, str], n_agents: int, migrate: bool) -> dict[str, Any]:
-    """Seed through the real CLI commands (``chatserver.cli.main``), in one subprocess to pay the imports
-    once: [migrate], create-inbox, create-agent x n (admins), create-token x n."""
-    script = r"""
-import contextlib, io, json, sys
-from chatserver.cli import main
-def run(args):
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(args)
-    if rc != 0:
-        raise SystemExit(f"chatserver {' '.join(args)} -> {rc}")
-    return buf.getvalue().strip()
-n, migrate, password = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
-if migrate:
-    run(["migrate"])
-out = {"inbox": json.loads(run(["create-inbox", "--name", "Bench", "--json"])), "agents": []}
-for i in range(n):
-    email = f"a{i}@bench.test"
-    run(["create-agent", "--email", email, "--password", password, "--name", f"A{i}", "--role", "admin"])
-    out["agents"].append({"email": email, "token": run(["create-token", "--agent", email])})
-print("SEED " + json.dumps(out))
-"""
-    r = subprocess.run(
-        [sys.executable, "-c", script, str(n_agents), "1" if migrate else "0", PASSWORD],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if r.returncode != 0:
-        raise RuntimeError(f"seeding failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
-    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("SEED "))
-    return dict(json.loads(line[5:]))
-
-
-async def _pg(sql: str) -> Any:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
-
-
-def pg(sql: str) -> Any:
-    return asyncio.run(_pg(sql))
-
-
 def fsync_probe(directory: Path, n: int = 200) -> dict[str, Any]:
     """fsync latency of 4 KiB appends in ``directory`` (where SQLite's WAL lives): the floor of an
     SQLite commit with synchronous=FULL. On a shared machine its tail shows I/O contention."""
@@ -998,7 +862,16 @@ def bench_backend(
             version = pg("SHOW server_version")
             result["database"] = f"PostgreSQL {version} (synchronous_commit=on), db {dbname}"
         t0 = time.monotonic()
-        seed = run_cli_seed(env, cfg.agents, migrate=kind == "postgres")
+        seed = seed_via_cli(
+            env,
+            cfg.agents,
+            migrate=kind == "postgres",
+            password=PASSWORD,
+            role="admin",
+            inbox="Bench",
+            domain="bench.test",
+            supervisor=False,
+        )
         seed["db"] = (
             ("sqlite", str(tmp / "sqlite-data" / "chatserver.db"))
             if kind == "sqlite"
@@ -1463,7 +1336,7 @@ def main() -> int:
         clients=args.clients,
         quick=args.quick,
     )
-    nofile = raise_nofile()
+    nofile = raise_nofile(16384)
     started = time.monotonic()
     info = machine_info()
     info["rlimit_nofile"] = nofile

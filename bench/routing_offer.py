@@ -61,10 +61,7 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -80,11 +77,18 @@ from typing import Any
 import httpx
 import orjson
 import psutil  # type: ignore[import-untyped]
+from common import (  # bench/common.py (this script's folder)
+    BIN,
+    PG_ADMIN_DSN,
+    ROOT,
+    Server,
+    free_port,
+    pg,
+    raise_nofile,
+    seed_via_cli,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 RESULTS = ROOT / "bench" / "results" / "routing_offer.json"
-PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 SECRET = "bench-secret-" + "r" * 30  # 43 characters
 ADMIN_PASSWORD = "pw-long-123"
@@ -94,20 +98,6 @@ AGENT_PASSWORD = "pw-long-1"
 # ============================================================================================
 # Small helpers
 # ============================================================================================
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def raise_nofile(want: int = 65536) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(want, hard) if hard != resource.RLIM_INFINITY else want
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -376,7 +366,7 @@ class LoadGen:
         rate, warm, dur = float(cfg["rate"]), float(cfg["warmup_s"]), float(cfg["duration_s"])
         n_warm = round(rate * warm)
         n_total = n_warm + round(rate * dur)
-        out: dict[str, Any] = {"nofile": raise_nofile()}
+        out: dict[str, Any] = {"nofile": raise_nofile(65536)}
 
         tokens, took = await self.tokens(n_total)
         out["visitor_tokens"] = {
@@ -778,110 +768,18 @@ class CpuMeter:
 # ============================================================================================
 
 
-async def _pg(sql: str) -> Any:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
-
-
-def pg(sql: str) -> Any:
-    return asyncio.run(_pg(sql))
-
-
 def seed_cli(env: dict[str, str], n_agents: int, migrate: bool) -> dict[str, Any]:
-    """Seed through the real CLI commands (``chatserver.cli.main``) in one subprocess (imports paid once):
-    [migrate], create-inbox, n agents (role agent) and one supervisor (for the metrics; never connected,
-    so never offered anything), an API token each."""
-    script = r"""
-import contextlib, io, json, sys
-from chatserver.cli import main
-def run(args):
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(args)
-    if rc != 0:
-        raise SystemExit(f"chatserver {' '.join(args)} -> {rc}")
-    return buf.getvalue().strip()
-n, migrate, password = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
-if migrate:
-    run(["migrate"])
-out = {"inbox": json.loads(run(["create-inbox", "--name", "B", "--json"])), "agents": []}
-run(["create-agent", "--email", "boss@x.test", "--password", password, "--name", "Boss",
-     "--role", "supervisor"])
-out["admin_token"] = run(["create-token", "--agent", "boss@x.test"])
-for i in range(n):
-    email = f"a{i}@x.test"
-    run(["create-agent", "--email", email, "--password", password, "--name", f"A{i}", "--role", "agent"])
-    out["agents"].append({"email": email, "token": run(["create-token", "--agent", email])})
-print("SEED " + json.dumps(out))
-"""
-    r = subprocess.run(
-        [sys.executable, "-c", script, str(n_agents), "1" if migrate else "0", AGENT_PASSWORD],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    """n agents (role agent) and one supervisor (for the metrics; never connected, so never offered)."""
+    return seed_via_cli(
+        env,
+        n_agents,
+        migrate=migrate,
+        password=AGENT_PASSWORD,
+        role="agent",
+        inbox="B",
+        domain="x.test",
+        supervisor=True,
     )
-    if r.returncode != 0:
-        raise RuntimeError(f"seeding failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
-    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("SEED "))
-    return dict(json.loads(line[5:]))
-
-
-class Server:
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.env, self.port, self.log_path = env, port, log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(BIN / "chatserver"), "serve", "--port", str(self.port)],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
-
-    def log_summary(self) -> dict[str, Any]:
-        text = self.log_path.read_text(errors="replace")
-        levels: Counter[str] = Counter()
-        notable: list[str] = []
-        for line in text.splitlines():
-            m = re.search(r"\b(WARNING|ERROR|CRITICAL)\b", line)
-            if m or line.startswith("Traceback"):
-                levels[m.group(1) if m else "Traceback"] += 1
-                if len(notable) < 15:
-                    notable.append(line[:300])
-        return {"lines": text.count("\n"), "problems": dict(levels), "notable": notable}
 
 
 def redis_check(url: str) -> dict[str, Any]:
@@ -961,7 +859,9 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, A
         env["CHATSERVER_SECRET_KEY"] = SECRET
         result["database"] = f"PostgreSQL {pg('SHOW server_version')} (db {dbname}) + Redis bus"
         result["redis"] = redis_check(args.redis_url)
-    server = Server(env, port, tmp / f"{kind}.log")
+    server = Server(
+        "server", [str(BIN / "chatserver"), "serve", "--port", str(port)], env, port, tmp / f"{kind}.log"
+    )
     seed: dict[str, Any] | None = None
     try:
         t = time.monotonic()
@@ -1205,7 +1105,7 @@ def main() -> int:
         return 0
     if args.duration is None:
         args.duration = 5.0 if args.quick else 20.0
-    raise_nofile()
+    raise_nofile(65536)
     results: dict[str, Any] = {
         "benchmark": "routing_offer",
         "machine": machine_info(),
