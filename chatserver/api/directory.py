@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -16,6 +15,7 @@ from chatserver.api.common import (
     ctx,
     current_agent,
     json_response,
+    levels,
     limit_param,
     req_str,
     str_field,
@@ -26,23 +26,6 @@ from chatserver.model.events import NoticeEvent, agent_topic
 from chatserver.model.types import Role
 
 MIN_PASSWORD = 8
-SKILL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
-
-def _levels(data: dict[str, Any], name: str) -> dict[str, int] | None:
-    raw = data.get(name)
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or len(raw) > 100:
-        raise Invalid(f"{name} must be an object of name -> level 1-5", data={"field": name})
-    out: dict[str, int] = {}
-    for key, level in raw.items():
-        if not isinstance(key, str) or not SKILL_NAME.fullmatch(key):
-            raise Invalid(f"unknown {name[:-1]} name {key!r}", data={"field": f"{name}.{key}"})
-        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 5:
-            raise Invalid(f"{name}.{key} must be a level from 1 to 5", data={"field": f"{name}.{key}"})
-        out[key] = level
-    return out
 
 
 def _role(data: dict[str, Any], required: bool) -> Role | None:
@@ -110,8 +93,8 @@ async def create_agent(request: Request) -> Response:
         name=req_str(data, "name"),
         role=role,
         password_hash=await _password_hash(data),
-        languages=_levels(data, "languages"),
-        skills=_levels(data, "skills"),
+        languages=levels(data.get("languages"), "languages"),
+        skills=levels(data.get("skills"), "skills"),
         max_concurrent=_capacity(data),
         language=_language(data),
     )
@@ -159,7 +142,7 @@ async def update_agent(request: Request) -> Response:
         values["active"] = data["active"]
     for name in ("languages", "skills"):
         if name in data:
-            values[name] = _levels(data, name) or {}
+            values[name] = levels(data.get(name), name) or {}
     if "max_concurrent" in data:
         values["max_concurrent"] = _capacity(data)
     if "language" in data:

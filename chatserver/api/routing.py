@@ -3,14 +3,13 @@ Plus routing metrics for supervisors."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chatserver.api.common import api, body, ctx, current_agent, json_response, req_str
+from chatserver.api.common import api, body, ctx, current_agent, json_response, levels, req_str
 from chatserver.errors import Invalid
 from chatserver.model.ids import new_id
 from chatserver.model.types import Role
@@ -23,26 +22,9 @@ from chatserver.routing.config import (
     parse_timezone,
 )
 
-SKILL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
 
 def _problem(exc: ConfigProblem) -> Invalid:
     return Invalid(str(exc), data={"field": exc.field})
-
-
-def _skills(raw: Any, field: str = "skills") -> dict[str, int]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise Invalid(f"{field} must map skill names to levels 1-5", data={"field": field})
-    out: dict[str, int] = {}
-    for name, level in raw.items():
-        if not isinstance(name, str) or not SKILL_NAME.fullmatch(name):
-            raise Invalid(f"unknown skill name {name!r}", data={"field": f"{field}.{name}"})
-        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 5:
-            raise Invalid(f"{field}.{name} must be a level from 1 to 5", data={"field": f"{field}.{name}"})
-        out[name] = level
-    return out
 
 
 def _number(data: dict[str, Any], name: str, *, minimum: float, maximum: float) -> float | None:
@@ -171,7 +153,7 @@ def rule_from_json(rule_id: str, data: dict[str, Any]) -> Rule:
         channel=match.get("channel"),
         fields=fields,
         team_id=team_id,
-        skills=_skills(data.get("skills")),
+        skills=levels(data.get("skills"), "skills") or {},
         priority=priority,
         steps=steps,
         offer_timeout_s=_number(data, "offer_timeout_s", minimum=1, maximum=600),
