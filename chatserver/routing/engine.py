@@ -483,3 +483,13 @@ def _transfer(
         declined_by=frozenset() if from_agent_id is None else frozenset({from_agent_id}),
         timed_out_by=frozenset(),
     )
+
+
+def past_grace(
+    absent_since: Mapping[str, float], absent: Iterable[str], now: float, grace_s: float
+) -> tuple[dict[str, float], list[str]]:
+    """Track disconnected agents who still hold conversations: when each was first seen absent (agents
+    who came back are forgotten), and which have been absent for ``grace_s`` or longer (their
+    conversations go back to the queue)."""
+    since = {agent_id: absent_since.get(agent_id, now) for agent_id in absent}
+    return since, sorted(agent_id for agent_id, t in since.items() if now - t >= grace_s)

@@ -33,7 +33,7 @@ from chatserver.model.types import AgentStatus, Conversation
 from chatserver.presence import Presence
 from chatserver.realtime.hub import Hub
 from chatserver.routing.config import Rule, is_open
-from chatserver.routing.engine import decide, next_deadline
+from chatserver.routing.engine import decide, next_deadline, past_grace
 from chatserver.routing.lease import Lease
 from chatserver.routing.model import (
     AgentState,
@@ -157,7 +157,6 @@ class Router:
         await self._requeue_absent(loads, connected, now, token)
         teams = await self.store.list_teams()
         waiting = await self.store.waiting()
-        {r.id: r for r in await self.store.list_rules()}
         agent_states = tuple(self._agent_state(load, connected) for load in loads)
         state = RoutingState(
             agents=agent_states,
@@ -358,14 +357,7 @@ class Router:
     ) -> None:
         """Agents gone for longer than the grace period give their conversations back to the queue."""
         absent = [load.agent.id for load in loads if load.agent.id not in connected and load.active]
-        for agent_id in list(self._offline_since):
-            if agent_id not in absent:
-                del self._offline_since[agent_id]
-        due = []
-        for agent_id in absent:
-            since = self._offline_since.setdefault(agent_id, now)
-            if now - since >= self.settings.agent_grace_s:
-                due.append(agent_id)
+        self._offline_since, due = past_grace(self._offline_since, absent, now, self.settings.agent_grace_s)
         if not due:
             return
         for convs in (await self.store.assigned_to(due)).values():

@@ -29,6 +29,7 @@ from chatserver.routing import (
     is_eligible,
     next_deadline,
     parse_requirement,
+    past_grace,
     queue_order,
     requeue,
     transfer_to_agent,
@@ -547,3 +548,14 @@ def test_public_api_is_exactly_all() -> None:
         if not name.startswith("_") and not isinstance(value, ModuleType)
     }
     assert public == set(routing.__all__)
+
+
+def test_past_grace_tracks_absences_and_forgets_returns() -> None:
+    since, due = past_grace({}, ["a", "b"], now=100.0, grace_s=30.0)
+    assert since == {"a": 100.0, "b": 100.0} and due == []
+    since, due = past_grace(since, ["a", "b"], now=129.9, grace_s=30.0)
+    assert due == []
+    since, due = past_grace(since, ["a"], now=130.0, grace_s=30.0)  # b came back: forgotten
+    assert since == {"a": 100.0} and due == ["a"]
+    since, due = past_grace(since, ["b"], now=140.0, grace_s=30.0)  # b left again: a new grace period
+    assert since == {"b": 140.0} and due == []
