@@ -60,9 +60,11 @@ async def build_context(settings: Settings) -> Context:
         raise
     store = Store(Database(engine), group_commit_max=settings.group_commit_max)
     await store.start()
-    bus = make_bus(settings.redis_url)
+    bus = make_bus(settings.redis_url, settings.redis_prefix)
     presence: Presence = (
-        RedisPresence(bus.client, settings.presence_ttl_s) if isinstance(bus, RedisBus) else MemoryPresence()
+        RedisPresence(bus.client, settings.presence_ttl_s, settings.redis_prefix)
+        if isinstance(bus, RedisBus)
+        else MemoryPresence()
     )
     service = ChatService(store, bus, presence, routing=settings.routing)
     await service.start()
@@ -79,7 +81,12 @@ async def build_context(settings: Settings) -> Context:
     router = None
     if settings.routing == "offers":
         lease: Lease = (
-            RedisLease(bus.client, store.fence_token, ttl_s=settings.routing_lease_ttl_s)
+            RedisLease(
+                bus.client,
+                store.fence_token,
+                ttl_s=settings.routing_lease_ttl_s,
+                prefix=settings.redis_prefix,
+            )
             if isinstance(bus, RedisBus)
             else LocalLease(store.fence_token)
         )
@@ -92,7 +99,9 @@ def build_translation(
     settings: Settings, store: Store, service: ChatService, bus: Bus
 ) -> TranslationDelivery:
     translator = build_translator(
-        settings.translation_config(), redis=bus.client if isinstance(bus, RedisBus) else None
+        settings.translation_config(),
+        redis=bus.client if isinstance(bus, RedisBus) else None,
+        redis_prefix=settings.redis_prefix + "translation:",
     )
     detector = LanguageDetector(settings.languages, low_accuracy=settings.detection_accuracy == "low")
     return TranslationDelivery(

@@ -54,14 +54,14 @@ class MemoryPresence(Presence):
 
 
 class RedisPresence(Presence):
-    def __init__(self, client: aioredis.Redis, ttl_s: float) -> None:
+    def __init__(self, client: aioredis.Redis, ttl_s: float, prefix: str = "chat:") -> None:
         self._client = client
+        self._prefix = prefix
         self._ttl = ttl_s
         self._local: dict[str, set[str]] = defaultdict(set)
 
-    @staticmethod
-    def _key(agent_id: str) -> str:
-        return f"chat:presence:{agent_id}"
+    def _key(self, agent_id: str) -> str:
+        return f"{self._prefix}presence:{agent_id}"
 
     async def connect(self, agent_id: str, conn_id: str) -> None:
         self._local[agent_id].add(conn_id)

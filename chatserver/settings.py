@@ -48,6 +48,8 @@ class Settings:
     data_dir: Path = Path("data")
     database_url: str = ""
     redis_url: str | None = None
+    redis_prefix: str = "chat:"
+    """Prefix of every Redis key and pub/sub channel, so deployments (or test runs) can share one Redis."""
     secret_key: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
@@ -112,6 +114,7 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             redis_url=redis_url,
+            redis_prefix=env.get("CHATSERVER_REDIS_PREFIX") or "chat:",
             secret_key=env.get("CHATSERVER_SECRET_KEY") or "",
             host=host,
             port=port,

@@ -16,6 +16,8 @@ import pytest
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_PREFIX = f"t{uuid.uuid4().hex[:10]}:"
+"""This test process's namespace in the shared Redis (keys and pub/sub channels), so runs never cross."""
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

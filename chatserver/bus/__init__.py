@@ -7,5 +7,5 @@ from chatserver.bus.redis import RedisBus
 __all__ = ["Bus", "Handler", "MemoryBus", "RedisBus", "ResyncHandler", "make_bus"]
 
 
-def make_bus(redis_url: str | None) -> Bus:
-    return RedisBus(redis_url) if redis_url else MemoryBus()
+def make_bus(redis_url: str | None, prefix: str = "chat:") -> Bus:
+    return RedisBus(redis_url, prefix=prefix) if redis_url else MemoryBus()

@@ -23,15 +23,16 @@ from chatserver.model.events import Event, decode_event, encode_event
 
 log = logging.getLogger(__name__)
 
-_PREFIX = "chat:"
-
 
 class RedisBus(Bus):
     shared = True
 
-    def __init__(self, url: str, *, socket_timeout: float = 2.0, client_name: str = "chatserver") -> None:
+    def __init__(
+        self, url: str, *, socket_timeout: float = 2.0, client_name: str = "chatserver", prefix: str = "chat:"
+    ) -> None:
         super().__init__()
         self.url = url
+        self.prefix = prefix
         self.client = aioredis.Redis.from_url(
             url,
             socket_timeout=socket_timeout,
@@ -39,7 +40,7 @@ class RedisBus(Bus):
             health_check_interval=10,
             client_name=client_name,
         )
-        self._control = f"{_PREFIX}_proc:{os.getpid()}:{id(self):x}"
+        self._control = f"{self.prefix}_proc:{os.getpid()}:{id(self):x}"
         self._pubsub: aioredis.client.PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -70,7 +71,7 @@ class RedisBus(Bus):
     async def _connect(self) -> None:
         async with self._lock:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-            await pubsub.subscribe(self._control, *(_PREFIX + t for t in self.topics))
+            await pubsub.subscribe(self._control, *(self.prefix + t for t in self.topics))
             self._pubsub = pubsub
             self._connected.set()
 
@@ -90,7 +91,7 @@ class RedisBus(Bus):
                 msg = await pubsub.get_message(timeout=5.0)
                 if msg is None or msg.get("type") != "message":
                     continue
-                topic = msg["channel"].decode()[len(_PREFIX) :]
+                topic = msg["channel"].decode()[len(self.prefix) :]
                 try:
                     event = decode_event(msg["data"])
                 except (ValueError, KeyError, TypeError):
@@ -114,7 +115,7 @@ class RedisBus(Bus):
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for topic, event in items:
-                    pipe.publish(_PREFIX + topic, encode_event(event))
+                    pipe.publish(self.prefix + topic, encode_event(event))
                 await pipe.execute()
             return True
         except (RedisError, OSError) as exc:
@@ -132,7 +133,7 @@ class RedisBus(Bus):
         if pubsub is None:
             return  # the reconnect subscribes to every topic
         try:
-            await pubsub.subscribe(_PREFIX + topic)
+            await pubsub.subscribe(self.prefix + topic)
         except (RedisError, OSError) as exc:
             log.warning("bus subscribe failed (%s); will subscribe on reconnect", type(exc).__name__)
 
@@ -144,7 +145,7 @@ class RedisBus(Bus):
         if pubsub is None:
             return
         with contextlib.suppress(RedisError, OSError):
-            await pubsub.unsubscribe(_PREFIX + topic)
+            await pubsub.unsubscribe(self.prefix + topic)
 
     async def ping(self) -> None:
         await self.client.ping()

@@ -58,10 +58,11 @@ class LocalLease(Lease):
 
 
 class RedisLease(Lease):
-    KEY = "chat:routing:leader"
-
-    def __init__(self, client: aioredis.Redis, read_fence: ReadFence, *, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self, client: aioredis.Redis, read_fence: ReadFence, *, ttl_s: float = 5.0, prefix: str = "chat:"
+    ) -> None:
         super().__init__(read_fence)
+        self.key = f"{prefix}routing:leader"
         self._client = client
         self._ttl_ms = int(ttl_s * 1000)
         self._me = f"{os.getpid()}:{uuid.uuid4().hex}"
@@ -69,10 +70,10 @@ class RedisLease(Lease):
     async def refresh(self) -> bool:
         try:
             if self.token is not None:
-                if await self._client.eval(_RENEW, 1, self.KEY, self._me, self._ttl_ms):
+                if await self._client.eval(_RENEW, 1, self.key, self._me, self._ttl_ms):
                     return True
                 self.token = None  # lost it (expired while paused, or Redis restarted)
-            if await self._client.set(self.KEY, self._me, nx=True, px=self._ttl_ms):
+            if await self._client.set(self.key, self._me, nx=True, px=self._ttl_ms):
                 await self._take()
                 return True
         except (RedisError, OSError):
@@ -82,5 +83,5 @@ class RedisLease(Lease):
     async def release(self) -> None:
         if self.token is not None:
             with contextlib.suppress(RedisError, OSError):
-                await self._client.eval(_RELEASE, 1, self.KEY, self._me)
+                await self._client.eval(_RELEASE, 1, self.key, self._me)
         self.token = None

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from chatserver.bus import Bus, MemoryBus, RedisBus
 from chatserver.model.events import Event, PresenceEvent, TypingEvent
 from chatserver.model.types import Author, AuthorKind
+from tests.services import REDIS_PREFIX
 
 ANN = Author(AuthorKind.AGENT, "ag_1", "Ann")
 
@@ -38,7 +39,9 @@ class Recorder:
 
 
 def _make(kind: str, redis_url: str | None, name: str) -> Bus:
-    return MemoryBus() if kind == "memory" else RedisBus(redis_url or "", client_name=name)
+    return (
+        MemoryBus() if kind == "memory" else RedisBus(redis_url or "", client_name=name, prefix=REDIS_PREFIX)
+    )
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.harness import Client, ServerProcess, free_port, run_cli, seed, visitor_token
+from tests.services import REDIS_PREFIX
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +77,7 @@ async def test_two_processes_over_redis_and_postgres(
     env = {
         "DATABASE_URL": pg_url,
         "REDIS_URL": redis_url,
+        "CHATSERVER_REDIS_PREFIX": REDIS_PREFIX,
         "CHATSERVER_SECRET_KEY": "k" * 40,
         "CHATSERVER_ROUTING": "manual",
     }
@@ -166,6 +168,7 @@ async def test_redis_restart_mid_conversation_loses_nothing(
     env = {
         "DATABASE_URL": pg_url,
         "REDIS_URL": redis_url,
+        "CHATSERVER_REDIS_PREFIX": REDIS_PREFIX,
         "CHATSERVER_SECRET_KEY": "k" * 40,
         "CHATSERVER_RECONCILE_S": "3600",
         "CHATSERVER_ROUTING": "manual",

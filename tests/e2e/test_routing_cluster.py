@@ -25,7 +25,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.harness import ServerProcess, run_cli, visitor_token
-from tests.services import create_pg_database, drop_pg_database
+from tests.services import REDIS_PREFIX, create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
@@ -130,6 +130,7 @@ async def test_routing_cluster_survives_leader_kill(tmp_path: Path, own_pg: str,
     env = {
         "DATABASE_URL": own_pg,
         "REDIS_URL": redis_url,
+        "CHATSERVER_REDIS_PREFIX": REDIS_PREFIX,
         "CHATSERVER_SECRET_KEY": "c" * 40,
         "CHATSERVER_ROUTING": "offers",
         "CHATSERVER_MAX_CONCURRENT": str(CAPACITY),
