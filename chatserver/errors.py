@@ -15,7 +15,10 @@
     │   ├── TooLarge                  (too_large, 413)
     │   ├── Conflict                  (conflict, 409)
     │   └── Unavailable               (unavailable, 503)
-    └── StoreError                  persistence failed (mapped from SQLAlchemy/driver errors)
+    ├── StoreError                  persistence failed (mapped from SQLAlchemy/driver errors)
+    └── DeliveryError               an outbound delivery (email, channel reply, webhook) failed
+        ├── TemporaryDeliveryError    try again later (4xx SMTP, 429, 5xx, timeout); retry_after_s?
+        └── PermanentDeliveryError    will never succeed as it is (5xx SMTP, 4xx API): failed + reason
 
 The REST layer turns an ApiError into ``{"error": {"code", "message"}}`` with its status; the WebSocket
 layer turns it into an ``error`` frame echoing the client's ``ref``.
@@ -36,6 +39,26 @@ class ConfigError(ChatError):
 
 class StoreError(ChatError):
     """The database failed; the operation changed nothing."""
+
+
+class DeliveryError(ChatError):
+    """An outbound delivery failed; ``reason`` is shown to agents, so it never holds a secret."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """The receiver may accept it later; ``retry_after_s`` is its own hint (Retry-After), if any."""
+
+    def __init__(self, reason: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The receiver refused it for good; retrying the same delivery cannot help."""
 
 
 class ApiError(ChatError):
