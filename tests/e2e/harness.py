@@ -29,6 +29,7 @@ from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import upgrade
 from chatserver.store.store import Store
+from chatserver.transport.server import uvicorn_config
 
 SECRET = "test-secret-" + "x" * 20
 PASSWORD = "correct-horse-1"
@@ -105,16 +106,7 @@ class Server:
 async def run_server(settings: Settings) -> AsyncIterator[Server]:
     """uvicorn in this event loop on a free port, configured as `chatserver serve` configures it."""
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=False,
-        log_level="warning",
-        lifespan="on",
-    )
+    config = uvicorn_config(app, settings, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(15):
