@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -18,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from chatserver.api import auth_routes, canned, conversations, directory, health, widget
+from chatserver.api import auth_routes, canned, conversations, directory, health, http_errors, widget
 from chatserver.api import routing as routing_api
 from chatserver.api.common import error_response
 from chatserver.bus import Bus, RedisBus, make_bus
@@ -28,6 +29,7 @@ from chatserver.errors import ConfigError, Internal
 from chatserver.model.events import ConversationEvent
 from chatserver.presence import MemoryPresence, Presence, RedisPresence
 from chatserver.realtime import endpoints
+from chatserver.realtime.caps import ConnectionCaps
 from chatserver.realtime.hub import Hub
 from chatserver.routing.lease import Lease, LocalLease, RedisLease
 from chatserver.routing.service import Router
@@ -38,10 +40,14 @@ from chatserver.store.store import Store
 from chatserver.translation.delivery import TranslationDelivery
 from chatserver.translation.detect import LanguageDetector
 from chatserver.translation.service import build_translator
+from chatserver.transport.body import BodyLimit
 
 log = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
+BODY_LIMIT_OVERRIDES: dict[str, int] = {}
+"""Path prefix -> body limit, for a route that needs more than CHATSERVER_MAX_BODY_BYTES (none does yet:
+every body is a small JSON object)."""
 
 
 def widget_dir() -> Path:
@@ -203,6 +209,16 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/widget", StaticFiles(directory=widget_dir()), name="widget"),
         Mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console"),
     ]
-    app = ChatApp(routes=routes, lifespan=lifespan, exception_handlers={500: _server_error})
+    app = ChatApp(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BodyLimit, default=settings.max_body_bytes, overrides=BODY_LIMIT_OVERRIDES)],
+        exception_handlers={500: _server_error, **http_errors.handlers},
+    )
     app.ws_endpoints = {r.path: r.endpoint for r in endpoints.routes}
+    setattr(
+        app.state,
+        endpoints.CAPS_STATE,
+        ConnectionCaps(per_identity=settings.ws_per_token, per_address=settings.ws_per_address),
+    )
     return app

@@ -18,6 +18,7 @@ from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import upgrade
 from chatserver.store.store import Store
+from chatserver.transport.redact import install_redaction
 
 log = logging.getLogger("chatserver")
 
@@ -30,10 +31,9 @@ async def _with_store(settings: Settings, migrate: bool = False) -> Store:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from chatserver.app import create_app
     from chatserver.bootstrap import first_start
+    from chatserver.transport.server import serve
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
@@ -61,19 +61,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         else:
             lines.append(f"  Log in as     : {boot.admin_email} (password from CHATSERVER_ADMIN_PASSWORD)")
     print("\n".join(lines), flush=True)
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=False,
-        ws_ping_interval=settings.heartbeat_s,
-        ws_ping_timeout=settings.heartbeat_s,
-        log_level=settings.log_level,
-        lifespan="on",
-        proxy_headers=True,
-    )
+    serve(create_app(settings), settings, host=host, port=port, proxy_headers=True)
     return 0
 
 
@@ -326,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        install_redaction()
         if args.command != "serve":
             settings = settings.with_secret() if settings.embedded else settings
         return int(args.fn(settings, args))

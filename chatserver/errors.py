@@ -9,6 +9,7 @@
     │   ├── UnknownType               (unknown_type, 400)
     │   ├── Invalid                   (invalid, 422) missing or wrong-typed fields
     │   ├── NotFound                  (not_found, 404)
+    │   ├── MethodNotAllowed          (method_not_allowed, 405) REST only, with an Allow header
     │   ├── Forbidden                 (forbidden, 403)
     │   ├── Unauthorized              (unauthorized, 401)
     │   ├── RateLimited               (rate_limited, 429)
@@ -95,6 +96,11 @@ class Invalid(ApiError):
 class NotFound(ApiError):
     code = "not_found"
     status = 404
+
+
+class MethodNotAllowed(ApiError):
+    code = "method_not_allowed"
+    status = 405
 
 
 class Forbidden(ApiError):

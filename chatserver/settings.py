@@ -96,6 +96,18 @@ class Settings:
     rona_threshold: int = 3
     agent_grace_s: float = 30.0
     routing_lease_ttl_s: float = 5.0
+    max_body_bytes: int = 256 * 1024
+    """Largest HTTP request body; larger is refused with 413 before it is read."""
+    header_timeout_s: float = 10.0
+    """A connection must send a complete request head within this (idle sockets included)."""
+    body_timeout_s: float = 30.0
+    """A request body may pause this long between chunks before the connection is closed."""
+    ws_handshake_timeout_s: float = 10.0
+    """From the WebSocket upgrade to `hello`; slower is closed (1013)."""
+    ws_per_token: int = 20
+    """Open WebSockets per visitor token or agent, per process; more are closed with 4429."""
+    ws_per_address: int = 500
+    """Open WebSockets per client address, per process; more are closed with 4429."""
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
 
@@ -155,6 +167,12 @@ class Settings:
             rona_threshold=_int(env, "CHATSERVER_RONA_THRESHOLD", 3),
             agent_grace_s=_float(env, "CHATSERVER_AGENT_GRACE_S", 30.0),
             routing_lease_ttl_s=_float(env, "CHATSERVER_ROUTING_LEASE_S", 5.0),
+            max_body_bytes=_int(env, "CHATSERVER_MAX_BODY_BYTES", 256 * 1024),
+            header_timeout_s=_float(env, "CHATSERVER_HEADER_TIMEOUT_S", 10.0),
+            body_timeout_s=_float(env, "CHATSERVER_BODY_TIMEOUT_S", 30.0),
+            ws_handshake_timeout_s=_float(env, "CHATSERVER_WS_HANDSHAKE_TIMEOUT_S", 10.0),
+            ws_per_token=_int(env, "CHATSERVER_WS_PER_TOKEN", 20),
+            ws_per_address=_int(env, "CHATSERVER_WS_PER_ADDRESS", 500),
             embedded=embedded_db and redis_url is None,
         )
         settings.validate()
@@ -171,6 +189,15 @@ class Settings:
             raise ConfigError("offer timeout, max concurrent and RONA threshold must be positive")
         if self.detection_accuracy not in ("low", "high"):
             raise ConfigError("CHATSERVER_DETECTION_ACCURACY must be low or high")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("CHATSERVER_MAX_BODY_BYTES must be at least 1024")
+        if min(self.header_timeout_s, self.body_timeout_s, self.ws_handshake_timeout_s) <= 0:
+            raise ConfigError(
+                "CHATSERVER_HEADER_TIMEOUT_S, CHATSERVER_BODY_TIMEOUT_S and "
+                "CHATSERVER_WS_HANDSHAKE_TIMEOUT_S must be positive"
+            )
+        if self.ws_per_token < 1 or self.ws_per_address < 1:
+            raise ConfigError("CHATSERVER_WS_PER_TOKEN and CHATSERVER_WS_PER_ADDRESS must be at least 1")
         self.translation_config()  # raises ConfigError when the provider settings are incomplete
         if self.is_sqlite and self.redis_url:
             # Several processes would each hold their own SQLite writer: refuse the foot-gun.

@@ -629,7 +629,8 @@
       () => {
         connecting = false;
         if (ws || stopped) return;
-        const sock = new WebSocket(SERVER.replace(/^http/, "ws") + "/ws/visitor?token=" + encodeURIComponent(st.token));
+        // the token travels as a subprotocol, never in the URL (URLs end up in logs)
+        const sock = new WebSocket(SERVER.replace(/^http/, "ws") + "/ws/visitor", ["chatserver.v1", "token." + st.token]);
         ws = sock;
         sock.onmessage = (e) => { if (ws === sock) onFrame(e.data); };
         sock.onclose = (e) => { if (ws === sock) onClose(e.code); };

@@ -14,6 +14,7 @@ from chatserver.auth.identity import authenticate_agent
 from chatserver.context import Context
 from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, StoreError, TooLarge, Unavailable
 from chatserver.model.types import Agent, Role
+from chatserver.transport.body import SCOPE_KEY as BODY_LIMIT_KEY
 
 MAX_BODY = 256 * 1024
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -34,8 +35,9 @@ def error_response(exc: ApiError) -> Response:
 
 async def body(request: Request) -> dict[str, Any]:
     raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise TooLarge(f"request body over {MAX_BODY} bytes")
+    limit = int(request.scope.get(BODY_LIMIT_KEY, MAX_BODY))  # transport.body enforces it while reading
+    if len(raw) > limit:
+        raise TooLarge(f"request body over {limit} bytes")
     if not raw:
         return {}
     try:

@@ -14,14 +14,28 @@ SESSION_COOKIE = "chatserver_session"
 CSRF_COOKIE = "chatserver_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WS_PROTOCOL = "chatserver.v1"
+"""The WebSocket subprotocol of wire protocol v1; the server answers with it when a client offers it."""
+WS_TOKEN_PREFIX = "token."
+"""A credential offered as the subprotocol ``token.<token>`` (kept out of URLs, hence out of logs)."""
+
+
+def subprotocol_token(conn: HTTPConnection) -> str | None:
+    """The token of a ``token.<token>`` subprotocol the client offered, if any."""
+    for offered in conn.scope.get("subprotocols") or ():
+        if offered.startswith(WS_TOKEN_PREFIX) and len(offered) > len(WS_TOKEN_PREFIX):
+            return str(offered[len(WS_TOKEN_PREFIX) :])
+    return None
 
 
 def bearer_token(conn: HTTPConnection, *, allow_query: bool) -> str | None:
+    """``Authorization: Bearer``; on WebSockets (``allow_query``) also the ``token.<token>``
+    subprotocol and, for compatibility, ``?token=``."""
     header = conn.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     if allow_query:
-        return conn.query_params.get("token") or None
+        return subprotocol_token(conn) or conn.query_params.get("token") or None
     return None
 
 

@@ -1,75 +1,158 @@
 """The WebSocket endpoints: authenticate, check Origin, then hand the socket to a Session.
 
 The handshake is accepted before a refusal so the client sees a close code (4401 not authenticated,
-4403 forbidden origin) rather than a bare HTTP error.
+4403 forbidden origin, 4429 too many connections, 1013 handshake too slow) rather than a bare HTTP
+error. Everything up to the session (address cap, authentication, origin, identity cap, accept) must
+finish within ``CHATSERVER_WS_HANDSHAKE_TIMEOUT_S``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 
-from chatserver.auth.identity import authenticate_agent, bearer_token, origin_allowed_for_console
+from chatserver.auth.identity import (
+    WS_PROTOCOL,
+    authenticate_agent,
+    bearer_token,
+    origin_allowed_for_console,
+)
 from chatserver.auth.secrets import verify_visitor_token
 from chatserver.context import Context
 from chatserver.errors import ApiError, NotFound, Unauthorized
 from chatserver.model.ids import now_ms
-from chatserver.realtime.session import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Session
+from chatserver.realtime.caps import ConnectionCaps, Slot
+from chatserver.realtime.session import (
+    CLOSE_FORBIDDEN,
+    CLOSE_RATE_LIMITED,
+    CLOSE_UNAUTHENTICATED,
+    Session,
+)
 
 log = logging.getLogger(__name__)
 
+CLOSE_TRY_AGAIN = 1013
+"""The handshake did not complete within its deadline."""
+CAPS_STATE = "ws_caps"
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def caps(ws: WebSocket) -> ConnectionCaps:
+    """This process's connection caps (``app.state.ws_caps``, made by create_app)."""
+    found: ConnectionCaps = getattr(ws.app.state, CAPS_STATE)
+    return found
+
+
+def _subprotocol(ws: WebSocket) -> str | None:
+    return WS_PROTOCOL if WS_PROTOCOL in (ws.scope.get("subprotocols") or ()) else None
+
 
 async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
-    await ws.accept()
+    if ws.application_state is WebSocketState.CONNECTING:
+        await ws.accept(subprotocol=_subprotocol(ws))
     await ws.close(code, reason)
+
+
+@contextlib.asynccontextmanager
+async def _handshake(ws: WebSocket) -> AsyncIterator[list[Slot | None]]:
+    """Hold the address slot (and, once known, the identity slot) for the socket's lifetime; refuse
+    with a close code on a cap, a refusal or the handshake deadline."""
+    limits = caps(ws)
+    slots: list[Slot | None] = []
+    try:
+        client = ws.scope.get("client")
+        slot = limits.acquire_address(client[0] if client else None)
+        if slot is None:
+            raise _Refused(CLOSE_RATE_LIMITED, "too many connections from this address")
+        slots.append(slot)
+        yield slots
+    except _Refused as exc:
+        await _close_quietly(ws, exc.code, exc.reason)
+    finally:
+        for held in slots:
+            limits.release(held)
+
+
+@contextlib.asynccontextmanager
+async def _deadline(seconds: float) -> AsyncIterator[None]:
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        log.info("a WebSocket handshake took over %.1f s: closed", seconds)
+        raise _Refused(CLOSE_TRY_AGAIN, "handshake took too long") from exc
+
+
+async def _close_quietly(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2):
+            await _refuse(ws, code, reason)
+
+
+def _identity_slot(ws: WebSocket, identity: str, slots: list[Slot | None]) -> None:
+    slot = caps(ws).acquire_identity(identity)
+    if slot is None:
+        raise _Refused(CLOSE_RATE_LIMITED, "too many connections for this token")
+    slots.append(slot)
 
 
 async def visitor_endpoint(ws: WebSocket) -> None:
     c: Context = ws.app.state.ctx
-    token = bearer_token(ws, allow_query=True)
-    try:
-        if not token:
-            raise Unauthorized("visitor token required")
-        claims = verify_visitor_token(c.settings.secret_key, token, now_ms())
-        inbox = await c.store.get_inbox(claims.inbox_id)
-        contact = await c.store.get_contact(claims.contact_id)
-    except (Unauthorized, NotFound) as exc:
-        await _refuse(ws, CLOSE_UNAUTHENTICATED, exc.message)
-        return
-    if not inbox.allows_origin(ws.headers.get("origin")):
-        await _refuse(ws, CLOSE_FORBIDDEN, "origin not allowed for this inbox")
-        return
-    await ws.accept()
-    session = Session(
-        ws, settings=c.settings, service=c.service, hub=c.hub, contact=contact, inbox_id=inbox.id
-    )
-    await session.run()
+    async with _handshake(ws) as slots:
+        async with _deadline(c.settings.ws_handshake_timeout_s):
+            token = bearer_token(ws, allow_query=True)
+            try:
+                if not token:
+                    raise Unauthorized("visitor token required")
+                claims = verify_visitor_token(c.settings.secret_key, token, now_ms())
+                inbox = await c.store.get_inbox(claims.inbox_id)
+                contact = await c.store.get_contact(claims.contact_id)
+            except (Unauthorized, NotFound) as exc:
+                raise _Refused(CLOSE_UNAUTHENTICATED, exc.message) from exc
+            if not inbox.allows_origin(ws.headers.get("origin")):
+                raise _Refused(CLOSE_FORBIDDEN, "origin not allowed for this inbox")
+            _identity_slot(ws, f"contact:{contact.id}", slots)
+            await ws.accept(subprotocol=_subprotocol(ws))
+        session = Session(
+            ws, settings=c.settings, service=c.service, hub=c.hub, contact=contact, inbox_id=inbox.id
+        )
+        await session.run()
 
 
 async def agent_endpoint(ws: WebSocket) -> None:
     c: Context = ws.app.state.ctx
-    try:
-        agent = await authenticate_agent(ws, c.store, c.settings, method="GET")
-    except ApiError as exc:
-        await _refuse(ws, CLOSE_UNAUTHENTICATED, exc.message)
-        return
-    if not origin_allowed_for_console(ws, c.settings):
-        await _refuse(ws, CLOSE_FORBIDDEN, "origin not allowed for the agent console")
-        return
-    await ws.accept()
-    session = Session(ws, settings=c.settings, service=c.service, hub=c.hub, agent=agent)
-    await c.presence.connect(agent.id, session.id)
-    await c.service.publish_presence(agent)
-    try:
-        await session.run()
-    finally:
-        await c.presence.disconnect(agent.id, session.id)
+    async with _handshake(ws) as slots:
+        async with _deadline(c.settings.ws_handshake_timeout_s):
+            try:
+                agent = await authenticate_agent(ws, c.store, c.settings, method="GET")
+            except ApiError as exc:
+                raise _Refused(CLOSE_UNAUTHENTICATED, exc.message) from exc
+            if not origin_allowed_for_console(ws, c.settings):
+                raise _Refused(CLOSE_FORBIDDEN, "origin not allowed for the agent console")
+            _identity_slot(ws, f"agent:{agent.id}", slots)
+            await ws.accept(subprotocol=_subprotocol(ws))
+        session = Session(ws, settings=c.settings, service=c.service, hub=c.hub, agent=agent)
+        await c.presence.connect(agent.id, session.id)
+        await c.service.publish_presence(agent)
         try:
-            await c.service.publish_presence(session.agent or agent)
-        except Exception:
-            log.exception("presence update failed")
+            await session.run()
+        finally:
+            await c.presence.disconnect(agent.id, session.id)
+            try:
+                await c.service.publish_presence(session.agent or agent)
+            except Exception:
+                log.exception("presence update failed")
 
 
 routes = [

@@ -171,6 +171,23 @@ def test_visitor_and_agent_chat_live(server: Server, new_page: Callable[..., Pag
     assert visitor.evaluate("window.__events.filter(e => e === 'open' || e === 'close')") == ["open", "close"]
 
 
+def test_the_widget_keeps_its_token_out_of_the_websocket_url(
+    server: Server, new_page: Callable[..., Page]
+) -> None:
+    visitor = new_page()
+    urls: list[str] = []
+    visitor.on("websocket", lambda ws: urls.append(ws.url))
+    open_demo(visitor, server, unique_name("Quiet"))
+    open_widget(visitor)
+    visitor_send(visitor, "no token in my URL")
+    token = visitor.evaluate(
+        "Object.keys(localStorage).filter(k => k.startsWith('chatserver:'))"
+        ".map(k => JSON.parse(localStorage.getItem(k)).token).find(Boolean)"
+    )
+    assert token and urls
+    assert all(u.endswith("/ws/visitor") and token not in u for u in urls), urls
+
+
 def test_reload_keeps_the_conversation_and_delivers_missed_messages(
     server: Server, new_page: Callable[..., Page]
 ) -> None:

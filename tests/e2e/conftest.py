@@ -1,13 +1,36 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.harness import Seed, Server, run_server, seed, settings_for
+from tests.e2e.harness import (
+    ISSUED_SECRETS,
+    SERVER_LOGS,
+    Seed,
+    Server,
+    run_server,
+    seed,
+    settings_for,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_server_logs() -> Iterator[None]:
+    """After the whole run: no credential issued by the harness appears in any server process's log."""
+    yield
+    leaks = [
+        f"{log}: {secret[:8]}..."
+        for log in SERVER_LOGS
+        if log.exists()
+        for text in [log.read_text(errors="replace")]
+        for secret in ISSUED_SECRETS
+        if secret in text
+    ]
+    assert not leaks, f"issued credentials found in server logs: {leaks}"
 
 
 @pytest.fixture

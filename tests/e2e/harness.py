@@ -23,16 +23,23 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chatserver.app import create_app
-from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
+from chatserver.auth.secrets import API_TOKEN_PREFIX, hash_password, new_api_token, sha256_hex
 from chatserver.model.types import Role
 from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import upgrade
 from chatserver.store.store import Store
+from chatserver.transport.server import uvicorn_config
 
 SECRET = "test-secret-" + "x" * 20
 PASSWORD = "correct-horse-1"
 ORIGIN = "https://shop.example"
+
+ISSUED_SECRETS: set[str] = set()
+"""Every credential the harness handed out in this run (API tokens, visitor tokens), and
+SERVER_LOGS the log file of every server process it started: tests/e2e/conftest.py checks at the end of
+the session that no log holds any of them."""
+SERVER_LOGS: list[Path] = []
 
 
 def free_port() -> int:
@@ -73,6 +80,7 @@ async def seed(database_url: str) -> Seed:
             tok = new_api_token()
             await store.create_api_token(a.id, sha256_hex(tok), "test")
             tokens.append(tok)
+        ISSUED_SECRETS.update(tokens)
         return Seed(inbox.key, inbox.id, admin.email, tokens[0], agent.email, tokens[1], agent.id, admin.id)
     finally:
         await engine.dispose()
@@ -105,16 +113,7 @@ class Server:
 async def run_server(settings: Settings) -> AsyncIterator[Server]:
     """uvicorn in this event loop on a free port, configured as `chatserver serve` configures it."""
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        ws="websockets-sansio",
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=False,
-        log_level="warning",
-        lifespan="on",
-    )
+    config = uvicorn_config(app, settings, host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(15):
@@ -222,6 +221,7 @@ async def visitor_token(http: httpx.AsyncClient, base: str, inbox_key: str, **ex
     )
     assert r.status_code == 201, r.text
     data: dict[str, Any] = r.json()
+    ISSUED_SECRETS.add(data["token"])
     return data
 
 
@@ -245,6 +245,8 @@ class ServerProcess:
 
     def start(self) -> None:
         assert self.log is not None
+        if self.log not in SERVER_LOGS:
+            SERVER_LOGS.append(self.log)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "chatserver.cli", "serve", "--port", str(self.port)],
@@ -282,4 +284,6 @@ def run_cli(env: dict[str, str], *args: str) -> str:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+    if out.stdout.startswith(API_TOKEN_PREFIX):
+        ISSUED_SECRETS.add(out.stdout.strip())
     return out.stdout.strip()

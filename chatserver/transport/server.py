@@ -1,0 +1,45 @@
+"""The uvicorn configuration of a chatserver process, in one place for ``chatserver serve`` and every
+other process that serves the app (the test harness runs the very same configuration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+
+from chatserver.settings import Settings
+from chatserver.transport.deadlines import deadline_protocol
+from chatserver.transport.redact import install_redaction
+
+
+def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **overrides: Any) -> uvicorn.Config:
+    """uvicorn settings for ``app``: read deadlines on HTTP connections, the WebSocket limits, and the
+    redacting log filter installed once uvicorn has configured logging."""
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "http": deadline_protocol(settings.header_timeout_s, settings.body_timeout_s),
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.max_frame_bytes,
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": settings.heartbeat_s,
+        "ws_ping_timeout": settings.heartbeat_s,
+        "log_level": settings.log_level,
+        "lifespan": "on",
+        **overrides,
+    }
+    config = uvicorn.Config(app, **options)
+    install_redaction()
+    return config
+
+
+def serve(app: Any, settings: Settings, *, host: str, port: int, **overrides: Any) -> None:
+    """Run the server until it is told to stop (blocking); exit with status 3 when it cannot start
+    (as ``uvicorn.run`` does)."""
+    server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=port, **overrides))
+    server.run()
+    if not server.started:
+        raise SystemExit(3)
+
+
+__all__ = ["serve", "uvicorn_config"]
