@@ -21,6 +21,8 @@ from starlette.websockets import WebSocket
 from chatserver.api import auth_routes, canned, conversations, directory, health, widget
 from chatserver.api import routing as routing_api
 from chatserver.api.common import error_response
+from chatserver.auth.login import LoginGuard
+from chatserver.auth.throttle import MemoryThrottleStore, RedisThrottleStore
 from chatserver.bus import Bus, RedisBus, make_bus
 from chatserver.chat import ChatService
 from chatserver.context import Context
@@ -92,7 +94,19 @@ async def build_context(settings: Settings) -> Context:
         )
         router = Router(settings, service, presence, hub, lease)
         await router.start()
-    return Context(settings, store, bus, presence, service, hub, router)
+    return Context(settings, store, bus, presence, service, hub, login_guard(settings, bus), router)
+
+
+def login_guard(settings: Settings, bus: Bus) -> LoginGuard:
+    account, address = settings.login_policies()
+    return LoginGuard(
+        RedisThrottleStore(bus.client, settings.redis_prefix)
+        if isinstance(bus, RedisBus)
+        else MemoryThrottleStore(),
+        account=account,
+        address=address,
+        hash_concurrency=settings.password_hash_concurrency,
+    )
 
 
 def build_translation(

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from chatserver.auth.throttle import ThrottlePolicy
 from chatserver.errors import ConfigError
 from chatserver.translation.service import TranslationConfig
 
@@ -96,6 +97,17 @@ class Settings:
     rona_threshold: int = 3
     agent_grace_s: float = 30.0
     routing_lease_ttl_s: float = 5.0
+    login_account_failures: int = 5
+    """Failed logins an account may have before each further one locks it (exponentially longer)."""
+    login_address_failures: int = 20
+    """The same, per client address (IPv4, or IPv6 /64)."""
+    login_lockout_s: float = 2.0
+    """The first lockout; it doubles with every further failure, up to login_lockout_max_s."""
+    login_lockout_max_s: float = 900.0
+    login_window_s: float = 3600.0
+    """Failures are forgotten this long after the last one."""
+    password_hash_concurrency: int = 2
+    """argon2 computations (64 MiB each) a process runs at once; more wait their turn."""
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
 
@@ -155,6 +167,12 @@ class Settings:
             rona_threshold=_int(env, "CHATSERVER_RONA_THRESHOLD", 3),
             agent_grace_s=_float(env, "CHATSERVER_AGENT_GRACE_S", 30.0),
             routing_lease_ttl_s=_float(env, "CHATSERVER_ROUTING_LEASE_S", 5.0),
+            login_account_failures=_int(env, "CHATSERVER_LOGIN_ACCOUNT_FAILURES", 5),
+            login_address_failures=_int(env, "CHATSERVER_LOGIN_ADDRESS_FAILURES", 20),
+            login_lockout_s=_float(env, "CHATSERVER_LOGIN_LOCKOUT_S", 2.0),
+            login_lockout_max_s=_float(env, "CHATSERVER_LOGIN_LOCKOUT_MAX_S", 900.0),
+            login_window_s=_float(env, "CHATSERVER_LOGIN_WINDOW_S", 3600.0),
+            password_hash_concurrency=_int(env, "CHATSERVER_PASSWORD_HASH_CONCURRENCY", 2),
             embedded=embedded_db and redis_url is None,
         )
         settings.validate()
@@ -171,6 +189,15 @@ class Settings:
             raise ConfigError("offer timeout, max concurrent and RONA threshold must be positive")
         if self.detection_accuracy not in ("low", "high"):
             raise ConfigError("CHATSERVER_DETECTION_ACCURACY must be low or high")
+        if self.login_account_failures < 1 or self.login_address_failures < 1:
+            raise ConfigError("CHATSERVER_LOGIN_ACCOUNT_FAILURES and _ADDRESS_FAILURES must be at least 1")
+        if not 0 < self.login_lockout_s <= self.login_lockout_max_s or self.login_window_s <= 0:
+            raise ConfigError(
+                "need 0 < CHATSERVER_LOGIN_LOCKOUT_S <= CHATSERVER_LOGIN_LOCKOUT_MAX_S "
+                "and CHATSERVER_LOGIN_WINDOW_S > 0"
+            )
+        if self.password_hash_concurrency < 1:
+            raise ConfigError("CHATSERVER_PASSWORD_HASH_CONCURRENCY must be at least 1")
         self.translation_config()  # raises ConfigError when the provider settings are incomplete
         if self.is_sqlite and self.redis_url:
             # Several processes would each hold their own SQLite writer: refuse the foot-gun.
@@ -195,6 +222,23 @@ class Settings:
             )
         except ValueError as exc:
             raise ConfigError(f"translation settings: {exc}") from exc
+
+    def login_policies(self) -> tuple[ThrottlePolicy, ThrottlePolicy]:
+        """The login throttle per account and per client address."""
+        return (
+            ThrottlePolicy(
+                self.login_account_failures,
+                self.login_lockout_s,
+                self.login_lockout_max_s,
+                self.login_window_s,
+            ),
+            ThrottlePolicy(
+                self.login_address_failures,
+                self.login_lockout_s,
+                self.login_lockout_max_s,
+                self.login_window_s,
+            ),
+        )
 
     @property
     def is_sqlite(self) -> bool:
