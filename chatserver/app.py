@@ -15,12 +15,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from chatserver.api import auth_routes, canned, conversations, directory, health, widget
 from chatserver.api import routing as routing_api
 from chatserver.api.common import error_response
+from chatserver.api.security_headers import SecurityHeaders
 from chatserver.auth.login import LoginGuard
 from chatserver.auth.throttle import MemoryThrottleStore, RedisThrottleStore
 from chatserver.bus import Bus, RedisBus, make_bus
@@ -176,6 +177,10 @@ class ChatApp(Starlette):
     CPU per message in profiles), and each connection keeps fewer frames alive."""
 
     ws_endpoints: dict[str, Callable[[WebSocket], Awaitable[None]]] = {}
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # outermost, so that even the 500 of ServerErrorMiddleware carries the security headers
+        return SecurityHeaders(super().build_middleware_stack())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
