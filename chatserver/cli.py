@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from chatserver import __version__
 from chatserver.auth.passwords import common_passwords, password_problem
 from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
+from chatserver.datadir import prepare_sqlite, private_paths, warn_if_wider
 from chatserver.errors import ChatError
 from chatserver.model.types import Role
-from chatserver.settings import Settings
+from chatserver.settings import SECRET_FILE, Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import upgrade
 from chatserver.store.store import Store
@@ -42,6 +43,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     settings = replace(settings, host=host, port=port).with_secret()
+    warn_if_wider(
+        private_paths(
+            settings.data_dir if settings.embedded else None,
+            settings.database_url,
+            settings.data_dir / SECRET_FILE if settings.embedded else None,
+        )
+    )
     boot = asyncio.run(first_start(settings))
     base = settings.base_url
     bus = "Redis" if settings.redis_url else "in-process"
@@ -371,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        prepare_sqlite(settings.database_url)  # before anything opens it
         if args.command != "serve":
             settings = settings.with_secret() if settings.embedded else settings
         return int(args.fn(settings, args))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chatserver.auth.throttle import ThrottlePolicy
+from chatserver.datadir import create_private_file, make_private_dir
 from chatserver.errors import ConfigError
 from chatserver.translation.service import TranslationConfig
 
@@ -261,14 +262,11 @@ class Settings:
                 "CHATSERVER_SECRET_KEY is required when DATABASE_URL or REDIS_URL is set "
                 "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         path = self.data_dir / SECRET_FILE
-        if path.exists():
+        key = secrets.token_urlsafe(48)
+        if not create_private_file(path, key + "\n"):
             key = path.read_text().strip()
-        else:
-            key = secrets.token_urlsafe(48)
-            path.touch(mode=0o600)
-            path.write_text(key + "\n")
         return replace(self, secret_key=key)
 
 
