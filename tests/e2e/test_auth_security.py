@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,7 +14,8 @@ import pytest
 from chatserver.auth.login import LoginGuard
 from chatserver.auth.throttle import MemoryThrottleStore, ThrottlePolicy
 from chatserver.settings import Settings
-from tests.e2e.harness import PASSWORD, Seed, Server
+from tests.e2e.harness import PASSWORD, Seed, Server, run_server, seed, settings_for
+from tests.services import REDIS_PREFIX
 
 LOGIN = "/api/v1/auth/login"
 
@@ -72,6 +75,33 @@ async def test_brute_force_is_throttled_the_same_for_known_and_unknown_accounts(
     assert len(failures) == 9 and all(r.levelno == logging.WARNING for r in failures)
     assert seeded.agent_email in failures[0].getMessage() and "127.0.0.1" in failures[0].getMessage()
     assert not any("wrong-guess-1" in r.getMessage() or PASSWORD in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_the_throttle_is_shared_by_processes_through_redis(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    s = await seed(pg_url)
+    settings = settings_for(
+        pg_url,
+        tmp_path,
+        redis_url=redis_url,
+        redis_prefix=f"{REDIS_PREFIX}{uuid.uuid4().hex[:6]}:",
+        login_account_failures=2,
+        login_lockout_s=60.0,
+        login_lockout_max_s=60.0,
+    )
+    async with run_server(settings) as a, run_server(settings) as b, httpx.AsyncClient() as http:
+        codes = []
+        for server in (a, b, a, b):
+            r = await http.post(
+                server.url + LOGIN, json={"email": s.agent_email, "password": "wrong-guess-1"}
+            )
+            codes.append(r.status_code)
+        assert codes == [401, 401, 401, 429]
+        right = await http.post(a.url + LOGIN, json={"email": s.agent_email, "password": PASSWORD})
+        assert right.status_code == 429
 
 
 async def test_a_successful_login_clears_the_account_failures(server: Server, seeded: Seed) -> None:
