@@ -71,7 +71,7 @@ from common import (  # bench/common.py (this script's folder)
 
 RESULTS = ROOT / "bench" / "results" / "core.json"
 SECRET = "bench-secret-" + "k" * 30
-PASSWORD = "pw-long-1"
+PASSWORD = "pw-long-one"
 
 TARGETS = {
     "throughput_msgs_per_s": (">=", 2000.0),

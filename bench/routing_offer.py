@@ -92,7 +92,7 @@ RESULTS = ROOT / "bench" / "results" / "routing_offer.json"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 SECRET = "bench-secret-" + "r" * 30  # 43 characters
 ADMIN_PASSWORD = "pw-long-123"
-AGENT_PASSWORD = "pw-long-1"
+AGENT_PASSWORD = "pw-long-one"
 
 
 # ============================================================================================

@@ -16,12 +16,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from chatserver.api import auth_routes, canned, conversations, directory, health, http_errors, widget
 from chatserver.api import routing as routing_api
 from chatserver.api.common import error_response
+from chatserver.api.security_headers import SecurityHeaders
+from chatserver.auth.login import LoginGuard
+from chatserver.auth.throttle import MemoryThrottleStore, RedisThrottleStore
 from chatserver.bus import Bus, RedisBus, make_bus
 from chatserver.chat import ChatService
 from chatserver.context import Context
@@ -98,7 +101,19 @@ async def build_context(settings: Settings) -> Context:
         )
         router = Router(settings, service, presence, hub, lease)
         await router.start()
-    return Context(settings, store, bus, presence, service, hub, router)
+    return Context(settings, store, bus, presence, service, hub, login_guard(settings, bus), router)
+
+
+def login_guard(settings: Settings, bus: Bus) -> LoginGuard:
+    account, address = settings.login_policies()
+    return LoginGuard(
+        RedisThrottleStore(bus.client, settings.redis_prefix)
+        if isinstance(bus, RedisBus)
+        else MemoryThrottleStore(),
+        account=account,
+        address=address,
+        hash_concurrency=settings.password_hash_concurrency,
+    )
 
 
 def build_translation(
@@ -168,6 +183,10 @@ class ChatApp(Starlette):
     CPU per message in profiles), and each connection keeps fewer frames alive."""
 
     ws_endpoints: dict[str, Callable[[WebSocket], Awaitable[None]]] = {}
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # outermost, so that even the 500 of ServerErrorMiddleware carries the security headers
+        return SecurityHeaders(super().build_middleware_stack())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":

@@ -1,4 +1,4 @@
-"""``chatserver serve | worker | migrate | create-agent | create-inbox | create-token``."""
+"""``chatserver serve | worker | migrate | create-agent | reset-password | create-inbox | create-token``."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 
 from chatserver import __version__
+from chatserver.auth.passwords import common_passwords, password_problem
 from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
+from chatserver.datadir import prepare_sqlite, private_paths, warn_if_wider
 from chatserver.errors import ChatError
 from chatserver.model.types import Role
-from chatserver.settings import Settings
+from chatserver.settings import SECRET_FILE, Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import upgrade
 from chatserver.store.store import Store
@@ -40,6 +43,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     settings = replace(settings, host=host, port=port).with_secret()
+    warn_if_wider(
+        private_paths(
+            settings.data_dir if settings.embedded else None,
+            settings.database_url,
+            settings.data_dir / SECRET_FILE if settings.embedded else None,
+        )
+    )
     boot = asyncio.run(first_start(settings))
     base = settings.base_url
     bus = "Redis" if settings.redis_url else "in-process"
@@ -96,9 +106,14 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_password(password: str, email: str) -> None:
+    problem = password_problem(password, email, common_passwords())
+    if problem is not None:
+        raise ChatError(f"{problem.message} (rule: {problem.rule})")
+
+
 def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
-    if len(args.password) < 8:
-        raise ChatError("the password must have at least 8 characters")
+    _check_password(args.password, args.email)
 
     async def run() -> None:
         store = await _with_store(settings)
@@ -119,6 +134,35 @@ def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     asyncio.run(run())
+    return 0
+
+
+def cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Set a new password for an agent (generated and printed once, or read from stdin) and end all of
+    that agent's sessions. API tokens are left alone (revoke those separately)."""
+    generated = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = generated = secrets.token_urlsafe(15)
+    _check_password(password, args.email)
+
+    async def run() -> int:
+        store = await _with_store(settings)
+        try:
+            found = await store.agent_credentials(args.email)
+            if found is None:
+                raise ChatError(f"no agent with email {args.email}")
+            agent = found[0]
+            await store.update_agent(agent.id, password_hash=hash_password(password))
+            return await store.revoke_sessions(agent.id)
+        finally:
+            await store.db.dispose()
+
+    revoked = asyncio.run(run())
+    if generated is not None:
+        print(generated)
+    print(f"password reset for {args.email.strip().lower()}; {revoked} session(s) ended", file=sys.stderr)
     return 0
 
 
@@ -272,6 +316,15 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--language", help="the language the agent reads and writes (e.g. es)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(fn=cmd_create_agent)
+    rp = sub.add_parser(
+        "reset-password",
+        help="set a new password for an agent (printed once) and end that agent's sessions",
+    )
+    rp.add_argument("--email", required=True)
+    rp.add_argument(
+        "--password-stdin", action="store_true", help="read the new password from the first line of stdin"
+    )
+    rp.set_defaults(fn=cmd_reset_password)
     i = sub.add_parser("create-inbox", help="create a widget inbox; prints its key")
     i.add_argument("--name", required=True)
     i.add_argument("--allowed-origin", action="append", metavar="URL")
@@ -315,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         install_redaction()
+        prepare_sqlite(settings.database_url)  # before anything opens it
         if args.command != "serve":
             settings = settings.with_secret() if settings.embedded else settings
         return int(args.fn(settings, args))

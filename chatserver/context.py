@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatserver.auth.login import LoginGuard
 from chatserver.bus import Bus
 from chatserver.chat import ChatService
 from chatserver.presence import Presence
@@ -21,4 +22,5 @@ class Context:
     presence: Presence
     service: ChatService
     hub: Hub
+    login: LoginGuard
     router: Router | None = None

@@ -14,6 +14,7 @@
     │   ├── Unauthorized              (unauthorized, 401)
     │   ├── RateLimited               (rate_limited, 429)
     │   ├── TooLarge                  (too_large, 413)
+    │   ├── UnsupportedMediaType      (unsupported_media_type, 415) REST body not JSON
     │   ├── Conflict                  (conflict, 409)
     │   └── Unavailable               (unavailable, 503)
     ├── StoreError                  persistence failed (mapped from SQLAlchemy/driver errors)
@@ -121,6 +122,11 @@ class RateLimited(ApiError):
 class TooLarge(ApiError):
     code = "too_large"
     status = 413
+
+
+class UnsupportedMediaType(ApiError):
+    code = "unsupported_media_type"
+    status = 415
 
 
 class Conflict(ApiError):

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from chatserver.auth.throttle import ThrottlePolicy
+from chatserver.datadir import create_private_file, make_private_dir
 from chatserver.errors import ConfigError
 from chatserver.translation.service import TranslationConfig
 
@@ -108,6 +110,17 @@ class Settings:
     """Open WebSockets per visitor token or agent, per process; more are closed with 4429."""
     ws_per_address: int = 500
     """Open WebSockets per client address, per process; more are closed with 4429."""
+    login_account_failures: int = 5
+    """Failed logins an account may have before each further one locks it (exponentially longer)."""
+    login_address_failures: int = 20
+    """The same, per client address (IPv4, or IPv6 /64)."""
+    login_lockout_s: float = 2.0
+    """The first lockout; it doubles with every further failure, up to login_lockout_max_s."""
+    login_lockout_max_s: float = 900.0
+    login_window_s: float = 3600.0
+    """Failures are forgotten this long after the last one."""
+    password_hash_concurrency: int = 2
+    """argon2 computations (64 MiB each) a process runs at once; more wait their turn."""
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
 
@@ -173,6 +186,12 @@ class Settings:
             ws_handshake_timeout_s=_float(env, "CHATSERVER_WS_HANDSHAKE_TIMEOUT_S", 10.0),
             ws_per_token=_int(env, "CHATSERVER_WS_PER_TOKEN", 20),
             ws_per_address=_int(env, "CHATSERVER_WS_PER_ADDRESS", 500),
+            login_account_failures=_int(env, "CHATSERVER_LOGIN_ACCOUNT_FAILURES", 5),
+            login_address_failures=_int(env, "CHATSERVER_LOGIN_ADDRESS_FAILURES", 20),
+            login_lockout_s=_float(env, "CHATSERVER_LOGIN_LOCKOUT_S", 2.0),
+            login_lockout_max_s=_float(env, "CHATSERVER_LOGIN_LOCKOUT_MAX_S", 900.0),
+            login_window_s=_float(env, "CHATSERVER_LOGIN_WINDOW_S", 3600.0),
+            password_hash_concurrency=_int(env, "CHATSERVER_PASSWORD_HASH_CONCURRENCY", 2),
             embedded=embedded_db and redis_url is None,
         )
         settings.validate()
@@ -198,6 +217,15 @@ class Settings:
             )
         if self.ws_per_token < 1 or self.ws_per_address < 1:
             raise ConfigError("CHATSERVER_WS_PER_TOKEN and CHATSERVER_WS_PER_ADDRESS must be at least 1")
+        if self.login_account_failures < 1 or self.login_address_failures < 1:
+            raise ConfigError("CHATSERVER_LOGIN_ACCOUNT_FAILURES and _ADDRESS_FAILURES must be at least 1")
+        if not 0 < self.login_lockout_s <= self.login_lockout_max_s or self.login_window_s <= 0:
+            raise ConfigError(
+                "need 0 < CHATSERVER_LOGIN_LOCKOUT_S <= CHATSERVER_LOGIN_LOCKOUT_MAX_S "
+                "and CHATSERVER_LOGIN_WINDOW_S > 0"
+            )
+        if self.password_hash_concurrency < 1:
+            raise ConfigError("CHATSERVER_PASSWORD_HASH_CONCURRENCY must be at least 1")
         self.translation_config()  # raises ConfigError when the provider settings are incomplete
         if self.is_sqlite and self.redis_url:
             # Several processes would each hold their own SQLite writer: refuse the foot-gun.
@@ -223,6 +251,23 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(f"translation settings: {exc}") from exc
 
+    def login_policies(self) -> tuple[ThrottlePolicy, ThrottlePolicy]:
+        """The login throttle per account and per client address."""
+        return (
+            ThrottlePolicy(
+                self.login_account_failures,
+                self.login_lockout_s,
+                self.login_lockout_max_s,
+                self.login_window_s,
+            ),
+            ThrottlePolicy(
+                self.login_address_failures,
+                self.login_lockout_s,
+                self.login_lockout_max_s,
+                self.login_window_s,
+            ),
+        )
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -244,14 +289,11 @@ class Settings:
                 "CHATSERVER_SECRET_KEY is required when DATABASE_URL or REDIS_URL is set "
                 "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.data_dir)
         path = self.data_dir / SECRET_FILE
-        if path.exists():
+        key = secrets.token_urlsafe(48)
+        if not create_private_file(path, key + "\n"):
             key = path.read_text().strip()
-        else:
-            key = secrets.token_urlsafe(48)
-            path.touch(mode=0o600)
-            path.write_text(key + "\n")
         return replace(self, secret_key=key)
 
 

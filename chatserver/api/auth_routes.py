@@ -2,30 +2,60 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chatserver.api.common import api, body, ctx, current_agent, json_response, req_str
-from chatserver.auth.identity import CSRF_COOKIE, SESSION_COOKIE
-from chatserver.auth.secrets import csrf_token, new_session_id, sha256_hex, verify_password
-from chatserver.errors import Unauthorized
+from chatserver.api.common import api, body, ctx, current_agent, error_response, json_response, req_str
+from chatserver.auth.identity import CSRF_COOKIE, SESSION_COOKIE, origin_allowed_for_console
+from chatserver.auth.login import LoginThrottled
+from chatserver.auth.secrets import csrf_token, new_session_id, sha256_hex
+from chatserver.errors import Forbidden, Unauthorized, UnsupportedMediaType
+
+
+def client_host(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def throttled(exc: LoginThrottled) -> Response:
+    response = error_response(exc)
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+def require_json(request: Request) -> None:
+    """A JSON body only: a cross-site form or ``text/plain`` fetch cannot send this without CORS."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType("send the body as Content-Type: application/json")
 
 
 @api
 async def login(request: Request) -> Response:
-    """Log in with email and password; sets an HttpOnly session cookie and returns the CSRF token."""
+    """Log in with email and password; sets an HttpOnly session cookie and returns the CSRF token.
+
+    Throttled per account and per client address (429 with Retry-After); unknown accounts get exactly
+    the answers known ones get."""
     c = ctx(request)
+    if not origin_allowed_for_console(request, c.settings):
+        raise Forbidden("log in from the console: this Origin is not allowed")
+    require_json(request)
     data = await body(request)
     email = req_str(data, "email", max_len=320)
     password = req_str(data, "password", max_len=1000)
-    found = await c.store.agent_credentials(email)
-    ok = await asyncio.to_thread(verify_password, found[1] if found else None, password)
+    host = client_host(request)
+    try:
+        await c.login.check(email, host)
+        found = await c.store.agent_credentials(email)
+        ok = await c.login.verify(email, host, found[1] if found else None, password)
+    except LoginThrottled as exc:
+        return throttled(exc)
     if not found or not ok or not found[0].active:
+        await c.login.failed(email, host)
         raise Unauthorized("wrong email or password")
+    await c.login.succeeded(email)
     agent = found[0]
     session_id = new_session_id()
     await c.store.create_session(sha256_hex(session_id), agent.id, c.settings.session_ttl_s)

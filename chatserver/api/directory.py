@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api.auth_routes import client_host, throttled
 from chatserver.api.common import (
     api,
     body,
@@ -20,12 +20,13 @@ from chatserver.api.common import (
     req_str,
     str_field,
 )
-from chatserver.auth.secrets import hash_password
+from chatserver.auth.identity import SESSION_COOKIE
+from chatserver.auth.login import LoginThrottled
+from chatserver.auth.passwords import common_passwords, password_problem
+from chatserver.auth.secrets import sha256_hex
 from chatserver.errors import Forbidden, Invalid
 from chatserver.model.events import NoticeEvent, agent_topic
-from chatserver.model.types import Role
-
-MIN_PASSWORD = 8
+from chatserver.model.types import Agent, Role
 
 
 def _role(data: dict[str, Any], required: bool) -> Role | None:
@@ -60,13 +61,14 @@ def _language(data: dict[str, Any]) -> str | None:
     return raw.split("-")[0].lower()
 
 
-async def _password_hash(data: dict[str, Any]) -> str | None:
-    password = data.get("password")
-    if password is None:
-        return None
-    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= 1000:
-        raise Invalid(f"password must be {MIN_PASSWORD}-1000 characters", data={"field": "password"})
-    return await asyncio.to_thread(hash_password, password)
+def valid_password(raw: Any, email: str | None) -> str:
+    """The password, or Invalid naming the rule it breaks (``data.rule``)."""
+    if not isinstance(raw, str):
+        raise Invalid("password must be a string", data={"field": "password", "rule": "type"})
+    problem = password_problem(raw, email, common_passwords())
+    if problem is not None:
+        raise Invalid(problem.message, data={"field": "password", "rule": problem.rule})
+    return raw
 
 
 @api
@@ -88,17 +90,38 @@ async def create_agent(request: Request) -> Response:
         raise Invalid("email must be an email address", data={"field": "email"})
     role = _role(data, required=True)
     assert role is not None
+    name = req_str(data, "name")
+    languages = levels(data.get("languages"), "languages")
+    skills = levels(data.get("skills"), "skills")
+    capacity, language = _capacity(data), _language(data)
+    password = data.get("password")
     agent = await c.store.create_agent(
         email=email,
-        name=req_str(data, "name"),
+        name=name,
         role=role,
-        password_hash=await _password_hash(data),
-        languages=levels(data.get("languages"), "languages"),
-        skills=levels(data.get("skills"), "skills"),
-        max_concurrent=_capacity(data),
-        language=_language(data),
+        password_hash=None if password is None else await c.login.hash(valid_password(password, email)),
+        languages=languages,
+        skills=skills,
+        max_concurrent=capacity,
+        language=language,
     )
     return json_response(agent.to_wire(), status=201)
+
+
+async def _own_password_check(request: Request, caller: Agent, data: dict[str, Any]) -> None:
+    """Changing one's own password needs the current one (throttled like a login)."""
+    c = ctx(request)
+    current = data.get("current_password")
+    if not isinstance(current, str) or not current:
+        raise Invalid(
+            "current_password is required to change your own password", data={"field": "current_password"}
+        )
+    found = await c.store.agent_credentials(caller.email)
+    host = client_host(request)
+    if not await c.login.verify(caller.email, host, found[1] if found else None, current):
+        await c.login.failed(caller.email, host)
+        raise Forbidden("current_password is wrong", data={"field": "current_password"})
+    await c.login.succeeded(caller.email)
 
 
 @api
@@ -111,7 +134,15 @@ async def get_agent(request: Request) -> Response:
 
 @api
 async def update_agent(request: Request) -> Response:
-    """Admins change anything; an agent may change their own name and password."""
+    try:
+        return await _update_agent(request)
+    except LoginThrottled as exc:
+        return throttled(exc)
+
+
+async def _update_agent(request: Request) -> Response:
+    """Admins change anything; an agent may change their own name and password (giving the current
+    one). A new password revokes the agent's other sessions."""
     c = ctx(request)
     caller = await current_agent(request)
     target_id = request.path_params["agent_id"]
@@ -129,7 +160,10 @@ async def update_agent(request: Request) -> Response:
     if "name" in data:
         values["name"] = req_str(data, "name")
     if "password" in data:
-        values["password_hash"] = await _password_hash(data)
+        target = caller if target_id == caller.id else await c.store.get_agent(target_id)
+        password = valid_password(data["password"], target.email)
+    elif "current_password" in data:
+        raise Invalid("current_password goes with password", data={"field": "current_password"})
     if "role" in data:
         role = _role(data, required=True)
         assert role is not None
@@ -156,10 +190,19 @@ async def update_agent(request: Request) -> Response:
         "skills",
         "max_concurrent",
         "language",
+        "current_password",
     }
     if unknown:
         raise Invalid(f"unknown fields {sorted(unknown)}", data={"field": sorted(unknown)[0]})
+    session = request.cookies.get(SESSION_COOKIE)
+    if "password" in data:
+        if target_id == caller.id:
+            await _own_password_check(request, caller, data)
+        values["password_hash"] = await c.login.hash(password)
     agent = await c.store.update_agent(target_id, **values)
+    if "password" in data:
+        keep = sha256_hex(session) if session and target_id == caller.id else None
+        await c.store.revoke_sessions(target_id, keep=keep)
     c.service.publish(
         [(agent_topic(agent.id), NoticeEvent(agent.id, "profile", "Your profile was updated."))]
     )

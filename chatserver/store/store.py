@@ -281,6 +281,15 @@ class Store(RoutingQueries):
         async with self.db.write() as conn:
             await conn.execute(agent_sessions.delete().where(agent_sessions.c.id_hash == id_hash))
 
+    async def revoke_sessions(self, agent_id: str, *, keep: str | None = None) -> int:
+        """End every session of the agent (but the one whose id hash is ``keep``); returns how many."""
+        query = agent_sessions.delete().where(agent_sessions.c.agent_id == agent_id)
+        if keep is not None:
+            query = query.where(agent_sessions.c.id_hash != keep)
+        async with self.db.write() as conn:
+            res = await conn.execute(query)
+            return int(res.rowcount or 0)
+
     async def purge_expired_sessions(self) -> int:
         async with self.db.write() as conn:
             res = await conn.execute(agent_sessions.delete().where(agent_sessions.c.expires_at <= now_ms()))

@@ -55,7 +55,7 @@ async def test_cli_creates_agents_inboxes_and_tokens(tmp_path: Path) -> None:
             "--email",
             "sup@x.test",
             "--password",
-            "pw-long-1",
+            "pw-long-one",
             "--name",
             "Sue",
             "--role",
@@ -94,7 +94,7 @@ async def test_cli_creates_agents_inboxes_and_tokens(tmp_path: Path) -> None:
             "--email",
             "sup@x.test",
             "--password",
-            "pw-long-1",
+            "pw-long-one",
             "--name",
             "Again",
         ],
@@ -119,7 +119,7 @@ def test_server_refuses_to_start_without_secret_or_schema(tmp_path: Path) -> Non
 
 def test_cli_configures_routing_and_refuses_bad_values(tmp_path: Path) -> None:
     env = {"CHATSERVER_DATA_DIR": str(tmp_path / "data")}
-    run_cli(env, "create-agent", "--email", "ro@x.test", "--password", "pw-long-1", "--name", "Ro")
+    run_cli(env, "create-agent", "--email", "ro@x.test", "--password", "pw-long-one", "--name", "Ro")
     team = json.loads(
         run_cli(
             env,
