@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from chatserver.api import auth_routes, canned, conversations, directory, health, widget
+from chatserver.api import auth_routes, canned, conversations, directory, health, webhooks, widget
 from chatserver.api import routing as routing_api
 from chatserver.api.common import error_response
 from chatserver.bus import Bus, RedisBus, make_bus
@@ -197,6 +197,7 @@ def create_app(settings: Settings) -> Starlette:
         *directory.routes,
         *canned.routes,
         *routing_api.routes,
+        *webhooks.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

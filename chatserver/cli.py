@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from chatserver import __version__
 from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
+from chatserver.channels.inboxes import CHANNEL_NAMES
 from chatserver.errors import ChatError
 from chatserver.model.types import Role
 from chatserver.settings import Settings
@@ -135,13 +136,36 @@ def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    from chatserver.channels.inboxes import inbox_wire, validate_channel_config
+    from chatserver.errors import ApiError
+
+    try:
+        raw = json.loads(args.config) if args.config is not None else None
+        config = validate_channel_config(args.channel, raw)
+    except json.JSONDecodeError as exc:
+        raise ChatError(f"create-inbox: --config is not JSON: {exc}") from exc
+    except ApiError as exc:
+        raise ChatError(f"create-inbox: {exc.message}") from exc
+
     async def run() -> None:
         store = await _with_store(settings)
         try:
-            inbox = await store.create_inbox(args.name, "widget", args.allowed_origin or [])
+            inbox = await store.create_inbox(args.name, args.channel, args.allowed_origin or [], config)
         finally:
             await store.db.dispose()
-        print(json.dumps(inbox.to_wire()) if args.json else inbox.key)
+        wire = inbox_wire(inbox, settings.base_url)
+        if args.json:
+            print(json.dumps(wire))
+        elif args.channel == "widget":
+            print(inbox.key)
+        else:
+            print(f"created {args.channel} inbox {inbox.id}")
+            if config.get("mode") == "polling":
+                print("  mode          : long polling (run `chatserver worker`, or `serve` embedded)")
+            else:
+                print(f"  webhook URL   : {wire['webhook_url']}")
+            if "status_callback_url" in wire:
+                print(f"  status URL    : {wire['status_callback_url']}")
 
     asyncio.run(run())
     return 0
@@ -284,8 +308,12 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--language", help="the language the agent reads and writes (e.g. es)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(fn=cmd_create_agent)
-    i = sub.add_parser("create-inbox", help="create a widget inbox; prints its key")
+    i = sub.add_parser(
+        "create-inbox", help="create an inbox: widget (prints its key) or a channel (prints its webhook URL)"
+    )
     i.add_argument("--name", required=True)
+    i.add_argument("--channel", choices=CHANNEL_NAMES, default="widget")
+    i.add_argument("--config", metavar="JSON", help='the channel\'s settings, e.g. \'{"bot_token": "..."}\'')
     i.add_argument("--allowed-origin", action="append", metavar="URL")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_create_inbox)

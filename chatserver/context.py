@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatserver.bus import Bus
+from chatserver.channels.inbound import Inbound
 from chatserver.chat import ChatService
 from chatserver.presence import Presence
 from chatserver.realtime.hub import Hub
@@ -22,3 +23,4 @@ class Context:
     service: ChatService
     hub: Hub
     router: Router | None = None
+    inbound: Inbound | None = None

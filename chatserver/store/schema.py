@@ -25,6 +25,7 @@ inboxes = sa.Table(
     sa.Column("key", sa.String(64), nullable=False, unique=True),
     sa.Column("allowed_origins", sa.JSON, nullable=False),
     sa.Column("created_at", MS, nullable=False),
+    sa.Column("config", sa.JSON(none_as_null=True), nullable=True),
 )
 
 agents = sa.Table(
@@ -140,6 +141,7 @@ messages = sa.Table(
         "conversation_id", "author_kind", "author_id", "client_id", name="uq_messages_idempotency"
     ),
     sa.Index("ix_messages_conversation_client", "conversation_id", "client_id"),
+    sa.Index("ix_messages_external_id", "external_id"),
 )
 
 read_cursors = sa.Table(
@@ -213,4 +215,12 @@ routing_events = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("waited_ms", sa.BigInteger, nullable=True),
     sa.Column("at", MS, nullable=False),
+)
+
+channel_cursors = sa.Table(
+    "channel_cursors",
+    metadata,
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
 )
