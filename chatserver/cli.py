@@ -1,9 +1,10 @@
-"""``chatserver serve | worker | migrate | create-agent | create-inbox | create-token``."""
+"""``chatserver serve | worker | migrate | create-agent | create-inbox | create-token | ...``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -79,11 +80,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Housekeeping that must run somewhere once: expired sessions. (Routing, SLA timers and outbound
-    delivery join this process as they are built.)"""
+    """Housekeeping that must run somewhere once: expired sessions; Telegram long polling (outside
+    embedded mode, where `serve` polls). (Routing, SLA timers and outbound delivery join this process as
+    they are built.)"""
 
     async def run() -> None:
         store = await _with_store(settings)
+        polling = None if args.once or settings.embedded else asyncio.create_task(_poll_channels(settings))
         try:
             while True:
                 purged = await store.purge_expired_sessions()
@@ -93,9 +96,63 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
                     return
                 await asyncio.sleep(60)
         finally:
+            if polling is not None:
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
             await store.db.dispose()
 
     asyncio.run(run())
+    return 0
+
+
+async def _poll_channels(settings: Settings) -> None:
+    """Telegram inboxes in polling mode, with the full conversation service (routing, translation, bus)."""
+    from chatserver.app import build_context, close_context
+    from chatserver.channels.inbound import Inbound
+    from chatserver.channels.polling import running_pollers
+
+    c = await build_context(settings.with_secret())
+    try:
+        async with running_pollers(c.store, Inbound(c.service)):
+            await asyncio.Event().wait()
+    finally:
+        await close_context(c)
+
+
+def cmd_telegram_set_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    """Register the inbox's webhook URL with Telegram (setWebhook, with the inbox's secret token)."""
+    import httpx
+
+    from adapters.telegram import set_webhook
+    from chatserver.channels.inboxes import webhook_url
+    from chatserver.errors import DeliveryError, NotFound
+
+    async def run() -> str:
+        store = await _with_store(settings)
+        try:
+            inbox = await store.get_inbox(args.inbox)
+        except NotFound as exc:
+            raise ChatError(f"no inbox {args.inbox}") from exc
+        finally:
+            await store.db.dispose()
+        if inbox.channel != "telegram":
+            raise ChatError(f"inbox {inbox.id} is a {inbox.channel} inbox, not telegram")
+        if inbox.config.get("mode") == "polling":
+            raise ChatError(f"inbox {inbox.id} is in polling mode; it needs no webhook")
+        url = webhook_url(settings.base_url, inbox)
+        assert url is not None
+        async with httpx.AsyncClient(timeout=30) as client:
+            try:
+                await set_webhook(client, inbox.config, url)
+            except DeliveryError as exc:
+                raise ChatError(exc.reason) from exc
+        return url
+
+    url = asyncio.run(run())
+    print(f"Telegram will deliver updates to {url}")
+    if not url.startswith("https://"):
+        print("  note: Telegram only calls https URLs; set CHATSERVER_PUBLIC_URL", file=sys.stderr)
     return 0
 
 
@@ -340,6 +397,9 @@ def parser() -> argparse.ArgumentParser:
         help='e.g. \'{"name": "billing", "match": {"fields": {"topic": "billing"}}}\'',
     )
     rr.set_defaults(fn=cmd_create_rule)
+    tw = sub.add_parser("telegram-set-webhook", help="register a Telegram inbox's webhook URL with Telegram")
+    tw.add_argument("--inbox", required=True, metavar="ID")
+    tw.set_defaults(fn=cmd_telegram_set_webhook)
     t = sub.add_parser("create-token", help="create an API token for an agent; prints it")
     t.add_argument("--agent", required=True, metavar="EMAIL")
     t.add_argument("--name", default="cli")
