@@ -210,17 +210,21 @@ class ChatService:
         name: str,
         language: str | None = None,
         phone: str | None = None,
+        sent_at_ms: int = 0,
     ) -> tuple[Message, bool]:
         """A customer's message from a channel (webhook or poll), returned once committed: into the
         contact's open conversation in this inbox (a new one after it was resolved), then routed and
         translated like a widget chat. A platform id already stored in the inbox returns that message
-        (platforms deliver at least once)."""
+        (platforms deliver at least once). ``sent_at_ms`` is the platform's timestamp of the message (it
+        opens reply windows, e.g. WhatsApp's 24 hours)."""
         known = await self.store.message_by_external_id(inbox.id, external_id)
         if known is not None:
             return known, True
         contact = await self.store.ensure_contact(
             inbox.channel, identity, name=name, language=language, phone=phone
         )
+        if sent_at_ms:
+            await self.store.touch_identity(inbox.channel, identity, sent_at_ms)
         conv = await self.start_conversation(
             contact_id=contact.id,
             inbox_id=inbox.id,

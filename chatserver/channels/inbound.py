@@ -92,4 +92,5 @@ class Inbound:
             name=name[:200],
             language=profile.language,
             phone=profile.phone,
+            sent_at_ms=event.timestamp_ms,
         )

@@ -82,6 +82,34 @@ class ChannelQueries:
         assert r is not None
         return r
 
+    async def touch_identity(self, channel: str, external_id: str, at_ms: int) -> None:
+        """Record the platform time of the identity's latest inbound message (never moving it back)."""
+        c = contact_identities.c
+        async with self.db.write() as conn:
+            await conn.execute(
+                contact_identities.update()
+                .where(
+                    c.channel == channel,
+                    c.external_id == external_id,
+                    sa.or_(c.last_inbound_at.is_(None), c.last_inbound_at < at_ms),
+                )
+                .values(last_inbound_at=at_ms)
+            )
+
+    async def channel_identity(self, contact_id: str, channel: str) -> tuple[str, int | None] | None:
+        """The contact's address on ``channel`` (the most recently active one) and its last inbound time."""
+        c = contact_identities.c
+        async with self.db.read() as conn:
+            r = (
+                await conn.execute(
+                    sa.select(c.external_id, c.last_inbound_at)
+                    .where(c.contact_id == contact_id, c.channel == channel)
+                    .order_by(c.last_inbound_at.desc().nulls_last(), c.created_at.desc())
+                    .limit(1)
+                )
+            ).first()
+        return (r.external_id, r.last_inbound_at) if r else None
+
     async def message_by_external_id(self, inbox_id: str, external_id: str) -> Message | None:
         """The message already stored for this platform id in this inbox (any of its conversations)."""
         async with self.db.read() as conn:

@@ -87,6 +87,7 @@ contact_identities = sa.Table(
     sa.Column("external_id", sa.String(200), primary_key=True),
     sa.Column("contact_id", ID, sa.ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("created_at", MS, nullable=False),
+    sa.Column("last_inbound_at", MS, nullable=True),  # platform timestamp of their last message (windows)
 )
 
 conversations = sa.Table(

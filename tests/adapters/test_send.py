@@ -243,3 +243,25 @@ async def test_twilio_errors(fake: FakePlatforms, client: httpx.AsyncClient) -> 
     fake.fail_next("twilio", 503, fakes.twilio_error_body(503, 20500, "Internal Server Error"))
     with pytest.raises(TemporaryDeliveryError, match="20500"):
         await twilio.CHANNEL.send(client, sms(fake), Outbound("+1", "hi"))
+
+
+async def test_twilio_mms_media_ride_with_the_last_part(
+    fake: FakePlatforms, client: httpx.AsyncClient
+) -> None:
+    out = Outbound(
+        "+15551234567",
+        "see attached",
+        attachments=(
+            OutboundAttachment("image", "https://x/a.png"),
+            OutboundAttachment("file", "https://x/b.pdf"),
+        ),
+    )
+    await twilio.CHANNEL.send(client, sms(fake), out)
+    [call] = fake.sent("twilio")
+    assert call.body == [
+        ("To", "+15551234567"),
+        ("From", "+15550001111"),
+        ("Body", "see attached"),
+        ("MediaUrl", "https://x/a.png"),
+        ("MediaUrl", "https://x/b.pdf"),
+    ]

@@ -1,4 +1,4 @@
-"""channel inboxes: inbox config, polling cursors, messages by external id
+"""channel inboxes: inbox config, polling cursors, messages by external id, identities' last inbound time
 
 Revision ID: 0014
 Revises: 0005
@@ -19,6 +19,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("inboxes") as batch_op:
         batch_op.add_column(sa.Column("config", sa.JSON(none_as_null=True), nullable=True))
+    with op.batch_alter_table("contact_identities") as batch_op:
+        batch_op.add_column(sa.Column("last_inbound_at", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("messages") as batch_op:
         batch_op.create_index("ix_messages_external_id", ["external_id"], unique=False)
     op.create_table(
@@ -40,5 +42,7 @@ def downgrade() -> None:
     op.drop_table("channel_cursors")
     with op.batch_alter_table("messages") as batch_op:
         batch_op.drop_index("ix_messages_external_id")
+    with op.batch_alter_table("contact_identities") as batch_op:
+        batch_op.drop_column("last_inbound_at")
     with op.batch_alter_table("inboxes") as batch_op:
         batch_op.drop_column("config")
