@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -450,3 +451,48 @@ async def test_unknown_payloads_are_200_with_one_log_line(
     assert r.status_code == 200
     assert len([rec for rec in caplog.records if rec.name == "chatserver.channels.inbound"]) == 1
     assert await conversations(http, server, seeded) == []
+
+
+async def test_telegram_chat_is_translated_like_a_widget_chat(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    from tests.e2e.harness import run_server, seed, settings_for
+    from tests.e2e.test_translation import GERMAN, GERMAN_ES
+    from tests.translation.fakes import serve
+    from tests.translation.helpers import make_fake
+
+    async with serve(make_fake("libretranslate")) as fake:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+        s = await seed(url)
+        settings = settings_for(
+            url,
+            tmp_path,
+            translation_provider="libretranslate",
+            translation_url=fake.url,
+            translation_retry_s=0.2,
+            languages=("de", "es", "en"),
+        )
+        async with run_server(settings) as server:
+            auth = {"Authorization": f"Bearer {s.agent_token}"}
+            assert (
+                await http.patch(
+                    f"{server.url}/api/v1/agents/{s.agent_id}", json={"language": "es"}, headers=auth
+                )
+            ).status_code == 200
+            inbox = await make_inbox(http, server, s, "telegram", TG)
+            async with Client.connect(f"{server.ws}/ws/agent", token=s.agent_token, origin=None) as agent:
+                first = json.loads(json.dumps(TELEGRAM_UPDATE))
+                first["message"]["text"] = GERMAN
+                assert (await tg_post(http, server, inbox["id"], first)).status_code == 200
+                conv = (await agent.expect("conversation", conversation__channel="telegram"))["conversation"]
+                assert conv["language"] == "de"  # Telegram's language_code as the hint
+                await agent.request({"type": "conversation.claim", "conversation_id": conv["id"]})
+                second = json.loads(json.dumps(first))
+                second["message"]["message_id"] += 1
+                assert (await tg_post(http, server, inbox["id"], second)).status_code == 200
+                original = await agent.expect(
+                    "message", conversation_id=conv["id"], message__author__kind="contact"
+                )
+                assert original["message"]["text"] == GERMAN and original["message"]["lang"] == "de"
+                tr = await agent.expect("message.translated", seq=original["seq"])
+                assert (tr["lang"], tr["text"]) == ("es", GERMAN_ES)
