@@ -221,10 +221,8 @@ class ChatService:
         if known is not None:
             return known, True
         contact = await self.store.ensure_contact(
-            inbox.channel, identity, name=name, language=language, phone=phone
+            inbox.channel, identity, name=name, language=language, phone=phone, inbound_at_ms=sent_at_ms
         )
-        if sent_at_ms:
-            await self.store.touch_identity(inbox.channel, identity, sent_at_ms)
         conv = await self.start_conversation(
             contact_id=contact.id,
             inbox_id=inbox.id,

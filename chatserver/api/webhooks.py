@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -20,7 +20,7 @@ from adapters.twilio import EMPTY_TWIML, Twilio
 from chatserver.api.common import api, ctx, json_response
 from chatserver.channels.inbound import Inbound
 from chatserver.channels.inboxes import adapter_for
-from chatserver.errors import NotFound, TooLarge
+from chatserver.errors import BadFrame, NotFound, TooLarge
 from chatserver.model.types import Inbox
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,14 @@ async def _read(request: Request) -> bytes:
         raise TooLarge(f"webhook body over {MAX_BODY} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise TooLarge(f"webhook body over {MAX_BODY} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise TooLarge(f"webhook body over {MAX_BODY} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:  # the platform gave up; it will retry
+        raise BadFrame("the request ended before its body did") from exc
     return b"".join(chunks)
 
 

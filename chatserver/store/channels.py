@@ -12,15 +12,21 @@ from chatserver.store import rows
 from chatserver.store.db import Database
 from chatserver.store.schema import channel_cursors, contact_identities, contacts, conversations, messages
 
+INBOUND_STEP_MS = 60_000
+
 
 class ChannelQueries:
     db: Database
 
     async def contact_by_identity(self, channel: str, external_id: str) -> Contact | None:
+        found = await self._identity(channel, external_id)
+        return found[0] if found else None
+
+    async def _identity(self, channel: str, external_id: str) -> tuple[Contact, int | None] | None:
         async with self.db.read() as conn:
             r = (
                 await conn.execute(
-                    sa.select(contacts)
+                    sa.select(contacts, contact_identities.c.last_inbound_at)
                     .join(contact_identities, contact_identities.c.contact_id == contacts.c.id)
                     .where(
                         contact_identities.c.channel == channel,
@@ -28,7 +34,7 @@ class ChannelQueries:
                     )
                 )
             ).first()
-        return rows.contact(r) if r else None
+        return (rows.contact(r), r.last_inbound_at) if r else None
 
     async def ensure_contact(
         self,
@@ -38,11 +44,17 @@ class ChannelQueries:
         name: str,
         language: str | None = None,
         phone: str | None = None,
+        inbound_at_ms: int | None = None,
     ) -> Contact:
         """The contact with this identity, created with the profile if there is none yet; a known contact
         gets the language and phone it lacked. Two processes creating the same identity at once end with
-        one contact (the identity is the primary key)."""
-        found = await self.contact_by_identity(channel, external_id)
+        one contact (the identity is the primary key).
+
+        ``inbound_at_ms`` (the platform time of a message from them) moves the identity's
+        ``last_inbound_at`` forward, in steps of at least INBOUND_STEP_MS so that a busy chat does not
+        write once per message: a reply window counted from it closes up to that much early, never late.
+        """
+        found = await self._identity(channel, external_id)
         if found is None:
             now = now_ms()
             contact = Contact(id=new_id("ct_"), name=name, phone=phone, language=language, created_at=now)
@@ -61,40 +73,46 @@ class ChannelQueries:
                     )
                     await conn.execute(
                         contact_identities.insert().values(
-                            channel=channel, external_id=external_id, contact_id=contact.id, created_at=now
+                            channel=channel,
+                            external_id=external_id,
+                            contact_id=contact.id,
+                            created_at=now,
+                            last_inbound_at=inbound_at_ms or None,
                         )
                     )
                 return contact
             except IntegrityError:
-                found = await self.contact_by_identity(channel, external_id)
+                found = await self._identity(channel, external_id)
                 if found is None:
                     raise
+        contact, last_inbound = found
         values: dict[str, str] = {}
-        if language and not found.language:
+        if language and not contact.language:
             values["language"] = language
-        if phone and not found.phone:
+        if phone and not contact.phone:
             values["phone"] = phone
-        if not values:
-            return found
+        touch = (
+            inbound_at_ms is not None
+            and inbound_at_ms > 0
+            and (last_inbound is None or inbound_at_ms - last_inbound >= INBOUND_STEP_MS)
+        )
+        if not values and not touch:
+            return contact
         async with self.db.write() as conn:
-            await conn.execute(contacts.update().where(contacts.c.id == found.id).values(**values))
-        r = await self.contact_by_identity(channel, external_id)
-        assert r is not None
-        return r
-
-    async def touch_identity(self, channel: str, external_id: str, at_ms: int) -> None:
-        """Record the platform time of the identity's latest inbound message (never moving it back)."""
-        c = contact_identities.c
-        async with self.db.write() as conn:
-            await conn.execute(
-                contact_identities.update()
-                .where(
-                    c.channel == channel,
-                    c.external_id == external_id,
-                    sa.or_(c.last_inbound_at.is_(None), c.last_inbound_at < at_ms),
+            if values:
+                await conn.execute(contacts.update().where(contacts.c.id == contact.id).values(**values))
+            if touch:
+                c = contact_identities.c
+                await conn.execute(
+                    contact_identities.update()
+                    .where(
+                        c.channel == channel,
+                        c.external_id == external_id,
+                        sa.or_(c.last_inbound_at.is_(None), c.last_inbound_at < inbound_at_ms),
+                    )
+                    .values(last_inbound_at=inbound_at_ms)
                 )
-                .values(last_inbound_at=at_ms)
-            )
+        return (await self._identity(channel, external_id) or found)[0]
 
     async def channel_identity(self, contact_id: str, channel: str) -> tuple[str, int | None] | None:
         """The contact's address on ``channel`` (the most recently active one) and its last inbound time."""

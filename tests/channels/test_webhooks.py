@@ -496,3 +496,28 @@ async def test_telegram_chat_is_translated_like_a_widget_chat(
                 assert original["message"]["text"] == GERMAN and original["message"]["lang"] == "de"
                 tr = await agent.expect("message.translated", seq=original["seq"])
                 assert (tr["lang"], tr["text"]) == ("es", GERMAN_ES)
+
+
+async def test_a_platform_hanging_up_mid_body_is_no_server_error(
+    http: httpx.AsyncClient,
+    server: Server,
+    seeded: Seed,
+    inboxes: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        (
+            f"POST /webhooks/telegram/{inboxes['telegram']} HTTP/1.1\r\nHost: x\r\n"
+            f"X-Telegram-Bot-Api-Secret-Token: {TG['secret_token']}\r\nContent-Length: 5000\r\n\r\n"
+            '{"update_id": 1'
+        ).encode()
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0.3)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert await conversations(http, server, seeded) == []

@@ -27,13 +27,19 @@ async def test_ensure_contact_is_one_contact_per_identity(store: Store) -> None:
     assert await store.contact_by_identity("whatsapp", "42") is None
 
 
-async def test_identity_last_inbound_moves_forward_only(store: Store) -> None:
+async def test_identity_last_inbound_moves_forward_in_steps(store: Store) -> None:
     contact = await store.ensure_contact("whatsapp", "1555", name="S")
     assert await store.channel_identity(contact.id, "whatsapp") == ("1555", None)
-    await store.touch_identity("whatsapp", "1555", 2000)
-    await store.touch_identity("whatsapp", "1555", 1000)
-    assert await store.channel_identity(contact.id, "whatsapp") == ("1555", 2000)
+    await store.ensure_contact("whatsapp", "1555", name="S", inbound_at_ms=200_000)
+    await store.ensure_contact("whatsapp", "1555", name="S", inbound_at_ms=100_000)  # older: kept
+    assert await store.channel_identity(contact.id, "whatsapp") == ("1555", 200_000)
+    await store.ensure_contact("whatsapp", "1555", name="S", inbound_at_ms=230_000)  # < a minute later
+    assert await store.channel_identity(contact.id, "whatsapp") == ("1555", 200_000)
+    await store.ensure_contact("whatsapp", "1555", name="S", inbound_at_ms=260_000)
+    assert await store.channel_identity(contact.id, "whatsapp") == ("1555", 260_000)
     assert await store.channel_identity(contact.id, "sms") is None
+    fresh = await store.ensure_contact("whatsapp", "1666", name="T", inbound_at_ms=5_000)
+    assert await store.channel_identity(fresh.id, "whatsapp") == ("1666", 5_000)
 
 
 async def test_message_by_external_id_is_per_inbox(store: Store) -> None:
