@@ -168,3 +168,37 @@ async def test_cli_channel_inbox_and_set_webhook(sqlite_url: str, fake: FakePlat
     bad_id = out.split("inbox ", 1)[1].split()[0]
     code, out, err = await cli(env, "telegram-set-webhook", "--inbox", bad_id)
     assert code == 2 and "Unauthorized" in err
+
+
+@pytest.mark.slow
+async def test_worker_polls_telegram_inboxes(sqlite_url: str, fake: FakePlatforms) -> None:
+    from chatserver.store.db import Database, make_engine
+    from chatserver.store.store import Store
+
+    await seed(sqlite_url)
+    engine = make_engine(sqlite_url, pool_size=1)
+    store = Store(Database(engine))
+    config = {"bot_token": fakes.BOT_TOKEN, "mode": "polling", "api_base": fake.url}
+    inbox = await store.create_inbox("Bot", "telegram", (), config)
+    fake.push_update(update(700, 1, "vom Worker"))
+    env = {"DATABASE_URL": sqlite_url, "CHATSERVER_SECRET_KEY": SECRET, "CHATSERVER_ROUTING": "manual"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chatserver.cli",
+        "worker",
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            while await store.channel_cursor(inbox.id) != 701:
+                assert proc.returncode is None, "the worker exited"
+                await asyncio.sleep(0.2)
+        [conv] = [c for c in await store.list_conversations() if c.inbox_id == inbox.id]
+        assert [m.text for m in await store.messages_after(conv.id, 0)] == ["vom Worker"]
+    finally:
+        proc.terminate()
+        await proc.wait()
+        await engine.dispose()
