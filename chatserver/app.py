@@ -19,13 +19,24 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from chatserver.api import auth_routes, canned, conversations, directory, health, http_errors, widget
+from chatserver.api import (
+    auth_routes,
+    canned,
+    conversations,
+    directory,
+    health,
+    http_errors,
+    webhooks,
+    widget,
+)
 from chatserver.api import routing as routing_api
 from chatserver.api.common import error_response
 from chatserver.api.security_headers import SecurityHeaders
 from chatserver.auth.login import LoginGuard
 from chatserver.auth.throttle import MemoryThrottleStore, RedisThrottleStore
 from chatserver.bus import Bus, RedisBus, make_bus
+from chatserver.channels.inbound import Inbound
+from chatserver.channels.polling import running_pollers
 from chatserver.chat import ChatService
 from chatserver.context import Context
 from chatserver.errors import ConfigError, Internal
@@ -206,9 +217,14 @@ def create_app(settings: Settings) -> Starlette:
         c = await build_context(settings)
         app.state.ctx = c
         refresher = asyncio.create_task(_refresh_presence(c), name="presence-refresh")
+        pollers = contextlib.AsyncExitStack()
+        if settings.embedded:  # one process: Telegram polling runs here (else in `chatserver worker`)
+            c.inbound = Inbound(c.service)
+            await pollers.enter_async_context(running_pollers(c.store, c.inbound))
         try:
             yield
         finally:
+            await pollers.aclose()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
@@ -222,6 +238,7 @@ def create_app(settings: Settings) -> Starlette:
         *directory.routes,
         *canned.routes,
         *routing_api.routes,
+        *webhooks.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

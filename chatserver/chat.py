@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from chatserver.model.types import (
     Author,
     AuthorKind,
     Conversation,
+    Inbox,
     Message,
     MessageKind,
 )
@@ -198,6 +200,46 @@ class ChatService:
         self.wake_router("queued")
         return conv
 
+    async def receive_channel_message(
+        self,
+        inbox: Inbox,
+        *,
+        identity: str,
+        external_id: str,
+        text: str,
+        name: str,
+        language: str | None = None,
+        phone: str | None = None,
+        sent_at_ms: int = 0,
+    ) -> tuple[Message, bool]:
+        """A customer's message from a channel (webhook or poll), returned once committed: into the
+        contact's open conversation in this inbox (a new one after it was resolved), then routed and
+        translated like a widget chat. A platform id already stored in the inbox returns that message
+        (platforms deliver at least once). ``sent_at_ms`` is the platform's timestamp of the message (it
+        opens reply windows, e.g. WhatsApp's 24 hours)."""
+        known = await self.store.message_by_external_id(inbox.id, external_id)
+        if known is not None:
+            return known, True
+        contact = await self.store.ensure_contact(
+            inbox.channel, identity, name=name, language=language, phone=phone, inbound_at_ms=sent_at_ms
+        )
+        conv = await self.start_conversation(
+            contact_id=contact.id,
+            inbox_id=inbox.id,
+            language=None,
+            contact_language=contact.language,
+            skills={},
+            fields={},
+        )
+        return await self.send(
+            author=Author(AuthorKind.CONTACT, contact.id, contact.name),
+            conv=conv,
+            text=text,
+            client_id="ext:" + hashlib.sha256(external_id.encode()).hexdigest()[:40],
+            contact_language=contact.language,
+            external_id=external_id,
+        )
+
     def wake_router(self, reason: str) -> None:
         if self.routing == "offers":
             self.publish([(ROUTING_TOPIC, WakeEvent(reason))])
@@ -219,6 +261,7 @@ class ChatService:
         agent: Agent | None = None,
         contact_language: str | None = None,
         lang: str | None = None,
+        external_id: str | None = None,
     ) -> Coroutine[Any, Any, tuple[Message, bool]]:
         """Check and queue a message for the group commit, in call order, without waiting for the commit.
         Await the returned coroutine for the stored message (and whether it was a duplicate); so one
@@ -241,7 +284,9 @@ class ChatService:
                 raise Conflict("the conversation is resolved")
             if kind is MessageKind.TEXT:
                 lang = stated or self._agent_language(agent)
-        item = PendingMessage(conv.id, author, kind, text, client_id=client_id, lang=lang)
+        item = PendingMessage(
+            conv.id, author, kind, text, client_id=client_id, lang=lang, external_id=external_id
+        )
         future = await self.store.writer.submit(item)
         return self._after_commit(future, conv, agent, kind)
 

@@ -1,9 +1,10 @@
-"""``chatserver serve | worker | migrate | create-agent | reset-password | create-inbox | create-token``."""
+"""The ``chatserver`` command: serve, worker, migrate, create-agent, reset-password, create-inbox, ..."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from chatserver import __version__
 from chatserver.auth.passwords import common_passwords, password_problem
 from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
+from chatserver.channels.inboxes import CHANNEL_NAMES
 from chatserver.datadir import prepare_sqlite, private_paths, warn_if_wider
 from chatserver.errors import ChatError
 from chatserver.model.types import Role
@@ -76,11 +78,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Housekeeping that must run somewhere once: expired sessions. (Routing, SLA timers and outbound
-    delivery join this process as they are built.)"""
+    """Housekeeping that must run somewhere once: expired sessions; Telegram long polling (outside
+    embedded mode, where `serve` polls). (Routing, SLA timers and outbound delivery join this process as
+    they are built.)"""
 
     async def run() -> None:
         store = await _with_store(settings)
+        polling = None if args.once or settings.embedded else asyncio.create_task(_poll_channels(settings))
         try:
             while True:
                 purged = await store.purge_expired_sessions()
@@ -90,9 +94,63 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
                     return
                 await asyncio.sleep(60)
         finally:
+            if polling is not None:
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
             await store.db.dispose()
 
     asyncio.run(run())
+    return 0
+
+
+async def _poll_channels(settings: Settings) -> None:
+    """Telegram inboxes in polling mode, with the full conversation service (routing, translation, bus)."""
+    from chatserver.app import build_context, close_context
+    from chatserver.channels.inbound import Inbound
+    from chatserver.channels.polling import running_pollers
+
+    c = await build_context(settings.with_secret())
+    try:
+        async with running_pollers(c.store, Inbound(c.service)):
+            await asyncio.Event().wait()
+    finally:
+        await close_context(c)
+
+
+def cmd_telegram_set_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    """Register the inbox's webhook URL with Telegram (setWebhook, with the inbox's secret token)."""
+    import httpx
+
+    from adapters.telegram import set_webhook
+    from chatserver.channels.inboxes import webhook_url
+    from chatserver.errors import DeliveryError, NotFound
+
+    async def run() -> str:
+        store = await _with_store(settings)
+        try:
+            inbox = await store.get_inbox(args.inbox)
+        except NotFound as exc:
+            raise ChatError(f"no inbox {args.inbox}") from exc
+        finally:
+            await store.db.dispose()
+        if inbox.channel != "telegram":
+            raise ChatError(f"inbox {inbox.id} is a {inbox.channel} inbox, not telegram")
+        if inbox.config.get("mode") == "polling":
+            raise ChatError(f"inbox {inbox.id} is in polling mode; it needs no webhook")
+        url = webhook_url(settings.base_url, inbox)
+        assert url is not None
+        async with httpx.AsyncClient(timeout=30) as client:
+            try:
+                await set_webhook(client, inbox.config, url)
+            except DeliveryError as exc:
+                raise ChatError(exc.reason) from exc
+        return url
+
+    url = asyncio.run(run())
+    print(f"Telegram will deliver updates to {url}")
+    if not url.startswith("https://"):
+        print("  note: Telegram only calls https URLs; set CHATSERVER_PUBLIC_URL", file=sys.stderr)
     return 0
 
 
@@ -167,13 +225,36 @@ def cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    from chatserver.channels.inboxes import inbox_wire, validate_channel_config
+    from chatserver.errors import ApiError
+
+    try:
+        raw = json.loads(args.config) if args.config is not None else None
+        config = validate_channel_config(args.channel, raw)
+    except json.JSONDecodeError as exc:
+        raise ChatError(f"create-inbox: --config is not JSON: {exc}") from exc
+    except ApiError as exc:
+        raise ChatError(f"create-inbox: {exc.message}") from exc
+
     async def run() -> None:
         store = await _with_store(settings)
         try:
-            inbox = await store.create_inbox(args.name, "widget", args.allowed_origin or [])
+            inbox = await store.create_inbox(args.name, args.channel, args.allowed_origin or [], config)
         finally:
             await store.db.dispose()
-        print(json.dumps(inbox.to_wire()) if args.json else inbox.key)
+        wire = inbox_wire(inbox, settings.base_url)
+        if args.json:
+            print(json.dumps(wire))
+        elif args.channel == "widget":
+            print(inbox.key)
+        else:
+            print(f"created {args.channel} inbox {inbox.id}")
+            if config.get("mode") == "polling":
+                print("  mode          : long polling (run `chatserver worker`, or `serve` embedded)")
+            else:
+                print(f"  webhook URL   : {wire['webhook_url']}")
+            if "status_callback_url" in wire:
+                print(f"  status URL    : {wire['status_callback_url']}")
 
     asyncio.run(run())
     return 0
@@ -325,8 +406,12 @@ def parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the new password from the first line of stdin"
     )
     rp.set_defaults(fn=cmd_reset_password)
-    i = sub.add_parser("create-inbox", help="create a widget inbox; prints its key")
+    i = sub.add_parser(
+        "create-inbox", help="create an inbox: widget (prints its key) or a channel (prints its webhook URL)"
+    )
     i.add_argument("--name", required=True)
+    i.add_argument("--channel", choices=CHANNEL_NAMES, default="widget")
+    i.add_argument("--config", metavar="JSON", help='the channel\'s settings, e.g. \'{"bot_token": "..."}\'')
     i.add_argument("--allowed-origin", action="append", metavar="URL")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_create_inbox)
@@ -353,6 +438,9 @@ def parser() -> argparse.ArgumentParser:
         help='e.g. \'{"name": "billing", "match": {"fields": {"topic": "billing"}}}\'',
     )
     rr.set_defaults(fn=cmd_create_rule)
+    tw = sub.add_parser("telegram-set-webhook", help="register a Telegram inbox's webhook URL with Telegram")
+    tw.add_argument("--inbox", required=True, metavar="ID")
+    tw.set_defaults(fn=cmd_telegram_set_webhook)
     t = sub.add_parser("create-token", help="create an API token for an agent; prints it")
     t.add_argument("--agent", required=True, metavar="EMAIL")
     t.add_argument("--name", default="cli")

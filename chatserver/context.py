@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from chatserver.auth.login import LoginGuard
 from chatserver.bus import Bus
+from chatserver.channels.inbound import Inbound
 from chatserver.chat import ChatService
 from chatserver.presence import Presence
 from chatserver.realtime.hub import Hub
@@ -24,3 +25,4 @@ class Context:
     hub: Hub
     login: LoginGuard
     router: Router | None = None
+    inbound: Inbound | None = None

@@ -24,6 +24,7 @@ from chatserver.auth.identity import SESSION_COOKIE
 from chatserver.auth.login import LoginThrottled
 from chatserver.auth.passwords import common_passwords, password_problem
 from chatserver.auth.secrets import sha256_hex
+from chatserver.channels.inboxes import inbox_wire, validate_channel_config
 from chatserver.errors import Forbidden, Invalid
 from chatserver.model.events import NoticeEvent, agent_topic
 from chatserver.model.types import Agent, Role
@@ -245,7 +246,8 @@ def _origins(data: dict[str, Any]) -> list[str] | None:
 async def list_inboxes(request: Request) -> Response:
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
-    return json_response({"items": [i.to_wire() for i in await c.store.list_inboxes()]})
+    base = c.settings.base_url
+    return json_response({"items": [inbox_wire(i, base) for i in await c.store.list_inboxes()]})
 
 
 @api
@@ -253,15 +255,19 @@ async def create_inbox(request: Request) -> Response:
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
     data = await body(request)
-    inbox = await c.store.create_inbox(req_str(data, "name"), "widget", _origins(data) or [])
-    return json_response(inbox.to_wire(), status=201)
+    name = req_str(data, "name")
+    channel = str_field(data, "channel", required=False, max_len=32) or "widget"
+    config = validate_channel_config(channel, data.get("config"))
+    inbox = await c.store.create_inbox(name, channel, _origins(data) or [], config)
+    return json_response(inbox_wire(inbox, c.settings.base_url), status=201)
 
 
 @api
 async def get_inbox(request: Request) -> Response:
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
-    return json_response((await c.store.get_inbox(request.path_params["inbox_id"])).to_wire())
+    inbox = await c.store.get_inbox(request.path_params["inbox_id"])
+    return json_response(inbox_wire(inbox, c.settings.base_url))
 
 
 @api
@@ -274,7 +280,7 @@ async def update_inbox(request: Request) -> Response:
         name=str_field(data, "name", required=False),
         allowed_origins=_origins(data),
     )
-    return json_response(inbox.to_wire())
+    return json_response(inbox_wire(inbox, c.settings.base_url))
 
 
 @api

@@ -25,6 +25,7 @@ inboxes = sa.Table(
     sa.Column("key", sa.String(64), nullable=False, unique=True),
     sa.Column("allowed_origins", sa.JSON, nullable=False),
     sa.Column("created_at", MS, nullable=False),
+    sa.Column("config", sa.JSON(none_as_null=True), nullable=True),
 )
 
 agents = sa.Table(
@@ -86,6 +87,7 @@ contact_identities = sa.Table(
     sa.Column("external_id", sa.String(200), primary_key=True),
     sa.Column("contact_id", ID, sa.ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("created_at", MS, nullable=False),
+    sa.Column("last_inbound_at", MS, nullable=True),  # platform timestamp of their last message (windows)
 )
 
 conversations = sa.Table(
@@ -140,6 +142,7 @@ messages = sa.Table(
         "conversation_id", "author_kind", "author_id", "client_id", name="uq_messages_idempotency"
     ),
     sa.Index("ix_messages_conversation_client", "conversation_id", "client_id"),
+    sa.Index("ix_messages_external_id", "external_id"),
 )
 
 read_cursors = sa.Table(
@@ -213,4 +216,12 @@ routing_events = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("waited_ms", sa.BigInteger, nullable=True),
     sa.Column("at", MS, nullable=False),
+)
+
+channel_cursors = sa.Table(
+    "channel_cursors",
+    metadata,
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
 )

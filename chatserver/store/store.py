@@ -29,6 +29,7 @@ from chatserver.model.types import (
     Role,
 )
 from chatserver.store import rows
+from chatserver.store.channels import ChannelQueries
 from chatserver.store.db import Database
 from chatserver.store.routing import NO_OFFER, RoutingQueries
 from chatserver.store.schema import (
@@ -48,7 +49,7 @@ from chatserver.store.writer import MessageWriter, PendingMessage
 PAGE_MAX = 200
 
 
-class Store(RoutingQueries):
+class Store(RoutingQueries, ChannelQueries):
     def __init__(self, db: Database, *, group_commit_max: int = 256) -> None:
         self.db = db
         self.writer = MessageWriter(db, max_batch=group_commit_max)
@@ -63,7 +64,11 @@ class Store(RoutingQueries):
     # -- inboxes ------------------------------------------------------------------------------------------
 
     async def create_inbox(
-        self, name: str, channel: str = "widget", allowed_origins: Sequence[str] = ()
+        self,
+        name: str,
+        channel: str = "widget",
+        allowed_origins: Sequence[str] = (),
+        config: dict[str, str] | None = None,
     ) -> Inbox:
         inbox = Inbox(
             id=new_id("ib_"),
@@ -72,6 +77,7 @@ class Store(RoutingQueries):
             key=secrets.token_urlsafe(18),
             allowed_origins=tuple(o.rstrip("/") for o in allowed_origins),
             created_at=now_ms(),
+            config=dict(config or {}),
         )
         async with self.db.write() as conn:
             await conn.execute(
@@ -82,6 +88,7 @@ class Store(RoutingQueries):
                     key=inbox.key,
                     allowed_origins=list(inbox.allowed_origins),
                     created_at=inbox.created_at,
+                    config=inbox.config or None,
                 )
             )
         return inbox

@@ -1,0 +1,419 @@
+"""Meta platforms over the Graph API: Messenger, Instagram and the WhatsApp Cloud API.
+
+What they share is here once: the ``hub.*`` verification handshake, the ``X-Hub-Signature-256`` HMAC over
+the raw body, the Graph error shape and its mapping to retryable or permanent. What differs stays explicit
+in each class: the webhook envelope (``messaging`` vs ``changes``), the send URL and body, the text limit
+(Instagram counts bytes), templates (WhatsApp only) and the 24-hour window (:func:`whatsapp_window`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from adapters.base import (
+    Attachment,
+    Channel,
+    ConfigSpec,
+    DeliveryState,
+    DeliveryStatus,
+    Echo,
+    Event,
+    Ignored,
+    InboundMessage,
+    Outbound,
+    OutboundAttachment,
+    Profile,
+    SendResult,
+    WebhookRequest,
+    decode_json,
+    json_or_none,
+    post,
+    retry_after,
+    same_secret,
+)
+from chatserver.errors import Forbidden, PermanentDeliveryError, TemporaryDeliveryError
+
+GRAPH_BASE = "https://graph.facebook.com"
+GRAPH_VERSION = "v21.0"
+SIGNATURE_HEADER = "x-hub-signature-256"
+WHATSAPP_WINDOW_S = 24 * 3600
+
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80007, 130429, 131048, 131056})
+"""Graph error codes that mean 'too many requests, later': retried."""
+TRANSIENT_CODES = frozenset({1, 2, 131000, 131016})
+"""Unknown/service errors Meta documents as temporary."""
+
+
+def signature(app_secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class GraphChannel(Channel):
+    """What Messenger, Instagram and WhatsApp share."""
+
+    def handshake(self, query: Mapping[str, str], config: Mapping[str, str]) -> str:
+        if query.get("hub.mode") != "subscribe" or not same_secret(
+            query.get("hub.verify_token"), config.get("verify_token")
+        ):
+            raise Forbidden("the verify token does not match")
+        return query.get("hub.challenge", "")
+
+    def verify(self, request: WebhookRequest, config: Mapping[str, str]) -> None:
+        given = request.header(SIGNATURE_HEADER)
+        if not same_secret(given, signature(config["app_secret"], request.body)):
+            raise Forbidden("the X-Hub-Signature-256 signature does not match")
+
+    @staticmethod
+    def messages_url(config: Mapping[str, str], node: str) -> str:
+        return f"{config.get('graph_base', GRAPH_BASE).rstrip('/')}/{GRAPH_VERSION}/{node}/messages"
+
+    @staticmethod
+    async def graph_post(
+        client: httpx.AsyncClient, url: str, token: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        response = await post(client, url, json=body, headers={"Authorization": f"Bearer {token}"})
+        data = json_or_none(response)
+        if 200 <= response.status_code < 300 and isinstance(data, dict):
+            return data
+        raise graph_error(response, data)
+
+
+def graph_error(response: httpx.Response, data: Any) -> TemporaryDeliveryError | PermanentDeliveryError:
+    """Map a Graph error (``{"error": {"message", "type", "code", "fbtrace_id"}}``) to a delivery error."""
+    error = data.get("error") if isinstance(data, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    message = error.get("message") or f"HTTP {response.status_code}"
+    reason = f"Graph API error {code}: {message}" if code is not None else f"Graph API: {message}"
+    wait = retry_after(response.headers.get("retry-after"), response.headers.get("date"))
+    if (
+        response.status_code == 429
+        or response.status_code >= 500
+        or code in RATE_LIMIT_CODES
+        or code in TRANSIENT_CODES
+        or error.get("is_transient") is True
+    ):
+        return TemporaryDeliveryError(reason, retry_after_s=wait)
+    return PermanentDeliveryError(reason)
+
+
+# -- Messenger and Instagram: the "messaging" envelope ------------------------------------------------------
+
+
+class MessagingChannel(GraphChannel):
+    """Messenger and Instagram: ``entry[].messaging[]`` events; send ``{recipient, message}``."""
+
+    object_name: ClassVar[str]
+    spec: ClassVar[ConfigSpec] = ConfigSpec(
+        required=("page_id", "page_access_token", "app_secret", "verify_token"),
+        optional=("graph_base",),
+        secrets=frozenset({"page_access_token", "app_secret", "verify_token"}),
+    )
+
+    def send_node(self, config: Mapping[str, str]) -> str:
+        raise NotImplementedError
+
+    def parse(self, request: WebhookRequest, config: Mapping[str, str]) -> list[Event]:
+        data = decode_json(request.body)
+        if not isinstance(data, dict) or data.get("object") != self.object_name:
+            return [Ignored(f"not a {self.name} webhook (object {_kind(data)})")]
+        events: list[Event] = []
+        for entry in _list(data.get("entry")):
+            for item in _list(entry.get("messaging")):
+                events += self._events(item)
+        return events or [Ignored(f"{self.name} webhook without messaging events")]
+
+    def _events(self, item: dict[str, Any]) -> list[Event]:
+        """One ``messaging`` item: a message, an echo, or receipts (one per message id)."""
+        delivery = item.get("delivery")
+        if isinstance(delivery, dict):
+            sender = item.get("sender")
+            psid = sender.get("id") if isinstance(sender, dict) else None
+            stamp = item.get("timestamp")
+            ts = stamp if isinstance(stamp, int) else 0
+            watermark = delivery.get("watermark") if isinstance(delivery.get("watermark"), int) else None
+            mids = [m for m in _list_any(delivery.get("mids")) if isinstance(m, str)]
+            if not mids:  # watermark only: everything sent before it was delivered
+                return [DeliveryStatus("delivered", ts, None, psid, watermark)]
+            return [DeliveryStatus("delivered", ts, m, psid, watermark) for m in mids]
+        return [self._event(item)]
+
+    def _event(self, item: dict[str, Any]) -> Event:
+        sender = item.get("sender")
+        psid = sender.get("id") if isinstance(sender, dict) else None
+        timestamp = item.get("timestamp")
+        ts = int(timestamp) if isinstance(timestamp, int) else 0
+        message = item.get("message")
+        if isinstance(message, dict):
+            mid = message.get("mid")
+            if not isinstance(mid, str):
+                return Ignored(f"{self.name} message without mid")
+            if message.get("is_echo"):
+                return Echo(mid)
+            if not isinstance(psid, str):
+                return Ignored(f"{self.name} message without sender")
+            text = message.get("text") if isinstance(message.get("text"), str) else ""
+            attachments = tuple(
+                a for a in (_messaging_attachment(x) for x in _list(message.get("attachments"))) if a
+            )
+            if not text and not attachments:
+                return Ignored(f"{self.name} message with neither text nor a file")
+            reply = message.get("reply_to")
+            return InboundMessage(
+                external_id=mid,
+                sender=Profile(external_id=psid),
+                text=text or "",
+                timestamp_ms=ts,
+                attachments=attachments,
+                reply_to=reply.get("mid") if isinstance(reply, dict) else None,
+            )
+        read = item.get("read")
+        if isinstance(read, dict):
+            watermark = read.get("watermark") if isinstance(read.get("watermark"), int) else None
+            return DeliveryStatus("read", ts, None, psid, watermark)
+        kinds = sorted(k for k in item if k not in ("sender", "recipient", "timestamp"))
+        return Ignored(f"{self.name} event of type {kinds[0] if kinds else 'unknown'}")
+
+    async def send(
+        self, client: httpx.AsyncClient, config: Mapping[str, str], outbound: Outbound
+    ) -> SendResult:
+        if outbound.template is not None:
+            raise PermanentDeliveryError(f"{self.name} messages cannot be templates here")
+        url = self.messages_url(config, self.send_node(config))
+        ids: list[str] = []
+        bodies: list[dict[str, Any]] = (
+            [{"text": part} for part in self.split(outbound.text)] if outbound.text else []
+        )
+        bodies += [_messaging_outbound_attachment(a) for a in outbound.attachments]
+        for message in bodies:
+            body = {"recipient": {"id": outbound.to}, "messaging_type": "RESPONSE", "message": message}
+            data = await self.graph_post(client, url, config["page_access_token"], body)
+            ids.append(str(data.get("message_id", "")))
+        return SendResult(tuple(ids))
+
+
+class Messenger(MessagingChannel):
+    name: ClassVar[str] = "messenger"
+    object_name: ClassVar[str] = "page"
+    text_limit: ClassVar[int] = 2000
+    limit_unit: ClassVar[Literal["chars", "bytes"]] = "chars"
+
+    def send_node(self, config: Mapping[str, str]) -> str:
+        return config["page_id"]
+
+
+class Instagram(MessagingChannel):
+    name: ClassVar[str] = "instagram"
+    object_name: ClassVar[str] = "instagram"
+    text_limit: ClassVar[int] = 1000
+    limit_unit: ClassVar[Literal["chars", "bytes"]] = "bytes"
+
+    def send_node(self, config: Mapping[str, str]) -> str:
+        return "me"  # page-linked Instagram accounts send through the page token's "me"
+
+
+# -- WhatsApp Cloud API: the "changes" envelope -------------------------------------------------------------
+
+
+WHATSAPP_STATES: dict[str, DeliveryState] = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+}
+
+
+class WhatsApp(GraphChannel):
+    name: ClassVar[str] = "whatsapp"
+    spec: ClassVar[ConfigSpec] = ConfigSpec(
+        required=("phone_number_id", "access_token", "app_secret", "verify_token"),
+        optional=("graph_base",),
+        secrets=frozenset({"access_token", "app_secret", "verify_token"}),
+    )
+    text_limit: ClassVar[int] = 4096
+    limit_unit: ClassVar[Literal["chars", "bytes"]] = "chars"
+
+    def parse(self, request: WebhookRequest, config: Mapping[str, str]) -> list[Event]:
+        data = decode_json(request.body)
+        if not isinstance(data, dict) or data.get("object") != "whatsapp_business_account":
+            return [Ignored(f"not a WhatsApp webhook (object {_kind(data)})")]
+        events: list[Event] = []
+        for entry in _list(data.get("entry")):
+            for change in _list(entry.get("changes")):
+                value = change.get("value")
+                if change.get("field") != "messages" or not isinstance(value, dict):
+                    events.append(Ignored(f"WhatsApp change of field {change.get('field')}"))
+                    continue
+                metadata = value.get("metadata")
+                number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+                if number != config.get("phone_number_id"):
+                    events.append(Ignored("WhatsApp change for another phone number"))
+                    continue
+                names = {
+                    c.get("wa_id"): (c.get("profile") or {}).get("name")
+                    for c in _list(value.get("contacts"))
+                    if isinstance(c.get("profile") or {}, dict)
+                }
+                events += [_whatsapp_message(m, names) for m in _list(value.get("messages"))]
+                events += [_whatsapp_status(s) for s in _list(value.get("statuses"))]
+        return events or [Ignored("WhatsApp webhook without messages or statuses")]
+
+    async def send(
+        self, client: httpx.AsyncClient, config: Mapping[str, str], outbound: Outbound
+    ) -> SendResult:
+        url = self.messages_url(config, config["phone_number_id"])
+        base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": outbound.to}
+        bodies: list[dict[str, Any]] = []
+        if outbound.template is not None:
+            t = outbound.template
+            template: dict[str, Any] = {"name": t.name, "language": {"code": t.language}}
+            if t.parameters:
+                template["components"] = [
+                    {"type": "body", "parameters": [{"type": "text", "text": p} for p in t.parameters]}
+                ]
+            bodies.append({"type": "template", "template": template})
+        elif outbound.text:
+            bodies += [
+                {"type": "text", "text": {"preview_url": False, "body": part}}
+                for part in self.split(outbound.text)
+            ]
+        for att in outbound.attachments:
+            if att.kind == "image":
+                bodies.append({"type": "image", "image": {"link": att.url}})
+            else:
+                document: dict[str, Any] = {"link": att.url}
+                if att.filename:
+                    document["filename"] = att.filename
+                bodies.append({"type": "document", "document": document})
+        ids: list[str] = []
+        for i, body in enumerate(bodies):
+            if i == 0 and outbound.reply_to is not None:
+                body = {**body, "context": {"message_id": outbound.reply_to}}
+            data = await self.graph_post(client, url, config["access_token"], {**base, **body})
+            messages = data.get("messages")
+            first = messages[0] if isinstance(messages, list) and messages else {}
+            ids.append(str(first.get("id", "")) if isinstance(first, dict) else "")
+        return SendResult(tuple(ids))
+
+
+def _whatsapp_message(m: dict[str, Any], names: dict[Any, Any]) -> Event:
+    wamid, sender = m.get("id"), m.get("from")
+    if not isinstance(wamid, str) or not isinstance(sender, str):
+        return Ignored("WhatsApp message without id or sender")
+    kind = m.get("type")
+    text = ""
+    attachments: tuple[Attachment, ...] = ()
+    if kind == "text" and isinstance(m.get("text"), dict):
+        text = str(m["text"].get("body") or "")
+    elif kind in ("image", "document", "audio", "video", "sticker") and isinstance(m.get(kind), dict):
+        media = m[kind]
+        mapped = {"document": "file"}.get(kind, kind)
+        text = str(media.get("caption") or "")
+        attachments = (
+            Attachment(
+                mapped,
+                str(media.get("id", "")),
+                media.get("mime_type"),
+                media.get("filename"),
+            ),
+        )
+    elif kind == "button" and isinstance(m.get("button"), dict):
+        text = str(m["button"].get("text") or "")
+    elif kind == "interactive" and isinstance(m.get("interactive"), dict):
+        reply = m["interactive"].get("button_reply") or m["interactive"].get("list_reply") or {}
+        text = str(reply.get("title") or "") if isinstance(reply, dict) else ""
+    if not text and not attachments:
+        return Ignored(f"WhatsApp message of type {kind}")
+    name = names.get(sender)
+    timestamp = m.get("timestamp")
+    context = m.get("context")
+    return InboundMessage(
+        external_id=wamid,
+        sender=Profile(
+            external_id=sender, name=name if isinstance(name, str) else None, phone="+" + sender.lstrip("+")
+        ),
+        text=text,
+        timestamp_ms=int(timestamp) * 1000 if isinstance(timestamp, str) and timestamp.isdigit() else 0,
+        attachments=attachments,
+        reply_to=context.get("id") if isinstance(context, dict) else None,
+    )
+
+
+def _whatsapp_status(s: dict[str, Any]) -> Event:
+    state = WHATSAPP_STATES.get(str(s.get("status")))
+    wamid = s.get("id")
+    if state is None or not isinstance(wamid, str):
+        return Ignored(f"WhatsApp status {s.get('status')}")
+    reason = None
+    errors = _list(s.get("errors"))
+    if errors:
+        e = errors[0]
+        details = (
+            (e.get("error_data") or {}).get("details") if isinstance(e.get("error_data"), dict) else None
+        )
+        reason = f"{e.get('code')}: {details or e.get('message') or e.get('title')}"
+    timestamp = s.get("timestamp")
+    return DeliveryStatus(
+        state=state,
+        timestamp_ms=int(timestamp) * 1000 if isinstance(timestamp, str) and timestamp.isdigit() else 0,
+        external_id=wamid,
+        thread=s.get("recipient_id") if isinstance(s.get("recipient_id"), str) else None,
+        reason=reason,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WindowDecision:
+    allowed: bool
+    reason: str | None = None
+
+
+def whatsapp_window(last_inbound_s: float | None, now_s: float) -> WindowDecision:
+    """May a free-form message go out now? Only within 24 hours of the contact's last inbound message, by
+    the platform's timestamp; outside it only an approved template may."""
+    if last_inbound_s is None:
+        return WindowDecision(False, "the contact has not written on WhatsApp yet: send an approved template")
+    if now_s - last_inbound_s >= WHATSAPP_WINDOW_S:
+        return WindowDecision(
+            False, "more than 24 hours since the contact's last message: send an approved template"
+        )
+    return WindowDecision(True)
+
+
+# -- small shared parsing helpers ---------------------------------------------------------------------------
+
+
+def _kind(data: Any) -> str:
+    return str(data.get("object")) if isinstance(data, dict) else type(data).__name__
+
+
+def _list(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _list_any(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _messaging_attachment(a: dict[str, Any]) -> Attachment | None:
+    payload = a.get("payload")
+    url = payload.get("url") if isinstance(payload, dict) else None
+    kind = {"image": "image", "file": "file", "audio": "audio", "video": "video"}.get(str(a.get("type")))
+    if kind is None or not isinstance(url, str):
+        return None
+    return Attachment(kind, url)  # type: ignore[arg-type]
+
+
+def _messaging_outbound_attachment(a: OutboundAttachment) -> dict[str, Any]:
+    return {"attachment": {"type": a.kind, "payload": {"url": a.url, "is_reusable": True}}}
+
+
+MESSENGER = Messenger()
+INSTAGRAM = Instagram()
+WHATSAPP = WhatsApp()

@@ -1,0 +1,96 @@
+"""Apply an adapter's inbound events: messages into conversations (after commit), the rest logged.
+
+Shared by the webhook endpoints and Telegram polling. Messages of one sender in one inbox are stored one
+at a time (a striped lock), so a platform's concurrent retries of one message never make two
+conversations or two messages in this process; across processes the platform id dedupe and the
+identity's primary key do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from adapters.base import DeliveryStatus, Echo, Event, Ignored, InboundMessage
+from chatserver.chat import ChatService
+from chatserver.model.types import Inbox, Message
+
+log = logging.getLogger(__name__)
+
+STRIPES = 64
+DEFAULT_NAMES = {
+    "telegram": "Telegram user",
+    "messenger": "Messenger user",
+    "instagram": "Instagram user",
+    "whatsapp": "WhatsApp user",
+    "sms": "SMS user",
+}
+
+
+@dataclass
+class Outcome:
+    stored: list[Message] = field(default_factory=list)
+    duplicates: int = 0
+    statuses: list[DeliveryStatus] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    echoes: int = 0
+
+
+class Inbound:
+    def __init__(self, service: ChatService) -> None:
+        self.service = service
+        self._locks = [asyncio.Lock() for _ in range(STRIPES)]
+
+    def _lock(self, inbox_id: str, sender: str) -> asyncio.Lock:
+        return self._locks[zlib.crc32(f"{inbox_id}\0{sender}".encode()) % STRIPES]
+
+    async def apply(self, inbox: Inbox, events: Sequence[Event]) -> Outcome:
+        """Store the messages (returns once each is committed); log what was not stored, in one line."""
+        out = Outcome()
+        for event in events:
+            if isinstance(event, InboundMessage):
+                async with self._lock(inbox.id, event.sender.external_id):
+                    message, duplicate = await self._store(inbox, event)
+                if duplicate:
+                    out.duplicates += 1
+                else:
+                    out.stored.append(message)
+            elif isinstance(event, DeliveryStatus):
+                out.statuses.append(event)
+            elif isinstance(event, Echo):
+                out.echoes += 1
+            elif isinstance(event, Ignored):
+                out.ignored.append(event.what)
+        if out.ignored or out.statuses:
+            # Delivery states are parsed and logged; they are applied to messages with the outbox.
+            log.info(
+                "%s inbox %s: nothing stored for %s",
+                inbox.channel,
+                inbox.id,
+                "; ".join(
+                    [
+                        *out.ignored,
+                        *(f"status {s.state} of {s.external_id or 'watermark'}" for s in out.statuses),
+                    ]
+                ),
+            )
+        return out
+
+    async def _store(self, inbox: Inbox, event: InboundMessage) -> tuple[Message, bool]:
+        profile = event.sender
+        name = (
+            profile.name or profile.phone or profile.username or DEFAULT_NAMES.get(inbox.channel, "Customer")
+        )
+        return await self.service.receive_channel_message(
+            inbox,
+            identity=profile.external_id,
+            external_id=event.external_id,
+            text=event.display_text(),
+            name=name[:200],
+            language=profile.language,
+            phone=profile.phone,
+            sent_at_ms=event.timestamp_ms,
+        )
