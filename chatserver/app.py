@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from chatserver.api import auth_routes, canned, conversations, directory, health, widget
+from chatserver.api import auth_routes, canned, conversations, directory, health, mail, widget
 from chatserver.api import routing as routing_api
 from chatserver.api.common import error_response
 from chatserver.bus import Bus, RedisBus, make_bus
@@ -181,9 +181,18 @@ def create_app(settings: Settings) -> Starlette:
         c = await build_context(settings)
         app.state.ctx = c
         refresher = asyncio.create_task(_refresh_presence(c), name="presence-refresh")
+        mail = None
+        if settings.embedded:  # one process: it runs the inbound mail too (else `chatserver worker` does)
+            from chatserver.mail.runner import MailServices
+
+            mail = MailServices(settings, c.service, c.bus)
+            await mail.start()
+        app.state.mail = mail
         try:
             yield
         finally:
+            if mail is not None:
+                await mail.stop()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
@@ -197,6 +206,7 @@ def create_app(settings: Settings) -> Starlette:
         *directory.routes,
         *canned.routes,
         *routing_api.routes,
+        *mail.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

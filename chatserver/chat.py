@@ -162,11 +162,17 @@ class ChatService:
         contact_language: str | None = None,
         skills: dict[str, int],
         fields: dict[str, str],
+        reuse_open: bool = True,
     ) -> Conversation:
         """Start a conversation, or return the contact's open one in this inbox (a double click, a second
-        tab) so a visitor never ends up with two parallel chats by accident."""
-        existing = await self.store.list_conversations(
-            contact_id=contact_id, statuses=[s.value for s in OPEN_STATUSES], limit=20
+        tab) so a visitor never ends up with two parallel chats by accident. Channels with threads of
+        their own (a new email thread) pass ``reuse_open=False``."""
+        existing = (
+            await self.store.list_conversations(
+                contact_id=contact_id, statuses=[s.value for s in OPEN_STATUSES], limit=20
+            )
+            if reuse_open
+            else []
         )
         for conv in existing:
             if conv.inbox_id == inbox_id:
@@ -219,6 +225,7 @@ class ChatService:
         agent: Agent | None = None,
         contact_language: str | None = None,
         lang: str | None = None,
+        external_id: str | None = None,
     ) -> Coroutine[Any, Any, tuple[Message, bool]]:
         """Check and queue a message for the group commit, in call order, without waiting for the commit.
         Await the returned coroutine for the stored message (and whether it was a duplicate); so one
@@ -241,7 +248,9 @@ class ChatService:
                 raise Conflict("the conversation is resolved")
             if kind is MessageKind.TEXT:
                 lang = stated or self._agent_language(agent)
-        item = PendingMessage(conv.id, author, kind, text, client_id=client_id, lang=lang)
+        item = PendingMessage(
+            conv.id, author, kind, text, client_id=client_id, lang=lang, external_id=external_id
+        )
         future = await self.store.writer.submit(item)
         return self._after_commit(future, conv, agent, kind)
 

@@ -1,9 +1,10 @@
-"""``chatserver serve | worker | migrate | create-agent | create-inbox | create-token``."""
+"""``chatserver serve | worker | smtp | migrate | create-agent | create-inbox | create-token``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -78,10 +79,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Housekeeping that must run somewhere once: expired sessions. (Routing, SLA timers and outbound
-    delivery join this process as they are built.)"""
+    """Housekeeping that must run somewhere once: expired sessions; inbound mail (the SMTP server when
+    CHATSERVER_SMTP_LISTEN is set, the IMAP pollers) unless the server runs in embedded mode, where
+    `serve` has them. (Routing, SLA timers and outbound delivery join this process as they are built.)"""
 
-    async def run() -> None:
+    async def housekeeping() -> None:
         store = await _with_store(settings)
         try:
             while True:
@@ -94,7 +96,33 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await store.db.dispose()
 
+    async def run() -> None:
+        if args.once or settings.embedded:
+            await housekeeping()
+            return
+        from chatserver.mail.runner import standalone
+
+        async with standalone(settings):
+            await housekeeping()
+
     asyncio.run(run())
+    return 0
+
+
+def cmd_smtp(settings: Settings, args: argparse.Namespace) -> int:
+    """The inbound SMTP server alone (CHATSERVER_SMTP_LISTEN)."""
+    if not settings.smtp_listen:
+        raise ChatError("set CHATSERVER_SMTP_LISTEN=host:port to run the SMTP server")
+    from chatserver.mail.runner import standalone
+
+    async def run() -> None:
+        async with standalone(settings, imap=False) as mail:
+            assert mail.smtp is not None
+            print(f"inbound SMTP on {mail.smtp.host}:{mail.smtp.port}", flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
     return 0
 
 
@@ -135,6 +163,12 @@ def cmd_create_agent(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    if args.channel == "email":
+        return _create_email_inbox(settings, args)
+    for flag in ("address", "imap_url", "imap_processed", "tickets"):
+        if getattr(args, flag) is not None:
+            raise ChatError(f"--{flag.replace('_', '-')} is for --channel email")
+
     async def run() -> None:
         store = await _with_store(settings)
         try:
@@ -142,6 +176,40 @@ def cmd_create_inbox(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await store.db.dispose()
         print(json.dumps(inbox.to_wire()) if args.json else inbox.key)
+
+    asyncio.run(run())
+    return 0
+
+
+def _create_email_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    from chatserver.errors import ApiError
+    from chatserver.mail.config import ConfigProblem, parse_email_config
+    from chatserver.mail.store import MailStore
+    from chatserver.mail.views import inbox_wire
+
+    if args.allowed_origin:
+        raise ChatError("--allowed-origin is for widget inboxes")
+    if args.address is None:
+        raise ChatError("--channel email needs --address (e.g. support@shop.example)")
+    try:
+        config = parse_email_config(
+            address=args.address,
+            imap_url=args.imap_url,
+            imap_processed=args.imap_processed,
+            tickets=args.tickets,
+        )
+    except ConfigProblem as exc:
+        raise ChatError(f"create-inbox: --{exc.field.replace('_', '-')}: {exc.message}") from exc
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            inbox = await MailStore(store.db).create_email_inbox(args.name, config)
+        except ApiError as exc:
+            raise ChatError(f"create-inbox: {exc.message}") from exc
+        finally:
+            await store.db.dispose()
+        print(json.dumps(inbox_wire(inbox)) if args.json else inbox.id)
 
     asyncio.run(run())
     return 0
@@ -275,6 +343,8 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run background jobs")
     w.add_argument("--once", action="store_true", help="run one round and exit")
     w.set_defaults(fn=cmd_worker)
+    sm = sub.add_parser("smtp", help="run the inbound SMTP server alone (CHATSERVER_SMTP_LISTEN)")
+    sm.set_defaults(fn=cmd_smtp)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
     a = sub.add_parser("create-agent", help="create an agent")
     a.add_argument("--email", required=True)
@@ -284,9 +354,14 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--language", help="the language the agent reads and writes (e.g. es)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(fn=cmd_create_agent)
-    i = sub.add_parser("create-inbox", help="create a widget inbox; prints its key")
+    i = sub.add_parser("create-inbox", help="create an inbox; prints its key (widget) or its id (email)")
     i.add_argument("--name", required=True)
+    i.add_argument("--channel", choices=["widget", "email"], default="widget")
     i.add_argument("--allowed-origin", action="append", metavar="URL")
+    i.add_argument("--address", help="email: the address mail arrives at, e.g. support@shop.example")
+    i.add_argument("--imap-url", help="email: imaps://user:password@host/INBOX to poll (optional)")
+    i.add_argument("--imap-processed", help="email: flag (default) or move:<mailbox> for processed mail")
+    i.add_argument("--tickets", choices=["always", "on-escalation"], help="email: default always")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_create_inbox)
     sa_ = sub.add_parser(

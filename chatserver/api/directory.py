@@ -20,6 +20,7 @@ from chatserver.api.common import (
     req_str,
     str_field,
 )
+from chatserver.api.mail import create_email_inbox, inbox_wire
 from chatserver.auth.secrets import hash_password
 from chatserver.errors import Forbidden, Invalid
 from chatserver.model.events import NoticeEvent, agent_topic
@@ -202,7 +203,7 @@ def _origins(data: dict[str, Any]) -> list[str] | None:
 async def list_inboxes(request: Request) -> Response:
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
-    return json_response({"items": [i.to_wire() for i in await c.store.list_inboxes()]})
+    return json_response({"items": [inbox_wire(i) for i in await c.store.list_inboxes()]})
 
 
 @api
@@ -210,6 +211,11 @@ async def create_inbox(request: Request) -> Response:
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
     data = await body(request)
+    channel = data.get("channel", "widget")
+    if channel == "email":
+        return json_response(inbox_wire(await create_email_inbox(request, data)), status=201)
+    if channel != "widget":
+        raise Invalid("channel must be widget or email", data={"field": "channel"})
     inbox = await c.store.create_inbox(req_str(data, "name"), "widget", _origins(data) or [])
     return json_response(inbox.to_wire(), status=201)
 
@@ -218,7 +224,7 @@ async def create_inbox(request: Request) -> Response:
 async def get_inbox(request: Request) -> Response:
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
-    return json_response((await c.store.get_inbox(request.path_params["inbox_id"])).to_wire())
+    return json_response(inbox_wire(await c.store.get_inbox(request.path_params["inbox_id"])))
 
 
 @api
@@ -231,7 +237,7 @@ async def update_inbox(request: Request) -> Response:
         name=str_field(data, "name", required=False),
         allowed_origins=_origins(data),
     )
-    return json_response(inbox.to_wire())
+    return json_response(inbox_wire(inbox))
 
 
 @api

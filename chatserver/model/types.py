@@ -215,6 +215,8 @@ class Inbox:
     key: str
     allowed_origins: tuple[str, ...] = ()
     created_at: int = 0
+    config: dict[str, Any] | None = None
+    """Channel settings (JSON); never sent as they are (they may hold passwords)."""
 
     def allows_origin(self, origin: str | None) -> bool:
         """Browsers always send Origin; a client without one is not a browser page and cannot be

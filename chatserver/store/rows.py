@@ -22,7 +22,7 @@ from chatserver.model.types import (
 
 
 def inbox(r: Row[Any]) -> Inbox:
-    return Inbox(r.id, r.name, r.channel, r.key, tuple(r.allowed_origins or ()), r.created_at)
+    return Inbox(r.id, r.name, r.channel, r.key, tuple(r.allowed_origins or ()), r.created_at, r.config)
 
 
 def agent(r: Row[Any]) -> Agent:
