@@ -237,7 +237,7 @@ class Settings:
         if not self.smtp_listen:
             return None
         host, _, port = self.smtp_listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ConfigError(f"CHATSERVER_SMTP_LISTEN must be host:port, got {self.smtp_listen!r}")
         return host.strip("[]"), int(port)
 
