@@ -98,8 +98,12 @@ class ImapPoller:
             )
         else:
             client = aioimaplib.IMAP4(self.imap.host, self.imap.port, timeout=CONNECT_TIMEOUT_S)
-        await client.wait_hello_from_server()
-        _ok(await client.login(self.imap.user, self.imap.password), "LOGIN")
+        try:
+            await client.wait_hello_from_server()
+            _ok(await client.login(self.imap.user, self.imap.password), "LOGIN")
+        except BaseException:
+            _close(client)
+            raise
         return client
 
     async def _session(self) -> None:
@@ -113,8 +117,11 @@ class ImapPoller:
                 await self._wait(client)
         finally:
             with contextlib.suppress(Exception):
+                if client.has_pending_idle():
+                    client.idle_done()
                 async with asyncio.timeout(5):
                     await client.logout()
+            _close(client)
 
     async def _wait(self, client: aioimaplib.IMAP4) -> None:
         """Until the server reports a change (IDLE) or the poll interval passed."""
@@ -200,6 +207,12 @@ class ImapPoller:
             _ok(await client.uid("store", str(uid), "+FLAGS.SILENT", "(\\Deleted)"), "UID STORE")
             if client.has_capability("UIDPLUS"):
                 _ok(await client.uid("expunge", str(uid)), "UID EXPUNGE")
+
+
+def _close(client: aioimaplib.IMAP4) -> None:
+    transport = getattr(getattr(client, "protocol", None), "transport", None)
+    if transport is not None:
+        transport.close()
 
 
 def _ok(response: aioimaplib.Response, what: str) -> None:

@@ -173,6 +173,8 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+first_valid_uid = 1
+first_valid_gid = 1
 mail_uid = dovecot
 mail_gid = dovecot
 passdb {{
@@ -210,9 +212,8 @@ service lmtp {{
 }}
 """
     )
-    proc = subprocess.Popen(
-        [DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    with (root / "stderr.log").open("wb") as err:
+        proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err)
     server = Dovecot(root, port, proc)
     try:
         deadline = time.monotonic() + 20
@@ -220,7 +221,7 @@ service lmtp {{
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"dovecot did not start: {proc.stderr.read() if proc.stderr else b''!r}")
+                raise RuntimeError(f"dovecot did not start: {(root / 'stderr.log').read_text()}")
             time.sleep(0.1)
         yield server
     finally:
