@@ -105,7 +105,11 @@ class MailStore:
                         contact_identities.c.channel == CHANNEL, contact_identities.c.external_id == address
                     )
                 )
-                if contact_id is None:
+                if contact_id is not None:
+                    r = (await conn.execute(sa.select(contacts).where(contacts.c.id == contact_id))).first()
+                    if r is not None:
+                        return rows.contact(r)
+                else:
                     contact_id = await conn.scalar(
                         sa.select(contacts.c.id)
                         .where(sa.func.lower(contacts.c.email) == address)

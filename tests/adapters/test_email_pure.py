@@ -181,6 +181,14 @@ def test_outlook_style_original_message_folds() -> None:
     assert p.display_text == "New question" and "Old" in p.quoted
 
 
+def test_long_html_takes_the_fast_parser_with_the_same_result() -> None:
+    small = "<p>Hi &amp; <b>bye</b><!-- secret comment --></p><script>x()</script><ul><li>a<li>b</ul>"
+    assert html_to_text(small) == "Hi & bye\n\n- a\n- b"
+    big = small * 2000  # over the threshold: lxml
+    assert html_to_text(big) == "\n\n".join(["Hi & bye\n\n- a\n- b"] * 2000)
+    assert "secret" not in html_to_text(big) and "x()" not in html_to_text(big)
+
+
 def test_html_to_text_drops_all_markup() -> None:
     assert html_to_text("<b>a</b><ul><li>one<li>two</ul>") == "a\n\n- one\n- two"
     assert html_to_text("<blockquote>old</blockquote>new") == "> old\nnew"
