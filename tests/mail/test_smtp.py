@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import smtplib
+import ssl
+import subprocess
 import zipfile
 from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 import pytest
@@ -160,8 +164,6 @@ async def test_a_30_mb_message_gets_552_and_changes_nothing(
                 c.rcpt(ADDRESS)
                 return c.data(raw)
 
-        import asyncio
-
         code, _ = await asyncio.to_thread(undeclared)
         assert code == 552
         assert await conversations(http, server, seeded) == []
@@ -273,3 +275,51 @@ async def test_the_mail_view_needs_an_agent_and_an_email_message(
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     r = await http.get(f"{server.url}/api/v1/email/messages/msg_nope", headers=auth(seeded.agent_token))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_starttls_and_auth_when_configured(
+    server: Server, seeded: Seed, http: httpx.AsyncClient, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    overrides = {
+        "smtp_tls_cert": cert,
+        "smtp_tls_key": key,
+        "smtp_auth_user": "relay",
+        "smtp_auth_password": "relay-secret",
+    }
+    async with mail_services(server, **overrides) as (services, _):
+        port = services.smtp.port  # type: ignore[union-attr]
+        raw = wire(mail("over TLS"))
+
+        def session(password: str | None) -> str:
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+                c.ehlo()
+                assert c.has_extn("starttls")
+                if password is None:  # no TLS, no AUTH: refused
+                    code, _ = c.mail("ann@example.org")
+                    return str(code)
+                c.starttls(context=ssl._create_unverified_context())
+                c.ehlo()
+                try:
+                    c.login("relay", password)
+                except smtplib.SMTPAuthenticationError as exc:
+                    return str(exc.smtp_code)
+                c.sendmail("ann@example.org", [ADDRESS], raw)
+                return "sent"
+
+        assert await asyncio.to_thread(session, None) == "530"
+        assert await asyncio.to_thread(session, "wrong") == "535"
+        assert await conversations(http, server, seeded) == []
+        assert await asyncio.to_thread(session, "relay-secret") == "sent"
+        assert len(await conversations(http, server, seeded)) == 1
