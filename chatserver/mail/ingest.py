@@ -136,6 +136,9 @@ class Ingestor:
         )
         if record.message_id is not None:  # imported by someone else meanwhile
             return Result(Outcome.DUPLICATE, record.conversation_id, record.message_id)
+        if record.conversation_id is not None and record.conversation_id != conv.id:
+            # another import of the same mail (a second poller, a retry) recorded its conversation first
+            conv = await self._conversation(record.conversation_id) or conv
         author = Author(AuthorKind.CONTACT, contact.id, contact.name)
         message, duplicate = await self.service.send(
             author=author,
