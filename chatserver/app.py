@@ -26,6 +26,7 @@ from chatserver.api import (
     directory,
     health,
     http_errors,
+    mail,
     webhooks,
     widget,
 )
@@ -218,12 +219,20 @@ def create_app(settings: Settings) -> Starlette:
         app.state.ctx = c
         refresher = asyncio.create_task(_refresh_presence(c), name="presence-refresh")
         pollers = contextlib.AsyncExitStack()
-        if settings.embedded:  # one process: Telegram polling runs here (else in `chatserver worker`)
+        mail_services = None
+        if settings.embedded:  # one process: Telegram polling and inbound mail run here (else `worker`)
+            from chatserver.mail.runner import MailServices
+
             c.inbound = Inbound(c.service)
             await pollers.enter_async_context(running_pollers(c.store, c.inbound))
+            mail_services = MailServices(settings, c.service, c.bus)
+            await mail_services.start()
+        app.state.mail = mail_services
         try:
             yield
         finally:
+            if mail_services is not None:
+                await mail_services.stop()
             await pollers.aclose()
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -239,6 +248,7 @@ def create_app(settings: Settings) -> Starlette:
         *canned.routes,
         *routing_api.routes,
         *webhooks.routes,
+        *mail.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

@@ -164,11 +164,17 @@ class ChatService:
         contact_language: str | None = None,
         skills: dict[str, int],
         fields: dict[str, str],
+        reuse_open: bool = True,
     ) -> Conversation:
         """Start a conversation, or return the contact's open one in this inbox (a double click, a second
-        tab) so a visitor never ends up with two parallel chats by accident."""
-        existing = await self.store.list_conversations(
-            contact_id=contact_id, statuses=[s.value for s in OPEN_STATUSES], limit=20
+        tab) so a visitor never ends up with two parallel chats by accident. Channels with threads of
+        their own (a new email thread) pass ``reuse_open=False``."""
+        existing = (
+            await self.store.list_conversations(
+                contact_id=contact_id, statuses=[s.value for s in OPEN_STATUSES], limit=20
+            )
+            if reuse_open
+            else []
         )
         for conv in existing:
             if conv.inbox_id == inbox_id:

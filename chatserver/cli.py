@@ -1,4 +1,4 @@
-"""The ``chatserver`` command: serve, worker, migrate, create-agent, reset-password, create-inbox, ..."""
+"""The ``chatserver`` command: serve, worker, smtp, migrate, create-agent, reset-password, ..."""
 
 from __future__ import annotations
 
@@ -78,11 +78,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Housekeeping that must run somewhere once: expired sessions; Telegram long polling (outside
-    embedded mode, where `serve` polls). (Routing, SLA timers and outbound delivery join this process as
-    they are built.)"""
+    """Housekeeping that must run somewhere once: expired sessions; Telegram long polling and inbound mail
+    (the SMTP server when CHATSERVER_SMTP_LISTEN is set, the IMAP pollers) unless the server runs in
+    embedded mode, where `serve` has them."""
 
-    async def run() -> None:
+    async def housekeeping() -> None:
         store = await _with_store(settings)
         polling = None if args.once or settings.embedded else asyncio.create_task(_poll_channels(settings))
         try:
@@ -99,6 +99,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
                 with contextlib.suppress(asyncio.CancelledError):
                     await polling
             await store.db.dispose()
+
+    async def run() -> None:
+        if args.once or settings.embedded:
+            await housekeeping()
+            return
+        from chatserver.mail.runner import standalone
+
+        async with standalone(settings):
+            await housekeeping()
 
     asyncio.run(run())
     return 0
@@ -151,6 +160,23 @@ def cmd_telegram_set_webhook(settings: Settings, args: argparse.Namespace) -> in
     print(f"Telegram will deliver updates to {url}")
     if not url.startswith("https://"):
         print("  note: Telegram only calls https URLs; set CHATSERVER_PUBLIC_URL", file=sys.stderr)
+    return 0
+
+
+def cmd_smtp(settings: Settings, args: argparse.Namespace) -> int:
+    """The inbound SMTP server alone (CHATSERVER_SMTP_LISTEN)."""
+    if not settings.smtp_listen:
+        raise ChatError("set CHATSERVER_SMTP_LISTEN=host:port to run the SMTP server")
+    from chatserver.mail.runner import standalone
+
+    async def run() -> None:
+        async with standalone(settings, imap=False) as mail:
+            assert mail.smtp is not None
+            print(f"inbound SMTP on {mail.smtp.host}:{mail.smtp.port}", flush=True)
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
     return 0
 
 
@@ -225,6 +251,11 @@ def cmd_reset_password(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    if args.channel == "email":
+        return _create_email_inbox(settings, args)
+    for flag in ("address", "imap_url", "imap_processed", "tickets"):
+        if getattr(args, flag) is not None:
+            raise ChatError(f"--{flag.replace('_', '-')} is for --channel email")
     from chatserver.channels.inboxes import inbox_wire, validate_channel_config
     from chatserver.errors import ApiError
 
@@ -255,6 +286,40 @@ def cmd_create_inbox(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"  webhook URL   : {wire['webhook_url']}")
             if "status_callback_url" in wire:
                 print(f"  status URL    : {wire['status_callback_url']}")
+
+    asyncio.run(run())
+    return 0
+
+
+def _create_email_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    from chatserver.errors import ApiError
+    from chatserver.mail.config import ConfigProblem, parse_email_config
+    from chatserver.mail.store import MailStore
+    from chatserver.mail.views import email_inbox_wire
+
+    if args.allowed_origin:
+        raise ChatError("--allowed-origin is for widget inboxes")
+    if args.address is None:
+        raise ChatError("--channel email needs --address (e.g. support@shop.example)")
+    try:
+        config = parse_email_config(
+            address=args.address,
+            imap_url=args.imap_url,
+            imap_processed=args.imap_processed,
+            tickets=args.tickets,
+        )
+    except ConfigProblem as exc:
+        raise ChatError(f"create-inbox: --{exc.field.replace('_', '-')}: {exc.message}") from exc
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            inbox = await MailStore(store.db).create_email_inbox(args.name, config)
+        except ApiError as exc:
+            raise ChatError(f"create-inbox: {exc.message}") from exc
+        finally:
+            await store.db.dispose()
+        print(json.dumps(email_inbox_wire(inbox)) if args.json else inbox.id)
 
     asyncio.run(run())
     return 0
@@ -388,6 +453,8 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run background jobs")
     w.add_argument("--once", action="store_true", help="run one round and exit")
     w.set_defaults(fn=cmd_worker)
+    sm = sub.add_parser("smtp", help="run the inbound SMTP server alone (CHATSERVER_SMTP_LISTEN)")
+    sm.set_defaults(fn=cmd_smtp)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(fn=cmd_migrate)
     a = sub.add_parser("create-agent", help="create an agent")
     a.add_argument("--email", required=True)
@@ -407,12 +474,17 @@ def parser() -> argparse.ArgumentParser:
     )
     rp.set_defaults(fn=cmd_reset_password)
     i = sub.add_parser(
-        "create-inbox", help="create an inbox: widget (prints its key) or a channel (prints its webhook URL)"
+        "create-inbox",
+        help="create an inbox: widget (prints its key), email (its id) or a channel (its webhook URL)",
     )
     i.add_argument("--name", required=True)
-    i.add_argument("--channel", choices=CHANNEL_NAMES, default="widget")
+    i.add_argument("--channel", choices=[*CHANNEL_NAMES, "email"], default="widget")
     i.add_argument("--config", metavar="JSON", help='the channel\'s settings, e.g. \'{"bot_token": "..."}\'')
     i.add_argument("--allowed-origin", action="append", metavar="URL")
+    i.add_argument("--address", help="email: the address mail arrives at, e.g. support@shop.example")
+    i.add_argument("--imap-url", help="email: imaps://user:password@host/INBOX to poll (optional)")
+    i.add_argument("--imap-processed", help="email: flag (default) or move:<mailbox> for processed mail")
+    i.add_argument("--tickets", choices=["always", "on-escalation"], help="email: default always")
     i.add_argument("--json", action="store_true")
     i.set_defaults(fn=cmd_create_inbox)
     sa_ = sub.add_parser(

@@ -121,6 +121,19 @@ class Settings:
     """Failures are forgotten this long after the last one."""
     password_hash_concurrency: int = 2
     """argon2 computations (64 MiB each) a process runs at once; more wait their turn."""
+    smtp_listen: str | None = None
+    """host:port of the inbound SMTP server (CHATSERVER_SMTP_LISTEN); None: no SMTP server."""
+    mail_max_bytes: int = 25 * 1024 * 1024
+    mail_dir: Path | None = None
+    """Raw mail and attachments (default DATA_DIR/mail)."""
+    mail_max_attachments: int = 50
+    mail_max_attachment_bytes: int = 10 * 1024 * 1024
+    smtp_tls_cert: Path | None = None
+    smtp_tls_key: Path | None = None
+    smtp_auth_user: str | None = None
+    smtp_auth_password: str | None = None
+    imap_poll_s: float = 60.0
+    """Seconds between polls of a mailbox without IDLE (and the longest IDLE before it is renewed)."""
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
 
@@ -192,6 +205,18 @@ class Settings:
             login_lockout_max_s=_float(env, "CHATSERVER_LOGIN_LOCKOUT_MAX_S", 900.0),
             login_window_s=_float(env, "CHATSERVER_LOGIN_WINDOW_S", 3600.0),
             password_hash_concurrency=_int(env, "CHATSERVER_PASSWORD_HASH_CONCURRENCY", 2),
+            smtp_listen=env.get("CHATSERVER_SMTP_LISTEN") or None,
+            mail_max_bytes=_int(env, "CHATSERVER_MAIL_MAX_BYTES", 25 * 1024 * 1024),
+            mail_dir=Path(env["CHATSERVER_MAIL_DIR"]) if env.get("CHATSERVER_MAIL_DIR") else None,
+            mail_max_attachments=_int(env, "CHATSERVER_MAIL_MAX_ATTACHMENTS", 50),
+            mail_max_attachment_bytes=_int(env, "CHATSERVER_MAIL_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024),
+            smtp_tls_cert=Path(env["CHATSERVER_SMTP_TLS_CERT"])
+            if env.get("CHATSERVER_SMTP_TLS_CERT")
+            else None,
+            smtp_tls_key=Path(env["CHATSERVER_SMTP_TLS_KEY"]) if env.get("CHATSERVER_SMTP_TLS_KEY") else None,
+            smtp_auth_user=env.get("CHATSERVER_SMTP_AUTH_USER") or None,
+            smtp_auth_password=env.get("CHATSERVER_SMTP_AUTH_PASSWORD") or None,
+            imap_poll_s=_float(env, "CHATSERVER_IMAP_POLL_S", 60.0),
             embedded=embedded_db and redis_url is None,
         )
         settings.validate()
@@ -226,6 +251,17 @@ class Settings:
             )
         if self.password_hash_concurrency < 1:
             raise ConfigError("CHATSERVER_PASSWORD_HASH_CONCURRENCY must be at least 1")
+        self.smtp_address()
+        if self.mail_max_bytes < 1024 or self.mail_max_attachments < 0 or self.mail_max_attachment_bytes < 1:
+            raise ConfigError("CHATSERVER_MAIL_MAX_BYTES and the attachment limits must be positive")
+        if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
+            raise ConfigError("set both CHATSERVER_SMTP_TLS_CERT and CHATSERVER_SMTP_TLS_KEY, or neither")
+        if (self.smtp_auth_user is None) != (self.smtp_auth_password is None):
+            raise ConfigError(
+                "set both CHATSERVER_SMTP_AUTH_USER and CHATSERVER_SMTP_AUTH_PASSWORD, or neither"
+            )
+        if self.imap_poll_s <= 0:
+            raise ConfigError("CHATSERVER_IMAP_POLL_S must be positive")
         self.translation_config()  # raises ConfigError when the provider settings are incomplete
         if self.is_sqlite and self.redis_url:
             # Several processes would each hold their own SQLite writer: refuse the foot-gun.
@@ -267,6 +303,19 @@ class Settings:
                 self.login_window_s,
             ),
         )
+
+    def smtp_address(self) -> tuple[str, int] | None:
+        """CHATSERVER_SMTP_LISTEN as (host, port)."""
+        if not self.smtp_listen:
+            return None
+        host, _, port = self.smtp_listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ConfigError(f"CHATSERVER_SMTP_LISTEN must be host:port, got {self.smtp_listen!r}")
+        return host.strip("[]"), int(port)
+
+    @property
+    def mail_path(self) -> Path:
+        return self.mail_dir if self.mail_dir is not None else self.data_dir / "mail"
 
     @property
     def is_sqlite(self) -> bool:

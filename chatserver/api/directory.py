@@ -20,6 +20,7 @@ from chatserver.api.common import (
     req_str,
     str_field,
 )
+from chatserver.api.mail import create_email_inbox
 from chatserver.auth.identity import SESSION_COOKIE
 from chatserver.auth.login import LoginThrottled
 from chatserver.auth.passwords import common_passwords, password_problem
@@ -257,6 +258,9 @@ async def create_inbox(request: Request) -> Response:
     data = await body(request)
     name = req_str(data, "name")
     channel = str_field(data, "channel", required=False, max_len=32) or "widget"
+    if channel == "email":
+        email_inbox = await create_email_inbox(request, data)
+        return json_response(inbox_wire(email_inbox, c.settings.base_url), status=201)
     config = validate_channel_config(channel, data.get("config"))
     inbox = await c.store.create_inbox(name, channel, _origins(data) or [], config)
     return json_response(inbox_wire(inbox, c.settings.base_url), status=201)

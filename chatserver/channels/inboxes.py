@@ -9,6 +9,7 @@ from typing import Any
 from adapters.base import Channel
 from adapters.channels import CHANNELS
 from chatserver.errors import Invalid
+from chatserver.mail.views import email_inbox_wire
 from chatserver.model.types import Inbox
 
 WIDGET = "widget"
@@ -49,6 +50,8 @@ def webhook_url(base_url: str, inbox: Inbox) -> str | None:
 
 def inbox_wire(inbox: Inbox, base_url: str) -> dict[str, Any]:
     """The inbox for REST and the CLI: never a secret, only whether it is set."""
+    if inbox.channel == "email":
+        return email_inbox_wire(inbox)
     wire = inbox.to_wire()
     adapter = adapter_for(inbox.channel)
     if adapter is not None:

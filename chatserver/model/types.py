@@ -215,8 +215,9 @@ class Inbox:
     key: str
     allowed_origins: tuple[str, ...] = ()
     created_at: int = 0
-    config: dict[str, str] = field(default_factory=dict)
-    """A channel inbox's settings and secrets (see adapters/); never sent to clients as it is."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """A channel inbox's settings and secrets (see adapters/; email under "email", see mail/config.py);
+    never sent to clients as it is."""
 
     def allows_origin(self, origin: str | None) -> bool:
         """Browsers always send Origin; a client without one is not a browser page and cannot be

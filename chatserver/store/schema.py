@@ -26,6 +26,7 @@ inboxes = sa.Table(
     sa.Column("allowed_origins", sa.JSON, nullable=False),
     sa.Column("created_at", MS, nullable=False),
     sa.Column("config", sa.JSON(none_as_null=True), nullable=True),
+    # Channel settings (email: address, IMAP mailbox, tickets); see chatserver/mail/config.py.
 )
 
 agents = sa.Table(
@@ -223,5 +224,56 @@ channel_cursors = sa.Table(
     metadata,
     sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+)
+
+# -- email -------------------------------------------------------------------------------------------------
+
+email_threads = sa.Table(
+    "email_threads",
+    metadata,
+    sa.Column("conversation_id", ID, sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id"), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    # The plus-address token: replies to support+<token>@ join this conversation.
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("contact_address", sa.String(320), nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+email_messages = sa.Table(
+    "email_messages",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id"), nullable=False),
+    sa.Column("rfc_message_id", sa.String(500), nullable=False),
+    # The Message-ID without brackets (``sha256:<digest>`` for mail without one).
+    sa.Column("direction", sa.String(8), nullable=False),
+    # in (received) or out (sent by us: its Message-ID threads replies and marks our own mail).
+    sa.Column("conversation_id", ID, sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("message_id", ID, nullable=True),
+    # The conversation message, once committed (NULL while an import is in flight).
+    sa.Column("sender", sa.String(320), nullable=False),
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("thread_kind", sa.String(16), nullable=True),
+    sa.Column("loop", sa.JSON, nullable=False),
+    # The loop-safety decision: {ignore, auto_reply_allowed, reasons}.
+    sa.Column("attachments", sa.JSON, nullable=False),
+    sa.Column("problems", sa.JSON, nullable=False),
+    sa.Column("raw_path", sa.String(500), nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+    sa.UniqueConstraint("inbox_id", "rfc_message_id", name="uq_email_messages_inbox_rfc"),
+    sa.Index("ix_email_messages_message_id", "message_id"),
+    sa.Index("ix_email_messages_conversation_id", "conversation_id"),
+)
+
+imap_state = sa.Table(
+    "imap_state",
+    metadata,
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("mailbox", sa.String(200), nullable=False),
+    sa.Column("uidvalidity", sa.BigInteger, nullable=False),
+    sa.Column("last_uid", sa.BigInteger, nullable=False),
     sa.Column("updated_at", MS, nullable=False),
 )

@@ -1,0 +1,231 @@
+"""One inbound mail -> one committed conversation message (SMTP and IMAP both come through here).
+
+The steps: parse (pure), keep the raw bytes on disk, decide loop safety (pure), skip mail already
+imported (by Message-ID per inbox), find the contact by address, thread (pure decision over what the
+database knows), record the import, append the message through the group commit. ``ingest`` returns
+only after the commit, so SMTP answers 250 and IMAP marks the mail processed only then.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from adapters.email.address import new_token, normalize
+from adapters.email.loops import loop_decision
+from adapters.email.parse import Limits, ParsedEmail, parse_email
+from adapters.email.thread import ThreadKind, TicketRef, decide_thread, thread_keys
+from chatserver.chat import ChatService
+from chatserver.errors import NotFound
+from chatserver.mail.config import EmailConfig
+from chatserver.mail.files import MailFiles
+from chatserver.mail.store import MailStore
+from chatserver.model.types import Author, AuthorKind, Conversation, Inbox
+from chatserver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_TEXT = 64 * 1024
+"""Characters of a mail shown as the conversation message; the whole mail stays viewable."""
+
+TicketLookup = Callable[[Collection[int]], Awaitable[Mapping[int, TicketRef]]]
+
+
+async def no_tickets(numbers: Collection[int]) -> Mapping[int, TicketRef]:
+    return {}
+
+
+class Outcome(enum.StrEnum):
+    IMPORTED = "imported"
+    DUPLICATE = "duplicate"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    conversation_id: str | None = None
+    message_id: str | None = None
+    thread: ThreadKind | None = None
+
+
+class Ingestor:
+    def __init__(
+        self,
+        settings: Settings,
+        service: ChatService,
+        mail: MailStore,
+        *,
+        tickets: TicketLookup = no_tickets,
+    ) -> None:
+        self.service = service
+        self.mail = mail
+        self.files = MailFiles(settings.mail_path)
+        self.tickets = tickets
+        """Ticket number -> conversation and contact address (the tickets module provides it)."""
+        self.limits = Limits(
+            max_attachments=settings.mail_max_attachments,
+            max_attachment_bytes=settings.mail_max_attachment_bytes,
+        )
+
+    async def ingest(
+        self, raw: bytes, *, inbox: Inbox, config: EmailConfig, recipients: Collection[str], source: str
+    ) -> Result:
+        parsed = parse_email(raw, self.limits)
+        rfc_id = (parsed.message_id or f"sha256:{parsed.digest}")[:500]
+        if parsed.problems:
+            log.warning("mail %s to %s: %s", rfc_id, config.address, "; ".join(parsed.problems))
+        for skipped in parsed.skipped:
+            log.warning(
+                "mail %s: attachment %r (%s, %d bytes) not stored: %s",
+                rfc_id, skipped.filename, skipped.content_type, skipped.size, skipped.reason,
+            )  # fmt: skip
+        existing = await self.mail.find_email(inbox.id, rfc_id)
+        if existing is not None and existing.message_id is not None:
+            log.info("mail %s already imported into %s", rfc_id, existing.conversation_id)
+            return Result(Outcome.DUPLICATE, existing.conversation_id, existing.message_id)
+        own = [cfg.address for _, cfg in await self.mail.email_inboxes()] or [config.address]
+        loop = loop_decision(
+            parsed.headers,
+            from_address=parsed.from_address,
+            message_id=parsed.message_id,
+            own_addresses=own,
+            own_message_ids={rfc_id} if await self.mail.is_own_message_id(rfc_id) else (),
+        )
+        if loop.ignore:
+            log.warning("mail %s from our own address %s ignored", rfc_id, parsed.from_address)
+            return Result(Outcome.IGNORED)
+        raw_path = await self.files.save_raw(parsed.digest, raw)
+        await self.files.save_attachments(parsed.attachments)
+        sender = parsed.from_address or f"unknown-sender@{config.address.split('@')[1]}"
+        contact = await self.mail.contact_for_address(sender, parsed.from_name)
+
+        conv: Conversation | None = None
+        kind: ThreadKind
+        if existing is not None and existing.conversation_id is not None:  # a retry after a crash
+            kind = ThreadKind(existing.thread_kind or "new")
+            conv = await self._conversation(existing.conversation_id)
+        if conv is None:
+            kind, conv = await self._thread(parsed, recipients, inbox, config, sender)
+        if conv is None:
+            conv = await self.service.start_conversation(
+                contact_id=contact.id,
+                inbox_id=inbox.id,
+                language=None,
+                contact_language=contact.language,
+                skills={},
+                fields={"subject": parsed.subject[:200]} if parsed.subject else {},
+                reuse_open=False,
+            )
+            await self.mail.create_thread(conv.id, inbox.id, new_token(), parsed.subject, sender)
+        record = existing or await self.mail.begin_email(
+            inbox_id=inbox.id,
+            rfc_message_id=rfc_id,
+            conversation_id=conv.id,
+            sender=sender,
+            subject=parsed.subject[:500],
+            thread_kind=kind.value,
+            loop=loop.to_json(),
+            attachments=_attachments_json(parsed),
+            problems=list(parsed.problems),
+            raw_path=str(raw_path),
+            source=source,
+        )
+        if record.message_id is not None:  # imported by someone else meanwhile
+            return Result(Outcome.DUPLICATE, record.conversation_id, record.message_id)
+        if record.conversation_id is not None and record.conversation_id != conv.id:
+            # another import of the same mail (a second poller, a retry) recorded its conversation first
+            conv = await self._conversation(record.conversation_id) or conv
+        author = Author(AuthorKind.CONTACT, contact.id, contact.name)
+        message, duplicate = await self.service.send(
+            author=author,
+            conv=conv,
+            text=message_text(parsed),
+            client_id="mail:" + hashlib.sha256(rfc_id.encode()).hexdigest()[:40],
+            contact_language=contact.language,
+            external_id=rfc_id[:200],
+        )
+        await self.mail.complete_email(record.id, message.id)
+        log.info(
+            "mail %s from %s -> %s (%s)%s",
+            rfc_id, sender, conv.id, kind.value, "" if loop.auto_reply_allowed else f" loop:{loop.reasons}",
+        )  # fmt: skip
+        return Result(Outcome.DUPLICATE if duplicate else Outcome.IMPORTED, conv.id, message.id, kind)
+
+    async def _conversation(self, conversation_id: str) -> Conversation | None:
+        try:
+            return await self.service.store.get_conversation(conversation_id)
+        except NotFound:
+            return None
+
+    async def _thread(
+        self,
+        parsed: ParsedEmail,
+        recipients: Collection[str],
+        inbox: Inbox,
+        config: EmailConfig,
+        sender: str,
+    ) -> tuple[ThreadKind, Conversation | None]:
+        keys = thread_keys(
+            recipients=recipients,
+            inbox_address=config.address,
+            in_reply_to=parsed.in_reply_to,
+            references=parsed.references,
+            subject=parsed.subject,
+        )
+        decision = decide_thread(
+            keys,
+            sender=sender,
+            by_token=await self.mail.conversations_for_tokens(inbox.id, keys.tokens),
+            by_message_id=await self.mail.conversations_for_message_ids(inbox.id, keys.message_ids),
+            by_ticket=await self.tickets(keys.ticket_numbers) if keys.ticket_numbers else {},
+        )
+        if decision.conversation_id is None:
+            return ThreadKind.NEW, None
+        conv = await self._conversation(decision.conversation_id)
+        return (decision.kind, conv) if conv is not None else (ThreadKind.NEW, None)
+
+
+def message_text(parsed: ParsedEmail) -> str:
+    """What agents see: the new text (history and signature folded away), the attachment list."""
+    text = parsed.display_text
+    if len(text) > MAX_MESSAGE_TEXT:
+        text = text[:MAX_MESSAGE_TEXT] + "\n[... shortened; the whole mail is kept]"
+    lines = [f"[attachment] {a.filename} ({a.content_type}, {_size(a.size)})" for a in parsed.attachments]
+    lines += [f"[not stored: {s.reason}] {s.filename} ({_size(s.size)})" for s in parsed.skipped[:20]]
+    if len(parsed.skipped) > 20:
+        lines.append(f"[not stored: {len(parsed.skipped) - 20} more attachments]")
+    if not text.strip():
+        text = "(no text)" if not parsed.subject else f"(no text) {parsed.subject}"
+    return text + ("\n\n" + "\n".join(lines) if lines else "")
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1048576:.1f} MB"
+
+
+def _attachments_json(parsed: ParsedEmail) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = [
+        {
+            "filename": a.filename,
+            "content_type": a.content_type,
+            "size": a.size,
+            "sha256": a.sha256,
+            "inline": a.inline,
+            "content_id": a.content_id,
+            "warning": a.warning,
+        }
+        for a in parsed.attachments
+    ]
+    out += [
+        {"filename": s.filename, "content_type": s.content_type, "size": s.size, "skipped": s.reason}
+        for s in parsed.skipped
+    ]
+    return out
+
+
+def normalized_recipients(rcpts: Collection[str]) -> list[str]:
+    return [normalize(r) for r in rcpts]

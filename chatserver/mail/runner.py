@@ -1,0 +1,101 @@
+"""The email channel's running parts (inbound SMTP, IMAP pollers) for `serve` (embedded mode),
+`worker` and `smtp`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from chatserver.bus import Bus, RedisBus, make_bus
+from chatserver.chat import ChatService
+from chatserver.mail.imap import ImapSupervisor
+from chatserver.mail.ingest import Ingestor
+from chatserver.mail.smtp import InboundSmtp
+from chatserver.mail.store import MailStore
+from chatserver.presence import MemoryPresence, Presence, RedisPresence
+from chatserver.routing.lease import Lease, LocalLease, RedisLease
+from chatserver.settings import Settings
+from chatserver.store.db import Database, make_engine
+from chatserver.store.migrate import upgrade
+from chatserver.store.store import Store
+
+log = logging.getLogger(__name__)
+
+IMAP_LEASE_TTL_S = 30.0
+
+
+async def _no_fence() -> int:
+    return 0
+
+
+class MailServices:
+    def __init__(self, settings: Settings, service: ChatService, bus: Bus) -> None:
+        self.settings = settings
+        self.mail = MailStore(service.store.db)
+        self.ingestor = Ingestor(settings, service, self.mail)
+        self.smtp: InboundSmtp | None = None
+        self.imap: ImapSupervisor | None = None
+        self._bus = bus
+
+    def _lease(self, inbox_id: str) -> Lease:
+        if isinstance(self._bus, RedisBus):
+            lease = RedisLease(
+                self._bus.client, _no_fence, ttl_s=IMAP_LEASE_TTL_S, prefix=self.settings.redis_prefix
+            )
+            lease.key = f"{self.settings.redis_prefix}imap:{inbox_id}"
+            return lease
+        return LocalLease(_no_fence)
+
+    async def start(self, *, smtp: bool = True, imap: bool = True) -> None:
+        if smtp and self.settings.smtp_listen:
+            self.smtp = InboundSmtp(self.settings, self.ingestor, self.mail)
+            await self.smtp.start()
+        if imap:
+            self.imap = ImapSupervisor(
+                self.ingestor, self.mail, poll_s=self.settings.imap_poll_s, lease_for=self._lease
+            )
+            await self.imap.start()
+
+    async def stop(self) -> None:
+        if self.imap is not None:
+            await self.imap.stop()
+        if self.smtp is not None:
+            await self.smtp.stop()
+
+
+@contextlib.asynccontextmanager
+async def standalone(
+    settings: Settings, *, smtp: bool = True, imap: bool = True
+) -> AsyncIterator[MailServices]:
+    """The mail services outside the web process (`chatserver worker`, `chatserver smtp`): their own
+    store, the bus (so web processes show new mail live) and the conversation service."""
+    engine = make_engine(settings.database_url, pool_size=4)
+    if settings.embedded:
+        await upgrade(engine)
+    store = Store(Database(engine), group_commit_max=settings.group_commit_max)
+    await store.start()
+    bus = make_bus(settings.redis_url, settings.redis_prefix)
+    presence: Presence = (
+        RedisPresence(bus.client, settings.presence_ttl_s, settings.redis_prefix)
+        if isinstance(bus, RedisBus)
+        else MemoryPresence()
+    )
+    service = ChatService(store, bus, presence, routing=settings.routing)
+    await service.start()
+    if settings.translation_enabled:
+        from chatserver.app import build_translation
+
+        service.translation = build_translation(settings, store, service, bus)
+        await service.translation.start()
+    mail = MailServices(settings, service, bus)
+    try:
+        await mail.start(smtp=smtp, imap=imap)
+        yield mail
+    finally:
+        await mail.stop()
+        if service.translation is not None:
+            await service.translation.stop()
+        await service.stop()
+        await bus.stop()
+        await store.close()
