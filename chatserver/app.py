@@ -26,6 +26,8 @@ from chatserver.chat import ChatService
 from chatserver.context import Context
 from chatserver.errors import ConfigError, Internal
 from chatserver.model.events import ConversationEvent
+from chatserver.outbox import OutboxQueries
+from chatserver.outbox.setup import build_registry, build_worker
 from chatserver.presence import MemoryPresence, Presence, RedisPresence
 from chatserver.realtime import endpoints
 from chatserver.realtime.hub import Hub
@@ -92,7 +94,13 @@ async def build_context(settings: Settings) -> Context:
         )
         router = Router(settings, service, presence, hub, lease)
         await router.start()
-    return Context(settings, store, bus, presence, service, hub, router)
+    c = Context(settings, store, bus, presence, service, hub, router)
+    c.outbox = OutboxQueries(store.db)
+    c.senders = build_registry(settings)
+    if settings.workers_in_serve:
+        c.outbox_worker = build_worker(settings, c.outbox, c.senders, service.publish)
+        await c.outbox_worker.start()
+    return c
 
 
 def build_translation(
@@ -115,6 +123,8 @@ def build_translation(
 
 
 async def close_context(c: Context) -> None:
+    if c.outbox_worker is not None:
+        await c.outbox_worker.stop()
     if c.router is not None:
         await c.router.stop()
     await c.hub.stop()

@@ -78,12 +78,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Housekeeping that must run somewhere once: expired sessions. (Routing, SLA timers and outbound
-    delivery join this process as they are built.)"""
+    """Work that must run somewhere: outbound deliveries (the outbox) and housekeeping (expired
+    sessions). Any number of workers may run; each delivery is sent by the one holding its lease."""
+    from chatserver.bus import make_bus
+    from chatserver.outbox import OutboxQueries
+    from chatserver.outbox.setup import BusPublisher, build_registry, build_worker
 
     async def run() -> None:
         store = await _with_store(settings)
+        bus = make_bus(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+        publisher = BusPublisher(bus) if bus is not None else None
+        worker = build_worker(settings, OutboxQueries(store.db), build_registry(settings), publisher)
         try:
+            if args.once:
+                await worker.run_once()
+            else:
+                await worker.start()
             while True:
                 purged = await store.purge_expired_sessions()
                 if purged:
@@ -92,6 +102,11 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
                     return
                 await asyncio.sleep(60)
         finally:
+            await worker.stop()
+            if publisher is not None:
+                await publisher.drain()
+            if bus is not None:
+                await bus.stop()
             await store.db.dispose()
 
     asyncio.run(run())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from chatserver.bus import Bus
 from chatserver.chat import ChatService
+from chatserver.outbox import OutboxQueries, OutboxWorker, SenderRegistry
 from chatserver.presence import Presence
 from chatserver.realtime.hub import Hub
 from chatserver.routing.service import Router
@@ -22,3 +23,7 @@ class Context:
     service: ChatService
     hub: Hub
     router: Router | None = None
+    outbox: OutboxQueries | None = None
+    senders: SenderRegistry | None = None
+    outbox_worker: OutboxWorker | None = None
+    """Running in this process when ``workers_in_serve``."""

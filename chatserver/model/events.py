@@ -114,6 +114,18 @@ class WakeEvent:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """An outbound delivery of a message changed state (queued, sent, delivered, read, failed)."""
+
+    conversation_id: str
+    message_id: str | None
+    delivery_id: str
+    kind: str
+    state: str
+    reason: str | None
+
+
 Event = (
     MessageEvent
     | ConversationEvent
@@ -126,6 +138,7 @@ Event = (
     | NoticeEvent
     | QueueEvent
     | WakeEvent
+    | DeliveryEvent
 )
 
 
@@ -211,6 +224,16 @@ def encode_event(event: Event) -> bytes:
             }
         case WakeEvent():
             body = {"t": "wake", "r": event.reason}
+        case DeliveryEvent():
+            body = {
+                "t": "delivery",
+                "c": event.conversation_id,
+                "m": event.message_id,
+                "d": event.delivery_id,
+                "k": event.kind,
+                "s": event.state,
+                "r": event.reason,
+            }
     return orjson.dumps(body)
 
 
@@ -256,4 +279,6 @@ def decode_event(data: bytes | str) -> Event:
             return QueueEvent(raw["c"], raw["pos"], raw["eta"])
         case "wake":
             return WakeEvent(raw["r"])
+        case "delivery":
+            return DeliveryEvent(raw["c"], raw["m"], raw["d"], raw["k"], raw["s"], raw["r"])
     raise ValueError(f"unknown event type {raw['t']!r}")

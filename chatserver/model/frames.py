@@ -457,6 +457,29 @@ def translated(
     return frame
 
 
+def message_status(
+    conversation_id: str,
+    message_id: str | None,
+    state: str,
+    reason: str | None,
+    *,
+    delivery_id: str,
+    kind: str,
+) -> dict[str, Any]:
+    """An outbound delivery's state (queued, sent, delivered, read, failed + reason)."""
+    frame: dict[str, Any] = {
+        "type": "message.status",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "delivery_id": delivery_id,
+        "kind": kind,
+        "state": state,
+    }
+    if reason is not None:
+        frame["reason"] = reason
+    return frame
+
+
 def typing(conversation_id: str, author: Author, state: str) -> dict[str, Any]:
     return {"type": "typing", "conversation_id": conversation_id, "author": author.to_wire(), "state": state}
 

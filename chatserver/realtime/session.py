@@ -35,6 +35,7 @@ from chatserver.model import frames
 from chatserver.model.events import (
     AGENTS_TOPIC,
     ConversationEvent,
+    DeliveryEvent,
     Event,
     MessageEvent,
     NoticeEvent,
@@ -304,6 +305,18 @@ class Session:
                 if cached is not None and cached.get("status") in ("queued", "offered"):
                     queue = {"position": event.position, "estimated_wait_s": event.estimated_wait_s}
                     self.send(frames.conversation({**cached, "queue": queue}))
+            case DeliveryEvent():
+                if self.is_agent:
+                    self.send(
+                        frames.message_status(
+                            event.conversation_id,
+                            event.message_id,
+                            event.state,
+                            event.reason,
+                            delivery_id=event.delivery_id,
+                            kind=event.kind,
+                        )
+                    )
             case TranslatedEvent():
                 if event.for_agents and not self.is_agent:
                     return  # a visitor's own words, translated for the agent

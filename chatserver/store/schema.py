@@ -214,3 +214,24 @@ routing_events = sa.Table(
     sa.Column("waited_ms", sa.BigInteger, nullable=True),
     sa.Column("at", MS, nullable=False),
 )
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("conversation_id", ID, nullable=True, index=True),
+    sa.Column("message_id", ID, nullable=True, index=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", MS, nullable=False),
+    sa.Column("lease_token", ID, nullable=True),
+    sa.Column("lease_until", MS, nullable=True),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+    sa.Column("sent_at", MS, nullable=True),
+    sa.Index("ix_outbox_state_next", "state", "next_attempt_at"),
+)
