@@ -19,7 +19,9 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from chatserver.api import auth_routes, canned, conversations, directory, health, widget
+from chatserver.api import csat as csat_api
 from chatserver.api import routing as routing_api
+from chatserver.api import tickets as tickets_api
 from chatserver.api.common import error_response
 from chatserver.bus import Bus, RedisBus, make_bus
 from chatserver.chat import ChatService
@@ -100,7 +102,26 @@ async def build_context(settings: Settings) -> Context:
     if settings.workers_in_serve:
         c.outbox_worker = build_worker(settings, c.outbox, c.senders, service.publish)
         await c.outbox_worker.start()
+    await build_tickets(c)
     return c
+
+
+async def build_tickets(c: Context) -> None:
+    from chatserver.tickets.csat import CsatService
+    from chatserver.tickets.service import TicketService
+    from chatserver.tickets.store import TicketQueries
+
+    assert c.outbox is not None
+    queries = TicketQueries(c.store.db)
+    worker = c.outbox_worker
+    tickets = TicketService(
+        c.settings, c.store, c.service, queries, c.outbox, wake_outbox=worker.wake if worker else None
+    )
+    csat = CsatService(c.service, queries, secret=c.settings.secret_key, base_url=c.settings.base_url)
+    tickets.csat_link = csat.link_for
+    c.service.tickets = tickets
+    c.service.csat = csat
+    tickets.start()
 
 
 def build_translation(
@@ -123,6 +144,8 @@ def build_translation(
 
 
 async def close_context(c: Context) -> None:
+    if c.service.tickets is not None:
+        await c.service.tickets.stop()
     if c.outbox_worker is not None:
         await c.outbox_worker.stop()
     if c.router is not None:
@@ -207,6 +230,8 @@ def create_app(settings: Settings) -> Starlette:
         *directory.routes,
         *canned.routes,
         *routing_api.routes,
+        *tickets_api.routes,
+        *csat_api.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

@@ -126,6 +126,31 @@ class DeliveryEvent:
     reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """A ticket changed. Agents get it when it is assigned to them, their team's (``watchers``: the
+    team's members), or they follow one of its conversations; supervisors get every one."""
+
+    number: int
+    version: int
+    payload: dict[str, Any]
+    assignee_id: str | None
+    watchers: tuple[str, ...]
+    conversation_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaEvent:
+    """An SLA target of a ticket is about to be breached (``warning``) or was (``breach``)."""
+
+    number: int
+    kind: str
+    target: str
+    due_at: int
+    assignee_id: str | None
+    ticket: dict[str, Any]
+
+
 Event = (
     MessageEvent
     | ConversationEvent
@@ -139,6 +164,8 @@ Event = (
     | QueueEvent
     | WakeEvent
     | DeliveryEvent
+    | TicketEvent
+    | SlaEvent
 )
 
 
@@ -234,6 +261,26 @@ def encode_event(event: Event) -> bytes:
                 "s": event.state,
                 "r": event.reason,
             }
+        case TicketEvent():
+            body = {
+                "t": "ticket",
+                "n": event.number,
+                "v": event.version,
+                "p": event.payload,
+                "a": event.assignee_id,
+                "w": list(event.watchers),
+                "c": list(event.conversation_ids),
+            }
+        case SlaEvent():
+            body = {
+                "t": "sla",
+                "n": event.number,
+                "k": event.kind,
+                "g": event.target,
+                "d": event.due_at,
+                "a": event.assignee_id,
+                "p": event.ticket,
+            }
     return orjson.dumps(body)
 
 
@@ -279,6 +326,10 @@ def decode_event(data: bytes | str) -> Event:
             return QueueEvent(raw["c"], raw["pos"], raw["eta"])
         case "wake":
             return WakeEvent(raw["r"])
+        case "ticket":
+            return TicketEvent(raw["n"], raw["v"], raw["p"], raw["a"], tuple(raw["w"]), tuple(raw["c"]))
+        case "sla":
+            return SlaEvent(raw["n"], raw["k"], raw["g"], raw["d"], raw["a"], raw["p"])
         case "delivery":
             return DeliveryEvent(raw["c"], raw["m"], raw["d"], raw["k"], raw["s"], raw["r"])
     raise ValueError(f"unknown event type {raw['t']!r}")

@@ -235,3 +235,92 @@ outbox = sa.Table(
     sa.Column("sent_at", MS, nullable=True),
     sa.Index("ix_outbox_state_next", "state", "next_attempt_at"),
 )
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("number", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("requester_id", ID, sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("conversation_id", ID, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("assignee_id", ID, sa.ForeignKey("agents.id"), nullable=True, index=True),
+    sa.Column("team_id", ID, nullable=True, index=True),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("merged_into", sa.BigInteger, nullable=True),
+    sa.Column("parent_number", sa.BigInteger, nullable=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+    sa.Column("solved_at", MS, nullable=True),
+    sa.Column("first_response_at", MS, nullable=True),
+    sa.Column("email_refs", sa.JSON, nullable=False),
+    sa.Column("email_note", sa.Text, nullable=True),
+    sa.Column("sla", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("sla_due_at", MS, nullable=True),
+    sa.Column("sla_breached", sa.Boolean, nullable=False),
+    sa.Index("ix_tickets_status_updated", "status", "updated_at"),
+)
+
+ticket_conversations = sa.Table(
+    "ticket_conversations",
+    metadata,
+    sa.Column("conversation_id", ID, sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("ticket_id", ID, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("linked_at", MS, nullable=False),
+)
+
+ticket_audit = sa.Table(
+    "ticket_audit",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("ticket_id", ID, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("at", MS, nullable=False),
+    sa.Column("actor", sa.JSON, nullable=False),
+    sa.Column("field", sa.String(100), nullable=False),
+    sa.Column("old", sa.JSON, nullable=True),
+    sa.Column("new", sa.JSON, nullable=True),
+)
+
+ticket_field_defs = sa.Table(
+    "ticket_field_defs",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("required", sa.Boolean, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+csat_ratings = sa.Table(
+    "csat_ratings",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("ticket_id", ID, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=True, unique=True),
+    sa.Column(
+        "conversation_id",
+        ID,
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=True,
+        unique=True,
+    ),
+    sa.Column("contact_id", ID, nullable=False, index=True),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("link_nonce", sa.String(64), nullable=True, unique=True),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+)
