@@ -21,6 +21,7 @@ from starlette.websockets import WebSocket
 from chatserver.api import auth_routes, canned, conversations, directory, health, widget
 from chatserver.api import csat as csat_api
 from chatserver.api import routing as routing_api
+from chatserver.api import sla as sla_api
 from chatserver.api import tickets as tickets_api
 from chatserver.api.common import error_response
 from chatserver.bus import Bus, RedisBus, make_bus
@@ -39,6 +40,7 @@ from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import current_revision, head_revision, upgrade
 from chatserver.store.store import Store
+from chatserver.tickets.sla import SlaService
 from chatserver.translation.delivery import TranslationDelivery
 from chatserver.translation.detect import LanguageDetector
 from chatserver.translation.service import build_translator
@@ -109,6 +111,7 @@ async def build_context(settings: Settings) -> Context:
 async def build_tickets(c: Context) -> None:
     from chatserver.tickets.csat import CsatService
     from chatserver.tickets.service import TicketService
+    from chatserver.tickets.sla import SlaWorker
     from chatserver.tickets.store import TicketQueries
 
     assert c.outbox is not None
@@ -121,7 +124,22 @@ async def build_tickets(c: Context) -> None:
     tickets.csat_link = csat.link_for
     c.service.tickets = tickets
     c.service.csat = csat
+    tickets.sla = SlaService(c.store, queries)
     tickets.start()
+    if c.settings.workers_in_serve:
+        c.sla_worker = SlaWorker(tickets.sla, sla_lease(c.settings, c.bus, tickets.sla), c.service.publish)
+        await c.sla_worker.start()
+
+
+def sla_lease(settings: Settings, bus: Bus, service: SlaService) -> Lease:
+    """One SLA worker at a time across processes (Redis), always this one on the embedded defaults."""
+    if isinstance(bus, RedisBus):
+        lease = RedisLease(
+            bus.client, service.fence_token, ttl_s=settings.routing_lease_ttl_s, prefix=settings.redis_prefix
+        )
+        lease.key = f"{settings.redis_prefix}sla:leader"
+        return lease
+    return LocalLease(service.fence_token)
 
 
 def build_translation(
@@ -144,6 +162,8 @@ def build_translation(
 
 
 async def close_context(c: Context) -> None:
+    if c.sla_worker is not None:
+        await c.sla_worker.stop()
     if c.service.tickets is not None:
         await c.service.tickets.stop()
     if c.outbox_worker is not None:
@@ -232,6 +252,7 @@ def create_app(settings: Settings) -> Starlette:
         *routing_api.routes,
         *tickets_api.routes,
         *csat_api.routes,
+        *sla_api.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

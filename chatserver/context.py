@@ -12,6 +12,7 @@ from chatserver.realtime.hub import Hub
 from chatserver.routing.service import Router
 from chatserver.settings import Settings
 from chatserver.store.store import Store
+from chatserver.tickets.sla import SlaWorker
 
 
 @dataclass
@@ -27,3 +28,4 @@ class Context:
     senders: SenderRegistry | None = None
     outbox_worker: OutboxWorker | None = None
     """Running in this process when ``workers_in_serve``."""
+    sla_worker: SlaWorker | None = None

@@ -324,3 +324,30 @@ csat_ratings = sa.Table(
     sa.Column("created_at", MS, nullable=False),
     sa.Column("updated_at", MS, nullable=False),
 )
+
+sla_policies = sa.Table(
+    "sla_policies",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("match", sa.JSON, nullable=False),
+    sa.Column("targets", sa.JSON, nullable=False),
+    sa.Column("warn_before_s", sa.Integer, nullable=False),
+    sa.Column("calendar", sa.JSON, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+sla_events = sa.Table(
+    "sla_events",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("ticket_id", ID, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("target", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("started_at", MS, nullable=False),
+    sa.Column("due_at", MS, nullable=False),
+    sa.Column("at", MS, nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("ticket_id", "target", "kind", "started_at", name="uq_sla_events_once"),
+)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from chatserver.chat import ChatService
 from chatserver.errors import Conflict, Invalid, NotFound
@@ -45,6 +45,9 @@ from chatserver.tickets.model import (
 from chatserver.tickets.status import ACTIVE, TicketStatus, on_agent_reply, on_customer_reply
 from chatserver.tickets.store import TicketQueries
 
+if TYPE_CHECKING:
+    from chatserver.tickets.sla import SlaService
+
 log = logging.getLogger(__name__)
 
 TICKET_INBOX = "Tickets"
@@ -76,10 +79,8 @@ class TicketService:
         self.wake_outbox = wake_outbox or (lambda: None)
         self.csat_link: CsatLink = lambda t: None
         """Set by the CSAT module: the signed rating link for a solved ticket's email."""
-        self.sla_view: Callable[[Ticket], Awaitable[dict[str, Any] | None]] | None = None
-        """Set by the SLA module: the ticket's policy, due times and breaches."""
-        self.on_change: list[Callable[[Ticket], None]] = []
-        """Called after every committed change (the SLA clock recomputes due times)."""
+        self.sla: SlaService | None = None
+        """Set by the app: recomputes a ticket's SLA on every change, before it is published."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -99,10 +100,15 @@ class TicketService:
         if self.chat.csat is not None:
             rating = await self.chat.csat.for_ticket(ticket.id)
             body["csat"] = rating.to_wire() if rating else None
-        body["sla"] = await self.sla_view(ticket) if self.sla_view is not None else None
+        body["sla"] = await self.sla.view(ticket) if self.sla is not None else None
         return body
 
     async def publish(self, ticket: Ticket) -> None:
+        if self.sla is not None:
+            try:
+                await self.sla.recompute(ticket)
+            except Exception:  # the change itself is committed; the next change or the worker recomputes
+                log.exception("SLA recompute of #%d failed", ticket.number)
         watchers: tuple[str, ...] = ()
         if ticket.team_id is not None:
             with contextlib.suppress(NotFound):
@@ -112,8 +118,6 @@ class TicketService:
             ticket.number, ticket.version, await self.payload(ticket), ticket.assignee_id, watchers, conv_ids
         )
         self.chat.publish([(AGENTS_TOPIC, event)])
-        for hook in self.on_change:
-            hook(ticket)
 
     # -- email --------------------------------------------------------------------------------------------
 
