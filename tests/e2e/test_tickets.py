@@ -471,3 +471,77 @@ async def test_csat_needs_a_resolved_chat_and_the_visitors_own(
         assert err["type"] == "error" and err["code"] == "conflict"
         err = await stranger.request({"type": "csat.submit", "conversation_id": cid, "score": 3})
         assert err["type"] == "error" and err["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("reopen_days", [7.0, 0.0])
+async def test_a_customer_reply_reopens_a_solved_ticket_within_the_window_else_opens_a_linked_one(
+    sqlite_url: str, seeded: Seed, tmp_path: Path, http: httpx.AsyncClient, reopen_days: float
+) -> None:
+    settings = settings_for(sqlite_url, tmp_path, ticket_reopen_days=reopen_days)
+    async with run_server(settings) as server:
+        base, admin = server.url, h(seeded.admin_token)
+        tok = (await visitor_token(http, base, seeded.inbox_key))["token"]
+        async with (
+            Client.connect(f"{server.ws}/ws/visitor?token={tok}") as visitor,
+            Client.connect(f"{server.ws}/ws/agent", token=seeded.admin_token, origin=None) as agent,
+        ):
+            await visitor.expect("hello")
+            await agent.expect("hello")
+            cid = (await visitor.request({"type": "conversation.start"}))["conversation_id"]
+            await visitor.request(
+                {"type": "message.send", "conversation_id": cid, "client_id": "a", "text": "Help"}
+            )
+            number = (await agent.request({"type": "conversation.escalate", "conversation_id": cid}))[
+                "ticket"
+            ]["number"]
+            t = (await http.get(f"{base}/api/v1/tickets/{number}", headers=admin)).json()
+            r = await http.patch(
+                f"{base}/api/v1/tickets/{number}",
+                json={"version": t["version"], "status": "solved"},
+                headers=admin,
+            )
+            assert r.json()["status"] == "solved"
+            await visitor.request(
+                {"type": "message.send", "conversation_id": cid, "client_id": "b", "text": "Still broken"}
+            )
+            if reopen_days:
+                reopened = await agent.expect("ticket", ticket__number=number, ticket__status="open")
+                assert reopened["ticket"]["parent_number"] is None
+            else:
+                follow_up = await agent.expect("ticket", ticket__parent_number=number)
+                assert follow_up["ticket"]["number"] != number and follow_up["ticket"]["status"] == "new"
+                assert follow_up["ticket"]["subject"] == t["subject"]
+                old = (await http.get(f"{base}/api/v1/tickets/{number}", headers=admin)).json()
+                assert old["status"] == "solved"
+                new = (
+                    await http.get(f"{base}/api/v1/tickets/{follow_up['ticket']['number']}", headers=admin)
+                ).json()
+                assert "Still broken" in [m["text"] for m in new["thread"]]
+
+
+async def test_a_public_reply_shows_its_email_delivery_to_the_agent(
+    mail_server: Server, seeded: Seed, smtp: SmtpServer, http: httpx.AsyncClient
+) -> None:
+    base, admin = mail_server.url, h(seeded.admin_token)
+    contact = await new_contact(http, mail_server, seeded, "ann@example.com")
+    t = (
+        await http.post(
+            f"{base}/api/v1/tickets", json={"requester_id": contact, "subject": "Hi"}, headers=admin
+        )
+    ).json()
+    async with Client.connect(f"{mail_server.ws}/ws/agent", token=seeded.admin_token, origin=None) as agent:
+        await agent.expect("hello")
+        await agent.request({"type": "conversation.view", "conversation_id": t["conversation_id"]})
+        await mails(smtp, 1)  # "ticket received" went out; the next mail is refused
+        smtp.mailbox.replies.append("550 5.1.1 no such user")
+        r = await http.post(
+            f"{base}/api/v1/tickets/{t['number']}/replies", json={"text": "Hello"}, headers=admin
+        )
+        message_id = r.json()["message"]["id"]
+        failed = await agent.expect("message.status", message_id=message_id, state="failed")
+        assert failed["reason"] == "SMTP 550 5.1.1 no such user" and failed["kind"] == "email"
+    thread = (await http.get(f"{base}/api/v1/tickets/{t['number']}", headers=admin)).json()["thread"]
+    reply = next(m for m in thread if m["id"] == message_id)
+    assert reply["deliveries"] == [
+        {"kind": "email", "state": "failed", "reason": "SMTP 550 5.1.1 no such user"}
+    ]
