@@ -115,6 +115,8 @@ class Settings:
     outbox_max_attempts: int = 8
     ticket_reopen_days: float = 7.0
     """A customer's reply reopens a solved ticket within this many days; later it opens a new one."""
+    visitor_gone_s: float = 60.0
+    """A waiting visitor without a connection this long has left: their conversation becomes a ticket."""
     workers_in_serve: bool = False
     """Run the outbox and SLA workers inside ``serve`` (default: in embedded mode)."""
     embedded: bool = field(default=False)
@@ -181,6 +183,7 @@ class Settings:
             outbox_retry_s=_float(env, "CHATSERVER_OUTBOX_RETRY_S", 10.0),
             outbox_max_attempts=_int(env, "CHATSERVER_OUTBOX_MAX_ATTEMPTS", 8),
             ticket_reopen_days=_float(env, "CHATSERVER_TICKET_REOPEN_DAYS", 7.0),
+            visitor_gone_s=_float(env, "CHATSERVER_VISITOR_GONE_S", 60.0),
             workers_in_serve=_bool(env, "CHATSERVER_WORKERS_IN_SERVE", embedded_db and redis_url is None),
             embedded=embedded_db and redis_url is None,
         )

@@ -21,6 +21,11 @@ from chatserver.realtime.session import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, 
 log = logging.getLogger(__name__)
 
 
+def visitor_presence(contact_id: str) -> str:
+    """Visitors' connections are tracked like agents', under their own keys."""
+    return f"visitor:{contact_id}"
+
+
 async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
     await ws.accept()
     await ws.close(code, reason)
@@ -45,7 +50,13 @@ async def visitor_endpoint(ws: WebSocket) -> None:
     session = Session(
         ws, settings=c.settings, service=c.service, hub=c.hub, contact=contact, inbox_id=inbox.id
     )
-    await session.run()
+    await c.presence.connect(visitor_presence(contact.id), session.id)
+    try:
+        await session.run()
+    finally:
+        await c.presence.disconnect(visitor_presence(contact.id), session.id)
+        if c.service.tickets is not None:
+            c.service.tickets.visitor_left(contact.id)
 
 
 async def agent_endpoint(ws: WebSocket) -> None:

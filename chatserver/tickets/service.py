@@ -205,6 +205,7 @@ class TicketService:
         *,
         subject: str | None = None,
         priority: Priority | None = None,
+        reason: str | None = None,
     ) -> Ticket:
         """A conversation becomes (or already is) a ticket; a waiting one leaves the queue."""
         existing = await self.q.for_conversation(conversation_id)
@@ -230,7 +231,8 @@ class TicketService:
                 )
                 await self.chat.publish_conversation(conv)
                 self.chat.wake_router("escalated")
-        await self.chat.system_event(conv.id, f"Escalated to ticket #{ticket.number}")
+        why = f" ({reason})" if reason else ""
+        await self.chat.system_event(conv.id, f"Escalated to ticket #{ticket.number}{why}")
         return ticket
 
     async def _subject_from(self, conv: Conversation, contact: Contact) -> str:
@@ -404,6 +406,47 @@ class TicketService:
         body["audit"] = [a.to_wire() for a in await self.q.audit(ticket.id)]
         return body
 
+    # -- queue or ticket ---------------------------------------------------------------------------------
+
+    def visitor_left(self, contact_id: str) -> None:
+        """A visitor's connection closed: if they are still gone after ``visitor_gone_s`` and a
+        conversation of theirs is still waiting, it becomes a ticket."""
+        task = asyncio.get_running_loop().create_task(self._after_visitor_left(contact_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_visitor_left(self, contact_id: str) -> None:
+        try:
+            await asyncio.sleep(self.settings.visitor_gone_s)
+            await self.ticket_if_gone(contact_id)
+        except Exception:
+            log.exception("visitor-gone check for %s failed", contact_id)
+
+    async def ticket_if_gone(self, contact_id: str) -> list[Ticket]:
+        from chatserver.realtime.endpoints import visitor_presence
+
+        if await self.chat.presence.connected([visitor_presence(contact_id)]):
+            return []  # back (another tab, a reload, another process)
+        waiting = await self.store.list_conversations(
+            contact_id=contact_id, statuses=[s.value for s in WAITING_STATUSES], limit=20
+        )
+        out = []
+        for conv in waiting:
+            has_message = any(
+                m.author.kind is AuthorKind.CONTACT
+                for m in await self.store.messages_after(conv.id, 0, limit=50, include_private=False)
+            )
+            if has_message and await self.q.for_conversation(conv.id) is None:
+                out.append(await self.escalate(SYSTEM, conv.id, reason="the visitor left"))
+        return out
+
+    async def after_router_escalation(self, conv: Conversation, reason: str) -> Ticket | None:
+        """Routing gave up on a conversation. A rule's wait limit (``max_wait_s``) says "ticket now";
+        otherwise (nobody eligible, closed) it stays pending while the visitor is there."""
+        if reason != "max_wait_exceeded":
+            return None
+        return await self.escalate(SYSTEM, conv.id, priority=_priority_of(conv), reason="it waited too long")
+
     # -- contacts' later messages -------------------------------------------------------------------------
 
     def _on_messages(self, messages: Sequence[Message]) -> None:
@@ -454,6 +497,15 @@ class TicketService:
             )
         await self.publish(ticket)
         return ticket
+
+
+def _priority_of(conv: Conversation) -> Priority:
+    """A routing priority (an integer, higher first) as a ticket priority."""
+    if conv.priority >= 3:
+        return Priority.URGENT
+    if conv.priority >= 1:
+        return Priority.HIGH
+    return Priority.NORMAL
 
 
 def contact_author(contact: Contact) -> Author:
