@@ -89,6 +89,8 @@ class TicketService:
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             self.chat.message_hooks.remove(self._on_messages)
+        for task in self._tasks:
+            task.cancel()  # visitor-gone timers; a restart forgets them (the visitor is then long gone)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
