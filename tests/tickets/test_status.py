@@ -77,3 +77,18 @@ def test_merge_closes_anything_but_closed() -> None:
     assert {merge_close(s) for s in S if s is not S.CLOSED} == {S.CLOSED}
     with pytest.raises(Conflict):
         merge_close(S.CLOSED)
+
+
+def test_public_apis_are_curated() -> None:
+    from types import ModuleType
+
+    from chatserver import outbox, tickets
+
+    for package in (tickets, outbox):
+        assert sorted(package.__all__) == package.__all__
+        public = {
+            name
+            for name, value in vars(package).items()
+            if not name.startswith("_") and not isinstance(value, ModuleType)
+        }
+        assert public == set(package.__all__)
