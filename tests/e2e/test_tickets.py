@@ -545,3 +545,76 @@ async def test_a_public_reply_shows_its_email_delivery_to_the_agent(
     assert reply["deliveries"] == [
         {"kind": "email", "state": "failed", "reason": "SMTP 550 5.1.1 no such user"}
     ]
+
+
+async def test_openapi_documents_real_schemas(server: Server, http: httpx.AsyncClient) -> None:
+    spec = (await http.get(f"{server.url}/api/v1/openapi.json")).json()
+    paths = spec["paths"]
+    create = paths["/api/v1/tickets"]["post"]
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["requester_id", "subject"] and body["additionalProperties"] is False
+    assert "thread" in str(create["responses"]["201"]) and "200" not in create["responses"]
+    listing = paths["/api/v1/tickets"]["get"]
+    assert {p["name"] for p in listing["parameters"] if p["in"] == "query"} >= {
+        "status",
+        "breached",
+        "sort",
+        "cursor",
+    }
+    patch = paths["/api/v1/tickets/{number}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    assert patch["required"] == ["version"]
+    assert (
+        "into"
+        in paths["/api/v1/tickets/{number}/merge"]["post"]["requestBody"]["content"]["application/json"][
+            "schema"
+        ]["properties"]
+    )
+    policy = paths["/api/v1/sla-policies"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(policy["properties"]["targets"]["properties"]) == {
+        "first_response_s",
+        "next_response_s",
+        "resolution_s",
+    }
+    field = paths["/api/v1/ticket-fields"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert field["properties"]["type"]["enum"] == ["text", "number", "dropdown", "checkbox", "date"]
+
+
+async def test_ticket_frames_reach_the_assignee_and_the_team_not_everyone(
+    server: Server, seeded: Seed, http: httpx.AsyncClient
+) -> None:
+    base, admin = server.url, h(seeded.admin_token)
+    team = (
+        await http.post(
+            f"{base}/api/v1/teams", json={"name": "Billing", "members": [seeded.agent_id]}, headers=admin
+        )
+    ).json()
+    ann = await new_contact(http, server, seeded, None)
+    async with Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as bob:
+        await bob.expect("hello")
+        other = (
+            await http.post(
+                f"{base}/api/v1/tickets", json={"requester_id": ann, "subject": "not Bob's"}, headers=admin
+            )
+        ).json()
+        ours = (
+            await http.post(
+                f"{base}/api/v1/tickets",
+                json={"requester_id": ann, "subject": "team", "team_id": team["id"]},
+                headers=admin,
+            )
+        ).json()
+        got = await bob.expect("ticket", ticket__number=ours["number"])
+        assert got["ticket"]["team_id"] == team["id"]
+        await bob.drain(0.5)
+        assert not [
+            f for f in bob.frames if f["type"] == "ticket" and f["ticket"]["number"] == other["number"]
+        ]
+        # assigning the other one to Bob: now he gets it, and it opens
+        r = await http.patch(
+            f"{base}/api/v1/tickets/{other['number']}",
+            json={"version": other["version"], "assignee_id": seeded.agent_id},
+            headers=admin,
+        )
+        assert r.json()["status"] == "open"
+        mine = await bob.expect("ticket", ticket__number=other["number"])
+        assert mine["ticket"]["assignee_id"] == seeded.agent_id
