@@ -618,3 +618,37 @@ async def test_ticket_frames_reach_the_assignee_and_the_team_not_everyone(
         assert r.json()["status"] == "open"
         mine = await bob.expect("ticket", ticket__number=other["number"])
         assert mine["ticket"]["assignee_id"] == seeded.agent_id
+
+
+async def test_a_new_conversation_of_the_requester_threads_into_the_open_ticket(
+    server: Server, seeded: Seed, http: httpx.AsyncClient
+) -> None:
+    base, admin = server.url, h(seeded.admin_token)
+    session = await visitor_token(http, base, seeded.inbox_key)
+    t = (
+        await http.post(
+            f"{base}/api/v1/tickets",
+            json={"requester_id": session["contact_id"], "subject": "Phone call"},
+            headers=admin,
+        )
+    ).json()
+    async with (
+        Client.connect(f"{server.ws}/ws/visitor?token={session['token']}") as visitor,
+        Client.connect(f"{server.ws}/ws/agent", token=seeded.admin_token, origin=None) as agent,
+    ):
+        await visitor.expect("hello")
+        await agent.expect("hello")
+        cid = (await visitor.request({"type": "conversation.start"}))["conversation_id"]
+        assert cid != t["conversation_id"]
+        await visitor.request(
+            {"type": "message.send", "conversation_id": cid, "client_id": "w", "text": "About my call"}
+        )
+        await agent.expect("ticket", ticket__number=t["number"], timeout=10)
+    got = (await http.get(f"{base}/api/v1/tickets/{t['number']}", headers=admin)).json()
+    assert "About my call" in [m["text"] for m in got["thread"]]
+    assert {m["conversation_id"] for m in got["thread"]} == {cid}
+    assert ("conversation", None, cid) in [(a["field"], a["from"], a["to"]) for a in got["audit"]]
+    listed = (
+        await http.get(f"{base}/api/v1/tickets", params={"requester": session["contact_id"]}, headers=admin)
+    ).json()
+    assert [x["number"] for x in listed["items"]] == [t["number"]]  # no second ticket
