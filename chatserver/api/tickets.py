@@ -13,7 +13,7 @@ from chatserver.api import ticket_schemas as S
 from chatserver.api.common import Endpoint, api, body, ctx, current_agent, json_response, limit_param
 from chatserver.errors import Invalid, NotFound, Unavailable
 from chatserver.model.types import Role
-from chatserver.tickets.model import field_def
+from chatserver.tickets.model import TAG, field_def
 from chatserver.tickets.model import status as parse_status
 from chatserver.tickets.service import TicketService, agent_actor, parse_new_ticket
 from chatserver.tickets.store import TicketFilter
@@ -66,11 +66,14 @@ async def list_tickets(request: Request) -> Response:
     sort = q.get("sort", "updated")
     if sort not in ("updated", "due"):
         raise Invalid("sort must be updated or due", data={"field": "sort"})
+    tag = q.get("tag") or None
+    if tag is not None and not TAG.fullmatch(tag):
+        raise Invalid("tag must be letters, digits, . - : _", data={"field": "tag"})
     f = TicketFilter(
         statuses=statuses,
         assignee_id=q.get("assignee") or None,
         team_id=q.get("team") or None,
-        tag=q.get("tag") or None,
+        tag=tag,
         requester_id=q.get("requester") or None,
         breached=_bool_param(request, "breached"),
     )

@@ -189,7 +189,8 @@ class CsatService:
                 rating_id = r.id
             fresh = (await conn.execute(sa.select(csat_ratings).where(csat_ratings.c.id == rating_id))).one()
         rating = _rating(fresh)
-        await self._announce(conv.id, Author(AuthorKind.CONTACT, contact_id, "Visitor"), rating)
+        contact = await self.store.get_contact(contact_id)
+        await self._announce(conv.id, Author(AuthorKind.CONTACT, contact_id, contact.name), rating)
         return rating
 
     async def submit_from_link(self, token: str, score: Any, comment: str | None) -> tuple[Ticket, Rating]:

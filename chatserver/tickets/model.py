@@ -232,7 +232,7 @@ def field_value(d: FieldDef, value: Any) -> Any:
 
 
 def field_values(
-    defs: Sequence[FieldDef], raw: Any, *, current: Mapping[str, Any] | None = None
+    defs: Sequence[FieldDef], raw: Any, *, current: Mapping[str, Any] | None = None, require: bool = True
 ) -> dict[str, Any]:
     """Validate ``raw`` against the definitions and merge it into ``current``: null clears a value,
     an unknown key or a bad value is refused, and required fields must end up set."""
@@ -248,7 +248,7 @@ def field_values(
             out.pop(key, None)
         else:
             out[key] = field_value(d, value)
-    for d in defs:
+    for d in defs if require else ():
         if d.required and out.get(d.key) is None:
             raise Invalid(f"fields.{d.key} is required", data={"field": f"fields.{d.key}"})
     return out

@@ -164,7 +164,8 @@ class TicketService:
     ) -> Ticket:
         contact = await self.store.get_contact(requester_id)
         defs = await self.q.field_defs()
-        values = field_values(defs, dict(fields or {}))
+        # an escalation (agent, rule, visitor gone) cannot fill required fields; an agent does it later
+        values = field_values(defs, dict(fields or {}), require=conversation is None)
         if assignee_id is not None:
             await self._agent(assignee_id)
         if team_id is not None:

@@ -225,6 +225,7 @@ async def test_listing_filters_and_cursor_pagination(
         ({"sort": "random"}, "sort"),
         ({"breached": "maybe"}, "breached"),
         ({"cursor": "!!"}, "cursor"),
+        ({"tag": "%"}, "tag"),
         ({"colour": "red"}, "colour"),
         ({"limit": "0"}, "limit"),
     ]:
@@ -293,6 +294,19 @@ async def test_custom_fields(server: Server, seeded: Seed, http: httpx.AsyncClie
     assert ("fields.reason", "late", "broken") in [
         (a["field"], a["from"], a["to"]) for a in r.json()["audit"]
     ]
+    # an escalation cannot fill a required field: the ticket is made, an agent fills it later
+    tok = (await visitor_token(http, base, seeded.inbox_key))["token"]
+    async with (
+        Client.connect(f"{server.ws}/ws/visitor?token={tok}") as v,
+        Client.connect(f"{server.ws}/ws/agent", token=seeded.admin_token, origin=None) as agent,
+    ):
+        await v.expect("hello")
+        await agent.expect("hello")
+        cid = (await v.request({"type": "conversation.start"}))["conversation_id"]
+        ack = await agent.request(
+            {"type": "conversation.escalate", "conversation_id": cid, "subject": "Chat"}
+        )
+        assert ack["type"] == "ack" and ack["ticket"]["fields"] == {}
     r = await http.put(f"{base}/api/v1/ticket-fields/order", json={**order, "required": False}, headers=admin)
     assert r.status_code == 200 and r.json()["required"] is False
     assert (

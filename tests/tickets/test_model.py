@@ -67,6 +67,7 @@ def test_required_fields_must_be_set() -> None:
     defs = [FieldDef("order", "Order", FieldType.TEXT, required=True)]
     assert invalid_field(field_values, defs, {}) == "fields.order"
     assert invalid_field(field_values, defs, {"order": None}, current={"order": "x"}) == "fields.order"
+    assert field_values(defs, {}, require=False) == {}  # an escalation fills them later
 
 
 def test_field_definitions() -> None:
