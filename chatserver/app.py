@@ -30,7 +30,10 @@ from chatserver.api import (
     webhooks,
     widget,
 )
+from chatserver.api import csat as csat_api
 from chatserver.api import routing as routing_api
+from chatserver.api import sla as sla_api
+from chatserver.api import tickets as tickets_api
 from chatserver.api.common import error_response
 from chatserver.api.security_headers import SecurityHeaders
 from chatserver.auth.login import LoginGuard
@@ -42,6 +45,8 @@ from chatserver.chat import ChatService
 from chatserver.context import Context
 from chatserver.errors import ConfigError, Internal
 from chatserver.model.events import ConversationEvent
+from chatserver.outbox import OutboxQueries
+from chatserver.outbox.setup import build_registry, build_worker
 from chatserver.presence import MemoryPresence, Presence, RedisPresence
 from chatserver.realtime import endpoints
 from chatserver.realtime.caps import ConnectionCaps
@@ -52,6 +57,7 @@ from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import current_revision, head_revision, upgrade
 from chatserver.store.store import Store
+from chatserver.tickets.sla import SlaService
 from chatserver.translation.delivery import TranslationDelivery
 from chatserver.translation.detect import LanguageDetector
 from chatserver.translation.service import build_translator
@@ -113,7 +119,14 @@ async def build_context(settings: Settings) -> Context:
         )
         router = Router(settings, service, presence, hub, lease)
         await router.start()
-    return Context(settings, store, bus, presence, service, hub, login_guard(settings, bus), router)
+    c = Context(settings, store, bus, presence, service, hub, login_guard(settings, bus), router)
+    c.outbox = OutboxQueries(store.db)
+    c.senders = build_registry(settings)
+    if settings.workers_in_serve:
+        c.outbox_worker = build_worker(settings, c.outbox, c.senders, service.publish)
+        await c.outbox_worker.start()
+    await build_tickets(c)
+    return c
 
 
 def login_guard(settings: Settings, bus: Bus) -> LoginGuard:
@@ -126,6 +139,40 @@ def login_guard(settings: Settings, bus: Bus) -> LoginGuard:
         address=address,
         hash_concurrency=settings.password_hash_concurrency,
     )
+
+
+async def build_tickets(c: Context) -> None:
+    from chatserver.tickets.csat import CsatService
+    from chatserver.tickets.service import TicketService
+    from chatserver.tickets.sla import SlaWorker
+    from chatserver.tickets.store import TicketQueries
+
+    assert c.outbox is not None
+    queries = TicketQueries(c.store.db)
+    worker = c.outbox_worker
+    tickets = TicketService(
+        c.settings, c.store, c.service, queries, c.outbox, wake_outbox=worker.wake if worker else None
+    )
+    csat = CsatService(c.service, queries, secret=c.settings.secret_key, base_url=c.settings.base_url)
+    tickets.csat_link = csat.link_for
+    c.service.tickets = tickets
+    c.service.csat = csat
+    tickets.sla = SlaService(c.store, queries)
+    tickets.start()
+    if c.settings.workers_in_serve:
+        c.sla_worker = SlaWorker(tickets.sla, sla_lease(c.settings, c.bus, tickets.sla), c.service.publish)
+        await c.sla_worker.start()
+
+
+def sla_lease(settings: Settings, bus: Bus, service: SlaService) -> Lease:
+    """One SLA worker at a time across processes (Redis), always this one on the embedded defaults."""
+    if isinstance(bus, RedisBus):
+        lease = RedisLease(
+            bus.client, service.fence_token, ttl_s=settings.routing_lease_ttl_s, prefix=settings.redis_prefix
+        )
+        lease.key = f"{settings.redis_prefix}sla:leader"
+        return lease
+    return LocalLease(service.fence_token)
 
 
 def build_translation(
@@ -148,6 +195,12 @@ def build_translation(
 
 
 async def close_context(c: Context) -> None:
+    if c.sla_worker is not None:
+        await c.sla_worker.stop()
+    if c.service.tickets is not None:
+        await c.service.tickets.stop()
+    if c.outbox_worker is not None:
+        await c.outbox_worker.stop()
     if c.router is not None:
         await c.router.stop()
     await c.hub.stop()
@@ -249,6 +302,9 @@ def create_app(settings: Settings) -> Starlette:
         *routing_api.routes,
         *webhooks.routes,
         *mail.routes,
+        *tickets_api.routes,
+        *csat_api.routes,
+        *sla_api.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

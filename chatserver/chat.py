@@ -10,8 +10,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from chatserver.bus import Bus
 from chatserver.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
@@ -46,6 +46,10 @@ from chatserver.store.writer import PendingMessage
 from chatserver.translation.delivery import TranslationDelivery
 from chatserver.translation.service import TranslationResult
 
+if TYPE_CHECKING:
+    from chatserver.tickets.csat import CsatService
+    from chatserver.tickets.service import TicketService
+
 log = logging.getLogger(__name__)
 
 PUBLISH_BATCH = 512
@@ -66,6 +70,11 @@ class ChatService:
         self._idle.set()
         self._publisher: asyncio.Task[None] | None = None
         self.dropped_events = 0
+        self.tickets: TicketService | None = None
+        """Set by the app: escalation (``conversation.escalate``) and threading into tickets."""
+        self.csat: CsatService | None = None
+        self.message_hooks: list[Callable[[Sequence[Message]], None]] = []
+        """Called after each commit with the new messages (tickets thread contacts' messages)."""
 
     async def start(self) -> None:
         self.store.writer.on_commit = self._on_commit
@@ -85,6 +94,8 @@ class ChatService:
 
     def _on_commit(self, messages: Sequence[Message]) -> None:
         self.publish([(conversation_topic(m.conversation_id), MessageEvent(m)) for m in messages])
+        for hook in self.message_hooks:
+            hook(messages)
 
     def publish(self, items: list[tuple[str, Event]]) -> None:
         self._idle.clear()

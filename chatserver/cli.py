@@ -1,4 +1,4 @@
-"""The ``chatserver`` command: serve, worker, smtp, migrate, create-agent, reset-password, ..."""
+"""The ``chatserver`` command: serve, worker, smtp, migrate, create-agent, create-sla, ..."""
 
 from __future__ import annotations
 
@@ -78,14 +78,35 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """Housekeeping that must run somewhere once: expired sessions; Telegram long polling and inbound mail
-    (the SMTP server when CHATSERVER_SMTP_LISTEN is set, the IMAP pollers) unless the server runs in
-    embedded mode, where `serve` has them."""
+    """Work that must run somewhere: outbound deliveries (the outbox), SLA warnings and breaches,
+    housekeeping (expired sessions), and, unless the server runs in embedded mode (where `serve` has
+    them), Telegram long polling and inbound mail (the SMTP server when CHATSERVER_SMTP_LISTEN is set, the
+    IMAP pollers). Any number of workers may run: each delivery is sent by the one holding its lease,
+    and one worker at a time (a lease) emits SLA events."""
+    from chatserver.app import sla_lease
+    from chatserver.bus import MemoryBus, make_bus
+    from chatserver.model.ids import now_ms
+    from chatserver.outbox import OutboxQueries
+    from chatserver.outbox.setup import BusPublisher, build_registry, build_worker
+    from chatserver.tickets.sla import SlaService, SlaWorker
+    from chatserver.tickets.store import TicketQueries
 
     async def housekeeping() -> None:
         store = await _with_store(settings)
         polling = None if args.once or settings.embedded else asyncio.create_task(_poll_channels(settings))
+        bus = make_bus(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+        publisher = BusPublisher(bus) if bus is not None else None
+        worker = build_worker(settings, OutboxQueries(store.db), build_registry(settings), publisher)
+        sla = SlaService(store, TicketQueries(store.db))
+        sla_worker = SlaWorker(sla, sla_lease(settings, bus or MemoryBus(), sla), publisher)
         try:
+            if args.once:
+                await worker.run_once()
+                if await sla_worker.lease.refresh():
+                    await sla_worker.run_once(now_ms())
+            else:
+                await worker.start()
+                await sla_worker.start()
             while True:
                 purged = await store.purge_expired_sessions()
                 if purged:
@@ -98,6 +119,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
                 polling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await polling
+            await sla_worker.stop()
+            await worker.stop()
+            if publisher is not None:
+                await publisher.drain()
+            if bus is not None:
+                await bus.stop()
             await store.db.dispose()
 
     async def run() -> None:
@@ -442,6 +469,37 @@ def cmd_create_rule(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_sla(settings: Settings, args: argparse.Namespace) -> int:
+    """An SLA policy from JSON, validated exactly as POST /api/v1/sla-policies validates it."""
+    from chatserver.api.sla import checked
+    from chatserver.errors import ApiError
+    from chatserver.model.ids import new_id
+    from chatserver.tickets.sla import SlaService
+    from chatserver.tickets.store import TicketQueries
+
+    try:
+        data = json.loads(args.json)
+    except json.JSONDecodeError as exc:
+        raise ChatError(f"create-sla: not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ChatError("create-sla: the JSON must be an object")
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            service = SlaService(store, TicketQueries(store.db))
+            try:
+                policy = await checked(service, new_id("sp_"), data)
+            except ApiError as exc:
+                raise ChatError(f"create-sla: {exc.message} (field {exc.data.get('field')})") from exc
+            print(json.dumps((await service.save_policy(policy, create=True)).to_wire()))
+        finally:
+            await store.db.dispose()
+
+    asyncio.run(run())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="chatserver", description="Omnichannel live-chat server")
     p.add_argument("--version", action="version", version=__version__)
@@ -513,6 +571,13 @@ def parser() -> argparse.ArgumentParser:
     tw = sub.add_parser("telegram-set-webhook", help="register a Telegram inbox's webhook URL with Telegram")
     tw.add_argument("--inbox", required=True, metavar="ID")
     tw.set_defaults(fn=cmd_telegram_set_webhook)
+    sl = sub.add_parser("create-sla", help="create an SLA policy from JSON (as the REST API takes it)")
+    sl.add_argument(
+        "--json",
+        required=True,
+        help='e.g. {"name": "std", "targets": {"first_response_s": 3600}, "calendar": {"timezone": "UTC"}}',
+    )
+    sl.set_defaults(fn=cmd_create_sla)
     t = sub.add_parser("create-token", help="create an API token for an agent; prints it")
     t.add_argument("--agent", required=True, metavar="EMAIL")
     t.add_argument("--name", default="cli")

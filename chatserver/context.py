@@ -8,11 +8,13 @@ from chatserver.auth.login import LoginGuard
 from chatserver.bus import Bus
 from chatserver.channels.inbound import Inbound
 from chatserver.chat import ChatService
+from chatserver.outbox import OutboxQueries, OutboxWorker, SenderRegistry
 from chatserver.presence import Presence
 from chatserver.realtime.hub import Hub
 from chatserver.routing.service import Router
 from chatserver.settings import Settings
 from chatserver.store.store import Store
+from chatserver.tickets.sla import SlaWorker
 
 
 @dataclass
@@ -26,3 +28,8 @@ class Context:
     login: LoginGuard
     router: Router | None = None
     inbound: Inbound | None = None
+    outbox: OutboxQueries | None = None
+    senders: SenderRegistry | None = None
+    outbox_worker: OutboxWorker | None = None
+    """Running in this process when ``workers_in_serve``."""
+    sla_worker: SlaWorker | None = None

@@ -38,6 +38,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name, "")
     return tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
@@ -134,6 +145,18 @@ class Settings:
     smtp_auth_password: str | None = None
     imap_poll_s: float = 60.0
     """Seconds between polls of a mailbox without IDLE (and the longest IDLE before it is renewed)."""
+    smtp_url: str | None = None
+    """smtp://user:pass@host:port (?starttls=1) or smtps://...: where ticket emails go (none: not sent)."""
+    mail_from: str = "support@localhost"
+    outbox_retry_s: float = 10.0
+    """The first retry of a failed delivery; later ones double, with jitter."""
+    outbox_max_attempts: int = 8
+    ticket_reopen_days: float = 7.0
+    """A customer's reply reopens a solved ticket within this many days; later it opens a new one."""
+    visitor_gone_s: float = 60.0
+    """A waiting visitor without a connection this long has left: their conversation becomes a ticket."""
+    workers_in_serve: bool = False
+    """Run the outbox and SLA workers inside ``serve`` (default: in embedded mode)."""
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
 
@@ -217,6 +240,13 @@ class Settings:
             smtp_auth_user=env.get("CHATSERVER_SMTP_AUTH_USER") or None,
             smtp_auth_password=env.get("CHATSERVER_SMTP_AUTH_PASSWORD") or None,
             imap_poll_s=_float(env, "CHATSERVER_IMAP_POLL_S", 60.0),
+            smtp_url=env.get("CHATSERVER_SMTP_URL") or None,
+            mail_from=env.get("CHATSERVER_MAIL_FROM") or "support@localhost",
+            outbox_retry_s=_float(env, "CHATSERVER_OUTBOX_RETRY_S", 10.0),
+            outbox_max_attempts=_int(env, "CHATSERVER_OUTBOX_MAX_ATTEMPTS", 8),
+            ticket_reopen_days=_float(env, "CHATSERVER_TICKET_REOPEN_DAYS", 7.0),
+            visitor_gone_s=_float(env, "CHATSERVER_VISITOR_GONE_S", 60.0),
+            workers_in_serve=_bool(env, "CHATSERVER_WORKERS_IN_SERVE", embedded_db and redis_url is None),
             embedded=embedded_db and redis_url is None,
         )
         settings.validate()
@@ -262,6 +292,14 @@ class Settings:
             )
         if self.imap_poll_s <= 0:
             raise ConfigError("CHATSERVER_IMAP_POLL_S must be positive")
+        if self.outbox_retry_s <= 0 or self.outbox_max_attempts < 1:
+            raise ConfigError(
+                "CHATSERVER_OUTBOX_RETRY_S must be positive, CHATSERVER_OUTBOX_MAX_ATTEMPTS >= 1"
+            )
+        if self.smtp_url is not None:
+            from chatserver.outbox.smtp import SmtpConfig
+
+            SmtpConfig.from_url(self.smtp_url)  # raises ConfigError on a bad URL
         self.translation_config()  # raises ConfigError when the provider settings are incomplete
         if self.is_sqlite and self.redis_url:
             # Several processes would each hold their own SQLite writer: refuse the foot-gun.

@@ -52,6 +52,28 @@ _ERROR = {
 }
 
 
+def _apply_schemas(op: dict[str, Any], spec: Any, method: str) -> None:
+    """An endpoint may carry ``openapi = {METHOD: {"request", "response", "status", "query"}}`` (or one
+    spec for its only method): real request and response schemas instead of a bare object."""
+    if not isinstance(spec, dict):
+        return
+    spec = spec.get(method, spec)
+    if "request" in spec:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": spec["request"]}},
+        }
+    if "response" in spec:
+        status = str(spec.get("status", 200))
+        op["responses"].pop("200", None)
+        op["responses"][status] = {
+            "description": "OK",
+            "content": {"application/json": {"schema": spec["response"]}},
+        }
+    for name, schema in spec.get("query", {}).items():
+        op["parameters"].append({"name": name, "in": "query", "required": False, "schema": schema})
+
+
 def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI document, generated from the route table so it cannot drift from it."""
     paths: dict[str, dict[str, Any]] = {}
@@ -78,6 +100,7 @@ def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
             }
             if method in ("POST", "PATCH", "PUT"):
                 op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+            _apply_schemas(op, getattr(route.endpoint, "openapi", None), method)
             paths.setdefault(route.path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",

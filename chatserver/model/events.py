@@ -114,6 +114,43 @@ class WakeEvent:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """An outbound delivery of a message changed state (queued, sent, delivered, read, failed)."""
+
+    conversation_id: str
+    message_id: str | None
+    delivery_id: str
+    kind: str
+    state: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """A ticket changed. Agents get it when it is assigned to them, their team's (``watchers``: the
+    team's members), or they follow one of its conversations; supervisors get every one."""
+
+    number: int
+    version: int
+    payload: dict[str, Any]
+    assignee_id: str | None
+    watchers: tuple[str, ...]
+    conversation_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaEvent:
+    """An SLA target of a ticket is about to be breached (``warning``) or was (``breach``)."""
+
+    number: int
+    kind: str
+    target: str
+    due_at: int
+    assignee_id: str | None
+    ticket: dict[str, Any]
+
+
 Event = (
     MessageEvent
     | ConversationEvent
@@ -126,6 +163,9 @@ Event = (
     | NoticeEvent
     | QueueEvent
     | WakeEvent
+    | DeliveryEvent
+    | TicketEvent
+    | SlaEvent
 )
 
 
@@ -211,6 +251,36 @@ def encode_event(event: Event) -> bytes:
             }
         case WakeEvent():
             body = {"t": "wake", "r": event.reason}
+        case DeliveryEvent():
+            body = {
+                "t": "delivery",
+                "c": event.conversation_id,
+                "m": event.message_id,
+                "d": event.delivery_id,
+                "k": event.kind,
+                "s": event.state,
+                "r": event.reason,
+            }
+        case TicketEvent():
+            body = {
+                "t": "ticket",
+                "n": event.number,
+                "v": event.version,
+                "p": event.payload,
+                "a": event.assignee_id,
+                "w": list(event.watchers),
+                "c": list(event.conversation_ids),
+            }
+        case SlaEvent():
+            body = {
+                "t": "sla",
+                "n": event.number,
+                "k": event.kind,
+                "g": event.target,
+                "d": event.due_at,
+                "a": event.assignee_id,
+                "p": event.ticket,
+            }
     return orjson.dumps(body)
 
 
@@ -256,4 +326,10 @@ def decode_event(data: bytes | str) -> Event:
             return QueueEvent(raw["c"], raw["pos"], raw["eta"])
         case "wake":
             return WakeEvent(raw["r"])
+        case "ticket":
+            return TicketEvent(raw["n"], raw["v"], raw["p"], raw["a"], tuple(raw["w"]), tuple(raw["c"]))
+        case "sla":
+            return SlaEvent(raw["n"], raw["k"], raw["g"], raw["d"], raw["a"], raw["p"])
+        case "delivery":
+            return DeliveryEvent(raw["c"], raw["m"], raw["d"], raw["k"], raw["s"], raw["r"])
     raise ValueError(f"unknown event type {raw['t']!r}")

@@ -123,6 +123,22 @@ class DraftTranslate:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationEscalate:
+    ref: str | None
+    conversation_id: str
+    subject: str | None
+    priority: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CsatSubmit:
+    ref: str | None
+    conversation_id: str
+    score: int
+    comment: str | None
+
+
 ClientFrame = (
     Ping
     | ConversationStart
@@ -137,9 +153,13 @@ ClientFrame = (
     | DraftTranslate
     | OfferAnswer
     | ConversationTransfer
+    | ConversationEscalate
+    | CsatSubmit
 )
 
-VISITOR_TYPES = frozenset({"ping", "conversation.start", "message.send", "typing", "read", "resume"})
+VISITOR_TYPES = frozenset(
+    {"ping", "conversation.start", "message.send", "typing", "read", "resume", "csat.submit"}
+)
 AGENT_TYPES = frozenset(
     {
         "ping",
@@ -155,6 +175,7 @@ AGENT_TYPES = frozenset(
         "offer.accept",
         "offer.decline",
         "conversation.transfer",
+        "conversation.escalate",
     }
 )
 KNOWN_TYPES = VISITOR_TYPES | AGENT_TYPES
@@ -326,6 +347,27 @@ def _transfer(ref: str | None, f: _Fields, _: int) -> ClientFrame:
     return ConversationTransfer(ref, f.req_string("conversation_id"), agent_id, team, skills)
 
 
+TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def _escalate(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    subject = f.string("subject", required=False, max_len=300)
+    if subject is not None and not subject.strip():
+        raise Invalid("subject must not be blank", data={"field": "subject"})
+    priority = f.string("priority", required=False)
+    if priority is not None and priority not in TICKET_PRIORITIES:
+        raise Invalid("priority must be one of " + ", ".join(TICKET_PRIORITIES), data={"field": "priority"})
+    return ConversationEscalate(ref, f.req_string("conversation_id"), subject, priority)
+
+
+def _csat(ref: str | None, f: _Fields, _: int) -> ClientFrame:
+    score = f.raw.get("score")
+    if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+        raise Invalid("score must be an integer from 1 to 5", data={"field": "score"})
+    comment = f.string("comment", required=False, max_len=2000)
+    return CsatSubmit(ref, f.req_string("conversation_id"), score, comment)
+
+
 _DECODERS: dict[str, Callable[[str | None, _Fields, int], ClientFrame]] = {
     "ping": lambda ref, f, _: Ping(ref),
     "conversation.start": _start,
@@ -341,6 +383,8 @@ _DECODERS: dict[str, Callable[[str | None, _Fields, int], ClientFrame]] = {
     "offer.accept": lambda ref, f, _: OfferAnswer(ref, f.req_string("offer_id"), True),
     "offer.decline": lambda ref, f, _: OfferAnswer(ref, f.req_string("offer_id"), False),
     "conversation.transfer": _transfer,
+    "conversation.escalate": _escalate,
+    "csat.submit": _csat,
 }
 
 
@@ -455,6 +499,43 @@ def translated(
     if text is None:
         frame["reason"] = reason
     return frame
+
+
+def message_status(
+    conversation_id: str,
+    message_id: str | None,
+    state: str,
+    reason: str | None,
+    *,
+    delivery_id: str,
+    kind: str,
+) -> dict[str, Any]:
+    """An outbound delivery's state (queued, sent, delivered, read, failed + reason)."""
+    frame: dict[str, Any] = {
+        "type": "message.status",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "delivery_id": delivery_id,
+        "kind": kind,
+        "state": state,
+    }
+    if reason is not None:
+        frame["reason"] = reason
+    return frame
+
+
+def ticket(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {"type": "ticket", "ticket": dict(payload)}
+
+
+def sla(ticket_payload: Mapping[str, Any], kind: str, target: str, due_at_ms: int) -> dict[str, Any]:
+    return {
+        "type": "sla",
+        "ticket": dict(ticket_payload),
+        "kind": kind,
+        "target": target,
+        "due_at": due_at_ms,
+    }
 
 
 def typing(conversation_id: str, author: Author, state: str) -> dict[str, Any]:

@@ -58,6 +58,11 @@ def _subprotocol(ws: WebSocket) -> str | None:
     return WS_PROTOCOL if WS_PROTOCOL in (ws.scope.get("subprotocols") or ()) else None
 
 
+def visitor_presence(contact_id: str) -> str:
+    """Visitors' connections are tracked like agents', under their own keys."""
+    return f"visitor:{contact_id}"
+
+
 async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
     if ws.application_state is WebSocketState.CONNECTING:
         await ws.accept(subprotocol=_subprotocol(ws))
@@ -127,7 +132,13 @@ async def visitor_endpoint(ws: WebSocket) -> None:
         session = Session(
             ws, settings=c.settings, service=c.service, hub=c.hub, contact=contact, inbox_id=inbox.id
         )
-        await session.run()
+        await c.presence.connect(visitor_presence(contact.id), session.id)
+        try:
+            await session.run()
+        finally:
+            await c.presence.disconnect(visitor_presence(contact.id), session.id)
+            if c.service.tickets is not None:
+                c.service.tickets.visitor_left(contact.id)
 
 
 async def agent_endpoint(ws: WebSocket) -> None:

@@ -35,6 +35,7 @@ from chatserver.model import frames
 from chatserver.model.events import (
     AGENTS_TOPIC,
     ConversationEvent,
+    DeliveryEvent,
     Event,
     MessageEvent,
     NoticeEvent,
@@ -43,6 +44,8 @@ from chatserver.model.events import (
     PresenceEvent,
     QueueEvent,
     ReadEvent,
+    SlaEvent,
+    TicketEvent,
     TranslatedEvent,
     TypingEvent,
     agent_topic,
@@ -304,6 +307,25 @@ class Session:
                 if cached is not None and cached.get("status") in ("queued", "offered"):
                     queue = {"position": event.position, "estimated_wait_s": event.estimated_wait_s}
                     self.send(frames.conversation({**cached, "queue": queue}))
+            case TicketEvent():
+                if self._ticket_is_mine(event.assignee_id, event.watchers, event.conversation_ids):
+                    self.send(frames.ticket(event.payload))
+            case SlaEvent():
+                conv_ids = (str(event.ticket.get("conversation_id")),)
+                if self._ticket_is_mine(event.assignee_id, (), conv_ids):
+                    self.send(frames.sla(event.ticket, event.kind, event.target, event.due_at))
+            case DeliveryEvent():
+                if self.is_agent:
+                    self.send(
+                        frames.message_status(
+                            event.conversation_id,
+                            event.message_id,
+                            event.state,
+                            event.reason,
+                            delivery_id=event.delivery_id,
+                            kind=event.kind,
+                        )
+                    )
             case TranslatedEvent():
                 if event.for_agents and not self.is_agent:
                     return  # a visitor's own words, translated for the agent
@@ -317,6 +339,19 @@ class Session:
                         event.reason,
                     )
                 )
+
+    def _ticket_is_mine(
+        self, assignee_id: str | None, watchers: tuple[str, ...], conversation_ids: tuple[str, ...]
+    ) -> bool:
+        agent = self.agent
+        if agent is None:
+            return False
+        return (
+            agent.role.supervises
+            or assignee_id == agent.id
+            or agent.id in watchers
+            or any(conversation_topic(c) in self.topics for c in conversation_ids)
+        )
 
     def _on_conversation(self, topic: str, event: ConversationEvent) -> None:
         cid = event.conversation_id
@@ -640,6 +675,10 @@ class Session:
                 assert self.agent is not None
                 conv = await service.close(self.agent, frame.conversation_id)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
+            case frames.ConversationEscalate() | frames.CsatSubmit():
+                from chatserver.tickets.frames import handle_ticket_frame
+
+                self.send(await handle_ticket_frame(service, self.agent, self.contact, frame))
 
     async def _ack_when_committed(
         self,

@@ -342,6 +342,8 @@ class Router:
         text = ESCALATION_TEXT[d.reason]
         result = await self.service.translate_for_visitor(text, "en", done)
         await self.service.system_event(done.id, result.text or text)
+        if self.service.tickets is not None:
+            await self.service.tickets.after_router_escalation(done, d.reason)
 
     def _position(self, d: QueuePosition) -> None:
         value = (d.position, round(d.estimated_wait_s))

@@ -277,3 +277,140 @@ imap_state = sa.Table(
     sa.Column("last_uid", sa.BigInteger, nullable=False),
     sa.Column("updated_at", MS, nullable=False),
 )
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("conversation_id", ID, nullable=True, index=True),
+    sa.Column("message_id", ID, nullable=True, index=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", MS, nullable=False),
+    sa.Column("lease_token", ID, nullable=True),
+    sa.Column("lease_until", MS, nullable=True),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+    sa.Column("sent_at", MS, nullable=True),
+    sa.Index("ix_outbox_state_next", "state", "next_attempt_at"),
+)
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("number", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("subject", sa.String(300), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("requester_id", ID, sa.ForeignKey("contacts.id"), nullable=False, index=True),
+    sa.Column("conversation_id", ID, sa.ForeignKey("conversations.id"), nullable=False),
+    sa.Column("assignee_id", ID, sa.ForeignKey("agents.id"), nullable=True, index=True),
+    sa.Column("team_id", ID, nullable=True, index=True),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("fields", sa.JSON, nullable=False),
+    sa.Column("merged_into", sa.BigInteger, nullable=True),
+    sa.Column("parent_number", sa.BigInteger, nullable=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+    sa.Column("solved_at", MS, nullable=True),
+    sa.Column("first_response_at", MS, nullable=True),
+    sa.Column("email_refs", sa.JSON, nullable=False),
+    sa.Column("email_note", sa.Text, nullable=True),
+    sa.Column("sla", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("sla_due_at", MS, nullable=True),
+    sa.Column("sla_breached", sa.Boolean, nullable=False),
+    sa.Index("ix_tickets_status_updated", "status", "updated_at"),
+)
+
+ticket_conversations = sa.Table(
+    "ticket_conversations",
+    metadata,
+    sa.Column("conversation_id", ID, sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("ticket_id", ID, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("linked_at", MS, nullable=False),
+)
+
+ticket_audit = sa.Table(
+    "ticket_audit",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("ticket_id", ID, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("at", MS, nullable=False),
+    sa.Column("actor", sa.JSON, nullable=False),
+    sa.Column("field", sa.String(100), nullable=False),
+    sa.Column("old", sa.JSON, nullable=True),
+    sa.Column("new", sa.JSON, nullable=True),
+)
+
+ticket_field_defs = sa.Table(
+    "ticket_field_defs",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("options", sa.JSON, nullable=False),
+    sa.Column("required", sa.Boolean, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+csat_ratings = sa.Table(
+    "csat_ratings",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("ticket_id", ID, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=True, unique=True),
+    sa.Column(
+        "conversation_id",
+        ID,
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=True,
+        unique=True,
+    ),
+    sa.Column("contact_id", ID, nullable=False, index=True),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("link_nonce", sa.String(64), nullable=True, unique=True),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("updated_at", MS, nullable=False),
+)
+
+sla_policies = sa.Table(
+    "sla_policies",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("match", sa.JSON, nullable=False),
+    sa.Column("targets", sa.JSON, nullable=False),
+    sa.Column("warn_before_s", sa.Integer, nullable=False),
+    sa.Column("calendar", sa.JSON, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+)
+
+sla_events = sa.Table(
+    "sla_events",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("ticket_id", ID, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("target", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("started_at", MS, nullable=False),
+    sa.Column("due_at", MS, nullable=False),
+    sa.Column("at", MS, nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("ticket_id", "target", "kind", "started_at", name="uq_sla_events_once"),
+)

@@ -14,7 +14,8 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -26,6 +27,9 @@ from chatserver.model.types import Author, AuthorKind, Message, MessageKind
 from chatserver.store import rows
 from chatserver.store.db import Database
 from chatserver.store.schema import conversations, messages
+
+if TYPE_CHECKING:
+    from chatserver.outbox.registry import NewDelivery
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ class PendingMessage:
     client_id: str | None = None
     external_id: str | None = None
     lang: str | None = None
+    deliveries: tuple[NewDelivery, ...] = ()
+    """Outbound deliveries of this message (an email, a channel reply), written in its transaction."""
     future: asyncio.Future[tuple[Message, bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -247,6 +253,22 @@ async def _append_all(
             )
         if new_rows:
             await conn.execute(messages.insert(), new_rows)
+        outbound = [
+            (batch[i], result[0])
+            for i, result in enumerate(results)
+            if isinstance(result, tuple) and not result[1] and batch[i].deliveries
+        ]
+        if outbound:
+            from chatserver.outbox.store import delivery_values, insert_deliveries
+
+            await insert_deliveries(
+                conn,
+                (
+                    delivery_values(replace(d, conversation_id=msg.conversation_id, message_id=msg.id), now)
+                    for item, msg in outbound
+                    for d in item.deliveries
+                ),
+            )
 
     # 3. Duplicates inside the batch get the first one's result.
     for i, item in enumerate(batch):

@@ -1,7 +1,7 @@
 """channel inboxes: inbox config, polling cursors, messages by external id, identities' last inbound time
 
 Revision ID: 0014
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0005"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
