@@ -36,6 +36,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name, "")
     return tuple(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
@@ -95,6 +106,10 @@ class Settings:
     """Conversations an agent handles at once, unless the agent has their own limit."""
     rona_threshold: int = 3
     agent_grace_s: float = 30.0
+    requeue_window_s: float = 300.0
+    """How long after a visitor's last activity their pending conversation is still offered again."""
+    auto_migrate: bool = False
+    """Bring the database schema up to date when ``serve`` or ``worker`` starts."""
     routing_lease_ttl_s: float = 5.0
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
@@ -154,6 +169,8 @@ class Settings:
             max_concurrent=_int(env, "CHATSERVER_MAX_CONCURRENT", 3),
             rona_threshold=_int(env, "CHATSERVER_RONA_THRESHOLD", 3),
             agent_grace_s=_float(env, "CHATSERVER_AGENT_GRACE_S", 30.0),
+            requeue_window_s=_float(env, "CHATSERVER_REQUEUE_WINDOW_S", 300.0),
+            auto_migrate=_bool(env, "CHATSERVER_AUTO_MIGRATE", False),
             routing_lease_ttl_s=_float(env, "CHATSERVER_ROUTING_LEASE_S", 5.0),
             embedded=embedded_db and redis_url is None,
         )
@@ -169,6 +186,8 @@ class Settings:
             raise ConfigError("CHATSERVER_ROUTING must be offers or manual")
         if self.offer_timeout_s <= 0 or self.max_concurrent < 1 or self.rona_threshold < 1:
             raise ConfigError("offer timeout, max concurrent and RONA threshold must be positive")
+        if self.requeue_window_s < 0:
+            raise ConfigError("CHATSERVER_REQUEUE_WINDOW_S must be >= 0")
         if self.detection_accuracy not in ("low", "high"):
             raise ConfigError("CHATSERVER_DETECTION_ACCURACY must be low or high")
         self.translation_config()  # raises ConfigError when the provider settings are incomplete

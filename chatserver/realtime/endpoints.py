@@ -16,6 +16,7 @@ from chatserver.auth.secrets import verify_visitor_token
 from chatserver.context import Context
 from chatserver.errors import ApiError, NotFound, Unauthorized
 from chatserver.model.ids import now_ms
+from chatserver.presence import visitor_key
 from chatserver.realtime.session import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Session
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,11 @@ async def visitor_endpoint(ws: WebSocket) -> None:
     session = Session(
         ws, settings=c.settings, service=c.service, hub=c.hub, contact=contact, inbox_id=inbox.id
     )
-    await session.run()
+    await c.presence.connect(visitor_key(contact.id), session.id)  # routing re-offers pending ones
+    try:
+        await session.run()
+    finally:
+        await c.presence.disconnect(visitor_key(contact.id), session.id)
 
 
 async def agent_endpoint(ws: WebSocket) -> None:
