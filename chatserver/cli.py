@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from chatserver import __version__
 from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
-from chatserver.errors import ChatError
+from chatserver.errors import ChatError, Invalid
+from chatserver.model.levels import parse_levels
 from chatserver.model.types import Role
 from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
@@ -171,12 +172,15 @@ def _levels(text: str | None, what: str) -> dict[str, int] | None:
     out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, level = part.partition("=")
-        if not name or not level.isdigit() or not 1 <= int(level) <= 5:
+        if not name or not level.isdigit():
             raise ChatError(
                 f"{what}: write name=level with a level from 1 to 5, e.g. billing=4 (got {part!r})"
             )
         out[name] = int(level)
-    return out
+    try:
+        return parse_levels(out, what.lstrip("-"))
+    except Invalid as exc:
+        raise ChatError(f"{what}: {exc.message}") from exc
 
 
 def cmd_set_agent(settings: Settings, args: argparse.Namespace) -> int:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-MIN_LEVEL = 1
-MAX_LEVEL = 5
+from chatserver.model.levels import MAX_LEVEL, MIN_LEVEL, NAME_PATTERN
+
 AGENT_STATUSES = frozenset({"online", "away", "offline"})
 """``AgentState.status`` values; ``chatserver.model.types.AgentStatus`` members compare equal to them."""
 
@@ -63,7 +63,7 @@ class LanguageRequirement:
 
 Requirement = SkillRequirement | LanguageRequirement
 
-_REQUIREMENT = re.compile(r"(?P<lang>language:)?(?P<name>[A-Za-z0-9_.\-]+)(?:>=(?P<level>\d+))?")
+_REQUIREMENT = re.compile(rf"(?P<lang>language:)?(?P<name>{NAME_PATTERN})(?:>=(?P<level>\d+))?")
 
 
 def parse_requirement(text: str) -> Requirement:
