@@ -17,16 +17,25 @@ from chatserver.model.levels import parse_levels
 from chatserver.model.types import Role
 from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
-from chatserver.store.migrate import upgrade
+from chatserver.store.migrate import migrate as migrate_schema
+from chatserver.store.migrate import require_current
 from chatserver.store.store import Store
 
 log = logging.getLogger("chatserver")
 
 
 async def _with_store(settings: Settings, migrate: bool = False) -> Store:
+    """A store on a current schema: migrated first (embedded, ``migrate``, CHATSERVER_AUTO_MIGRATE), or
+    checked (ConfigError: one line saying what to run)."""
     engine = make_engine(settings.database_url, pool_size=2)
-    if migrate or settings.embedded:
-        await upgrade(engine)
+    try:
+        if migrate or settings.embedded or settings.auto_migrate:
+            await migrate_schema(engine)
+        else:
+            await require_current(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
     return Store(Database(engine))
 
 
@@ -41,7 +50,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     settings = replace(settings, host=host, port=port).with_secret()
-    boot = asyncio.run(first_start(settings))
+    boot = asyncio.run(first_start(settings, migrate=args.migrate))
+    if args.migrate:  # the app checks the schema again at start: it is current now
+        settings = replace(settings, auto_migrate=True)
     base = settings.base_url
     bus = "Redis" if settings.redis_url else "in-process"
     mode = (
@@ -275,6 +286,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the web server (HTTP + WebSocket)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument(
+        "--migrate",
+        action="store_true",
+        help="bring the database schema up to date first (safe with several)",
+    )
     s.set_defaults(fn=cmd_serve)
     w = sub.add_parser("worker", help="run background jobs")
     w.add_argument("--once", action="store_true", help="run one round and exit")
@@ -323,6 +339,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def quiet_alembic(log_level: str) -> None:
+    """Alembic reports every step at INFO ("Context impl ...", "Will assume transactional DDL"): noise on
+    each command. Keep its warnings; show the rest only with CHATSERVER_LOG_LEVEL=debug."""
+    logging.getLogger("alembic").setLevel(logging.DEBUG if log_level.lower() == "debug" else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -330,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        quiet_alembic(settings.log_level)
         if args.command != "serve":
             settings = settings.with_secret() if settings.embedded else settings
         return int(args.fn(settings, args))
