@@ -1528,7 +1528,9 @@
       ? "The chat offer from " + name + " expired."
       : f.reason === "escalated"
         ? "The chat offer from " + name + " was withdrawn: it is pending now."
-        : "The chat offer from " + name + " was withdrawn.");
+        : f.reason === "assigned"
+          ? "The chat offer from " + name + " was withdrawn: a supervisor assigned it."
+          : "The chat offer from " + name + " was withdrawn.");
   }
 
   // notices: "rona" (set away after missed offers) is a banner until the agent is online again
