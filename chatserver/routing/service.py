@@ -259,20 +259,29 @@ class Router:
 
     async def _pending(self, pending: list[Conversation], now: float) -> tuple[PendingConversation, ...]:
         """Pending conversations with their visitor's presence: connected now, or last seen (by this
-        leader, connected), last message, or when the conversation started; the latest of these."""
+        leader, connected), last message, or when the conversation started; the latest of these. Last
+        messages are read only where the rest does not already place the visitor within the window."""
         connected = await self.presence.connected({visitor_key(c.contact_id) for c in pending})
-        wrote = await self.store.visitor_activity(c.id for c in pending)
         ids = {c.id for c in pending}
         seen = {cid: t for cid, t in self._visitor_seen.items() if cid in ids}
-        out = []
+        window = self.settings.requeue_window_s
+        last: dict[str, float] = {}
         for c in pending:
-            here = visitor_key(c.contact_id) in connected
-            if here:
+            if visitor_key(c.contact_id) in connected:
                 seen[c.id] = now
-            last = max(seen.get(c.id, 0.0), wrote.get(c.id, 0) / 1000, c.created_at / 1000)
-            out.append(PendingConversation(self._queued(c), visitor_connected=here, visitor_seen_at=last))
+            last[c.id] = max(seen.get(c.id, 0.0), c.created_at / 1000)
+        stale = [cid for cid, t in last.items() if now - t > window]
+        for cid, at in (await self.store.visitor_activity(stale)).items():
+            last[cid] = max(last[cid], at / 1000)
         self._visitor_seen = seen
-        return tuple(out)
+        return tuple(
+            PendingConversation(
+                self._queued(c),
+                visitor_connected=visitor_key(c.contact_id) in connected,
+                visitor_seen_at=last[c.id],
+            )
+            for c in pending
+        )
 
     def _pairs(
         self, agents: tuple[AgentState, ...], waiting: list[Conversation]
