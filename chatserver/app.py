@@ -43,7 +43,7 @@ from chatserver.channels.inbound import Inbound
 from chatserver.channels.polling import running_pollers
 from chatserver.chat import ChatService
 from chatserver.context import Context
-from chatserver.errors import ConfigError, Internal
+from chatserver.errors import Internal
 from chatserver.model.events import ConversationEvent
 from chatserver.outbox import OutboxQueries
 from chatserver.outbox.setup import build_registry, build_worker
@@ -55,7 +55,7 @@ from chatserver.routing.lease import Lease, LocalLease, RedisLease
 from chatserver.routing.service import Router
 from chatserver.settings import Settings
 from chatserver.store.db import Database, make_engine
-from chatserver.store.migrate import current_revision, head_revision, upgrade
+from chatserver.store.migrate import migrate, require_current
 from chatserver.store.store import Store
 from chatserver.tickets.sla import SlaService
 from chatserver.translation.delivery import TranslationDelivery
@@ -78,10 +78,10 @@ def widget_dir() -> Path:
 async def build_context(settings: Settings) -> Context:
     engine = make_engine(settings.database_url)
     try:
-        if settings.embedded:
-            await upgrade(engine)
-        elif await current_revision(engine) != head_revision():
-            raise ConfigError("the database schema is not current: run `chatserver migrate` first")
+        if settings.embedded or settings.auto_migrate:
+            await migrate(engine)
+        else:
+            await require_current(engine)  # one line saying what to run
     except BaseException:
         await engine.dispose()
         raise

@@ -21,10 +21,12 @@ from chatserver.model.events import (
     ConversationEvent,
     Event,
     MessageEvent,
+    OfferRevokedEvent,
     PresenceEvent,
     ReadEvent,
     TypingEvent,
     WakeEvent,
+    agent_topic,
     conversation_topic,
 )
 from chatserver.model.status import CLAIMABLE, OPEN_STATUSES, Status
@@ -53,6 +55,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PUBLISH_BATCH = 512
+CLAIM_ATTEMPTS = 8
+"""Compare-and-set attempts for a manual assignment racing other changes (the router's)."""
+OFFERED_ONLY = "conversations are offered to agents by routing; a supervisor can assign one"
 MAX_UNPUBLISHED = 20_000
 
 
@@ -392,10 +397,21 @@ class ChatService:
     async def claim(
         self, agent: Agent, conversation_id: str, target_agent_id: str | None = None
     ) -> Conversation:
-        """Manual assignment: an agent takes a waiting conversation; a supervisor assigns anyone's."""
+        """Manual assignment: an agent takes a waiting conversation; a supervisor assigns anyone's.
+
+        The compare-and-set is retried (:data:`CLAIM_ATTEMPTS` times) while the claim still makes sense,
+        so the router offering, expiring or escalating the conversation at the same moment does not fail
+        it; Conflict only when the conversation really went elsewhere (assigned to someone else, closed)."""
         target = agent
-        if self.routing == "offers" and not agent.role.supervises:
-            raise Forbidden("conversations are offered to agents by routing; a supervisor can assign one")
+        plain_offers = self.routing == "offers" and not agent.role.supervises
+        try:
+            conv = await self.store.get_conversation(conversation_id)
+        except NotFound:
+            if plain_offers:  # (as for any conversation not pending: the console probes routing with this)
+                raise Forbidden(OFFERED_ONLY) from None
+            raise
+        if plain_offers and conv.status is not Status.PENDING:
+            raise Forbidden(OFFERED_ONLY)  # a pending one, which routing gave up on, any agent may take
         if target_agent_id is not None and target_agent_id != agent.id:
             if not agent.role.supervises:
                 raise Forbidden("only supervisors and admins assign conversations to others")
@@ -404,18 +420,30 @@ class ChatService:
                 raise Unavailable("that agent is deactivated")
         if agent.role.supervises:
             expect = set(CLAIMABLE)
+        elif plain_offers:
+            expect = {Status.PENDING, Status.QUEUED, Status.OFFERED}  # pending, or just re-offered
         else:
             expect = {Status.QUEUED, Status.OFFERED, Status.PENDING, Status.BOT}
-        conv = await self.store.get_conversation(conversation_id)
-        if conv.assignee_id == target.id and conv.status == Status.ASSIGNED:
-            return conv
-        conv = await self.store.change_conversation(
-            conversation_id, Status.ASSIGNED, expect_status=expect, assignee_id=target.id
-        )
-        await self.store.log_routing(conv.id, target.id, "claim")
-        await self._joined(conv, target)
-        self.wake_router("claimed")
-        return conv
+        for attempt in range(CLAIM_ATTEMPTS):
+            if attempt:
+                conv = await self.store.get_conversation(conversation_id)
+            if conv.assignee_id == target.id and conv.status == Status.ASSIGNED:
+                return conv
+            if conv.status not in expect:
+                if conv.status is Status.ASSIGNED and conv.assignee_id is not None:
+                    raise Conflict("the conversation was assigned to someone else")
+                raise Conflict(f"the conversation is {conv.status.value}")
+            done = await self.store.move_conversation(conv, Status.ASSIGNED, assignee_id=target.id)
+            if done is None:
+                continue  # it changed between our read and our write: read again and decide again
+            await self.store.log_routing(done.id, target.id, "claim")
+            if conv.offer_id and conv.offer_agent_id:
+                revoked = OfferRevokedEvent(conv.offer_agent_id, conv.offer_id, conv.id, "assigned")
+                self.publish([(agent_topic(conv.offer_agent_id), revoked)])
+            await self._joined(done, target)
+            self.wake_router("claimed")
+            return done
+        raise Conflict("the conversation kept changing; try again")
 
     async def _joined(self, conv: Conversation, agent: Agent) -> None:
         await self.publish_conversation(conv)

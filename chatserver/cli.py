@@ -17,11 +17,13 @@ from chatserver.auth.passwords import common_passwords, password_problem
 from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
 from chatserver.channels.inboxes import CHANNEL_NAMES
 from chatserver.datadir import prepare_sqlite, private_paths, warn_if_wider
-from chatserver.errors import ChatError
+from chatserver.errors import ChatError, Invalid
+from chatserver.model.levels import parse_levels
 from chatserver.model.types import Role
 from chatserver.settings import SECRET_FILE, Settings
 from chatserver.store.db import Database, make_engine
-from chatserver.store.migrate import upgrade
+from chatserver.store.migrate import migrate as migrate_schema
+from chatserver.store.migrate import require_current
 from chatserver.store.store import Store
 from chatserver.transport.redact import install_redaction
 
@@ -29,9 +31,17 @@ log = logging.getLogger("chatserver")
 
 
 async def _with_store(settings: Settings, migrate: bool = False) -> Store:
+    """A store on a current schema: migrated first (embedded, ``migrate``, CHATSERVER_AUTO_MIGRATE), or
+    checked (ConfigError: one line saying what to run)."""
     engine = make_engine(settings.database_url, pool_size=2)
-    if migrate or settings.embedded:
-        await upgrade(engine)
+    try:
+        if migrate or settings.embedded or settings.auto_migrate:
+            await migrate_schema(engine)
+        else:
+            await require_current(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
     return Store(Database(engine))
 
 
@@ -52,7 +62,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             settings.data_dir / SECRET_FILE if settings.embedded else None,
         )
     )
-    boot = asyncio.run(first_start(settings))
+    boot = asyncio.run(first_start(settings, migrate=args.migrate))
+    if args.migrate:  # the app checks the schema again at start: it is current now
+        settings = replace(settings, auto_migrate=True)
     base = settings.base_url
     bus = "Redis" if settings.redis_url else "in-process"
     mode = (
@@ -376,12 +388,15 @@ def _levels(text: str | None, what: str) -> dict[str, int] | None:
     out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, level = part.partition("=")
-        if not name or not level.isdigit() or not 1 <= int(level) <= 5:
+        if not name or not level.isdigit():
             raise ChatError(
                 f"{what}: write name=level with a level from 1 to 5, e.g. billing=4 (got {part!r})"
             )
         out[name] = int(level)
-    return out
+    try:
+        return parse_levels(out, what.lstrip("-"))
+    except Invalid as exc:
+        raise ChatError(f"{what}: {exc.message}") from exc
 
 
 def cmd_set_agent(settings: Settings, args: argparse.Namespace) -> int:
@@ -507,6 +522,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the web server (HTTP + WebSocket)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
+    s.add_argument(
+        "--migrate",
+        action="store_true",
+        help="bring the database schema up to date first (safe with several)",
+    )
     s.set_defaults(fn=cmd_serve)
     w = sub.add_parser("worker", help="run background jobs")
     w.add_argument("--once", action="store_true", help="run one round and exit")
@@ -585,6 +605,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def quiet_alembic(log_level: str) -> None:
+    """Alembic reports every step at INFO ("Context impl ...", "Will assume transactional DDL"): noise on
+    each command. Keep its warnings; show the rest only with CHATSERVER_LOG_LEVEL=debug."""
+    logging.getLogger("alembic").setLevel(logging.DEBUG if log_level.lower() == "debug" else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -594,6 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         install_redaction()
         prepare_sqlite(settings.database_url)  # before anything opens it
+        quiet_alembic(settings.log_level)
         if args.command != "serve":
             settings = settings.with_secret() if settings.embedded else settings
         return int(args.fn(settings, args))

@@ -1,9 +1,10 @@
-"""Agent presence shared between processes.
+"""Agent (and visitor) presence shared between processes.
 
 An agent's effective status is the one they chose (online/away, stored on the agent) while they have
 at least one live connection on any process, else offline. Connections are kept in memory
 (:class:`MemoryPresence`) or in Redis sorted sets scored by expiry (:class:`RedisPresence`), refreshed
-while the connection lives, so a crashed process's connections expire on their own.
+while the connection lives, so a crashed process's connections expire on their own. Visitors are kept under
+:func:`visitor_key` so routing knows whether a pending conversation's visitor is still there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+
+def visitor_key(contact_id: str) -> str:
+    """The presence id of a visitor (a contact with a widget connection); agents use their agent id."""
+    return f"visitor:{contact_id}"
 
 
 class Presence(ABC):

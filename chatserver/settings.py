@@ -108,6 +108,10 @@ class Settings:
     """Conversations an agent handles at once, unless the agent has their own limit."""
     rona_threshold: int = 3
     agent_grace_s: float = 30.0
+    requeue_window_s: float = 300.0
+    """How long after a visitor's last activity their pending conversation is still offered again."""
+    auto_migrate: bool = False
+    """Bring the database schema up to date when ``serve`` or ``worker`` starts."""
     routing_lease_ttl_s: float = 5.0
     max_body_bytes: int = 256 * 1024
     """Largest HTTP request body; larger is refused with 413 before it is read."""
@@ -215,6 +219,8 @@ class Settings:
             max_concurrent=_int(env, "CHATSERVER_MAX_CONCURRENT", 3),
             rona_threshold=_int(env, "CHATSERVER_RONA_THRESHOLD", 3),
             agent_grace_s=_float(env, "CHATSERVER_AGENT_GRACE_S", 30.0),
+            requeue_window_s=_float(env, "CHATSERVER_REQUEUE_WINDOW_S", 300.0),
+            auto_migrate=_bool(env, "CHATSERVER_AUTO_MIGRATE", False),
             routing_lease_ttl_s=_float(env, "CHATSERVER_ROUTING_LEASE_S", 5.0),
             max_body_bytes=_int(env, "CHATSERVER_MAX_BODY_BYTES", 256 * 1024),
             header_timeout_s=_float(env, "CHATSERVER_HEADER_TIMEOUT_S", 10.0),
@@ -261,6 +267,8 @@ class Settings:
             raise ConfigError("CHATSERVER_ROUTING must be offers or manual")
         if self.offer_timeout_s <= 0 or self.max_concurrent < 1 or self.rona_threshold < 1:
             raise ConfigError("offer timeout, max concurrent and RONA threshold must be positive")
+        if self.requeue_window_s < 0:
+            raise ConfigError("CHATSERVER_REQUEUE_WINDOW_S must be >= 0")
         if self.detection_accuracy not in ("low", "high"):
             raise ConfigError("CHATSERVER_DETECTION_ACCURACY must be low or high")
         if self.max_body_bytes < 1024:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.responses import Response
 from chatserver.auth.identity import authenticate_agent
 from chatserver.context import Context
 from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, StoreError, TooLarge, Unavailable
+from chatserver.model.levels import parse_levels
 from chatserver.model.types import Agent, Role
 from chatserver.transport.body import SCOPE_KEY as BODY_LIMIT_KEY
 
@@ -120,20 +120,6 @@ def req_str(data: dict[str, Any], name: str, *, max_len: int = 200) -> str:
     return value
 
 
-LEVEL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
-
 def levels(raw: Any, field: str) -> dict[str, int] | None:
-    """A ``{name: level 1-5}`` map (skills, languages); None when absent. Errors name ``field.name``."""
-    if raw is None:
-        return None
-    if not isinstance(raw, dict) or len(raw) > 100:
-        raise Invalid(f"{field} must map names to levels 1-5", data={"field": field})
-    out: dict[str, int] = {}
-    for name, level in raw.items():
-        if not isinstance(name, str) or not LEVEL_NAME.fullmatch(name):
-            raise Invalid(f"unknown {field.rstrip('s')} name {name!r}", data={"field": f"{field}.{name}"})
-        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 5:
-            raise Invalid(f"{field}.{name} must be a level from 1 to 5", data={"field": f"{field}.{name}"})
-        out[name] = level
-    return out
+    """A ``{name: level 1-5}`` map (skills, languages); None when absent (see model/levels.py)."""
+    return parse_levels(raw, field)

@@ -213,6 +213,8 @@ async def routing_metrics(request: Request) -> Response:
             "expired": router.stats.expired,
             "escalated": router.stats.escalated,
             "requeued": router.stats.requeued,
+            "returned": router.stats.returned,
+            "unattended": router.stats.unattended,
             "set_away": router.stats.set_away,
             "refused_writes": router.stats.refused_writes,
             "decide_ms_p50": decisions[len(decisions) // 2] if decisions else None,

@@ -709,8 +709,9 @@
     setLangOptions($("conv-lang"), c.language, "Language unknown");
     const open = c.status !== "resolved";
     const mineNow = c.assignee && isMe(c.assignee) && c.status === "assigned";
-    // with routing on, plain agents get conversations by offer only; supervisors still take and assign
-    show($("take"), open && !mineNow && (supervises() || routing !== "offers"));
+    // with routing on, plain agents get conversations by offer only (or take one routing gave up on:
+    // pending); supervisors still take and assign
+    show($("take"), open && !mineNow && (supervises() || routing !== "offers" || c.status === "pending"));
     show($("assign"), open && supervises());
     show($("transfer"), c.status === "assigned" && (mineNow || supervises()) && routing !== "manual");
     if (handoff.mode && !(handoff.mode === "assign" ? !$("assign").hidden : !$("transfer").hidden)) closeHandoff(false);
@@ -1527,7 +1528,9 @@
       ? "The chat offer from " + name + " expired."
       : f.reason === "escalated"
         ? "The chat offer from " + name + " was withdrawn: it is pending now."
-        : "The chat offer from " + name + " was withdrawn.");
+        : f.reason === "assigned"
+          ? "The chat offer from " + name + " was withdrawn: a supervisor assigned it."
+          : "The chat offer from " + name + " was withdrawn.");
   }
 
   // notices: "rona" (set away after missed offers) is a banner until the agent is online again

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import orjson
 
 from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, TooLarge, UnknownType
+from chatserver.model.levels import parse_levels
 from chatserver.model.types import AgentStatus, Author, Message, iso
 
 PROTOCOL_VERSION = 1
@@ -240,15 +241,7 @@ def _language(f: _Fields, name: str = "language") -> str | None:
 
 
 def _skills(f: _Fields) -> dict[str, int]:
-    raw = f.mapping("skills")
-    out: dict[str, int] = {}
-    for name, level in raw.items():
-        if not name or len(name) > MAX_ID:
-            raise Invalid("skill names must be 1-64 characters", data={"field": "skills"})
-        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 5:
-            raise Invalid(f"skill {name!r} needs a level from 1 to 5", data={"field": "skills"})
-        out[name] = level
-    return out
+    return parse_levels(f.raw.get("skills"), "skills") or {}
 
 
 def _string_map(f: _Fields, name: str) -> dict[str, str]:

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatserver.model.status import Status
+
 
 class Role(enum.StrEnum):
     ADMIN = "admin"
@@ -124,7 +126,7 @@ class Conversation:
     inbox_id: str
     channel: str
     contact_id: str
-    status: str
+    status: Status
     priority: int = 0
     skills: dict[str, int] = field(default_factory=dict)
     language: str | None = None
@@ -149,7 +151,7 @@ class Conversation:
         return {
             "id": self.id,
             "inbox_id": self.inbox_id,
-            "status": self.status,
+            "status": self.status.value,
             "channel": self.channel,
             "contact": contact.to_wire() if contact else {"id": self.contact_id},
             "assignee": assignee.to_wire() if assignee else None,

@@ -26,6 +26,7 @@ from chatserver.auth.secrets import verify_visitor_token
 from chatserver.context import Context
 from chatserver.errors import ApiError, NotFound, Unauthorized
 from chatserver.model.ids import now_ms
+from chatserver.presence import visitor_key
 from chatserver.realtime.caps import ConnectionCaps, Slot
 from chatserver.realtime.session import (
     CLOSE_FORBIDDEN,
@@ -56,11 +57,6 @@ def caps(ws: WebSocket) -> ConnectionCaps:
 
 def _subprotocol(ws: WebSocket) -> str | None:
     return WS_PROTOCOL if WS_PROTOCOL in (ws.scope.get("subprotocols") or ()) else None
-
-
-def visitor_presence(contact_id: str) -> str:
-    """Visitors' connections are tracked like agents', under their own keys."""
-    return f"visitor:{contact_id}"
 
 
 async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
@@ -132,11 +128,11 @@ async def visitor_endpoint(ws: WebSocket) -> None:
         session = Session(
             ws, settings=c.settings, service=c.service, hub=c.hub, contact=contact, inbox_id=inbox.id
         )
-        await c.presence.connect(visitor_presence(contact.id), session.id)
+        await c.presence.connect(visitor_key(contact.id), session.id)
         try:
             await session.run()
         finally:
-            await c.presence.disconnect(visitor_presence(contact.id), session.id)
+            await c.presence.disconnect(visitor_key(contact.id), session.id)
             if c.service.tickets is not None:
                 c.service.tickets.visitor_left(contact.id)
 

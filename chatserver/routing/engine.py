@@ -24,6 +24,11 @@ Rules (docs: DESIGN.md "Routing"):
   eligible agents are merely busy waits and gets a :class:`QueuePosition`.
 - Queue position: 1-based, among the still-waiting conversations of the same team (conversations
   without a team form one group), in queue order. Estimated wait: see :func:`estimate_wait`.
+- Pending (routing gave up on it): while its visitor is present (connected, or active within
+  ``requeue_window_s``), it competes as a re-queued conversation (:func:`unpend`: the front of its
+  priority, by its original arrival); when an eligible agent is free it gets :class:`BackToQueue` then
+  an :class:`Offer`, otherwise nothing (it is not escalated again and gets no queue position). A pending
+  conversation whose visitor left is :func:`unattended` (for the shell to turn into a ticket).
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from typing import NamedTuple
 
 from chatserver.routing.model import (
     AgentState,
+    BackToQueue,
     Decision,
     Escalate,
     Offer,
     OfferExpired,
+    PendingConversation,
     PendingOffer,
     QueuedConversation,
     QueuePosition,
@@ -203,6 +210,31 @@ def estimate_wait(position: int, eligible_slots: int, avg_handle_s: float) -> fl
     return position * avg_handle_s / max(eligible_slots, 1)
 
 
+# --- pending conversations ------------------------------------------------------------------------
+
+
+def visitor_present(pending: PendingConversation, now: float, window_s: float) -> bool:
+    """Connected, or active no longer than ``window_s`` ago."""
+    seen = pending.visitor_seen_at
+    return pending.visitor_connected or (seen is not None and now - seen <= window_s)
+
+
+def unpend(conversation: QueuedConversation) -> QueuedConversation:
+    """A pending conversation as it returns to the queue: the front of its priority (``requeued``) by its
+    original arrival (``enqueued_at`` kept), its relaxation steps and wait limit spent (dropped), and the
+    agents who let an offer time out eligible again (they may be back); those who declined stay out."""
+    return replace(
+        conversation, offer=None, relax_steps=(), max_wait_s=None, timed_out_by=frozenset(), requeued=True
+    )
+
+
+def unattended(state: RoutingState, now: float) -> list[str]:
+    """Pending conversations whose visitor is no longer present, in queue order: routing will not offer
+    them again, so they are the ones to follow up some other way (a ticket)."""
+    gone = [p.conversation for p in state.pending if not visitor_present(p, now, state.requeue_window_s)]
+    return [c.id for c in queue_order(gone)]
+
+
 # --- the whole queue ------------------------------------------------------------------------------
 
 
@@ -300,12 +332,16 @@ def decide(state: RoutingState, now: float) -> list[Decision]:
     """Every routing decision due at ``now``, deterministic for a given state.
 
     Output order: expired offers (each :class:`OfferExpired`, followed by :class:`SetAway` when it
-    reaches the RONA threshold) in queue order; then :class:`Offer` / :class:`Escalate` in queue order;
-    then a :class:`QueuePosition` for every conversation still waiting, in queue order. A conversation
+    reaches the RONA threshold) in queue order; then :class:`Offer` / :class:`Escalate` in queue order
+    (a pending conversation that returns: :class:`BackToQueue` right before its offer); then a
+    :class:`QueuePosition` for every conversation still waiting, in queue order. A conversation
     with a live offer gets no decision. Applying the result (:func:`apply_decisions`) and deciding again
     at the same ``now`` yields only the same queue positions.
     """
-    ordered = queue_order(state.queue)
+    returning = {
+        p.id: unpend(p.conversation) for p in state.pending if visitor_present(p, now, state.requeue_window_s)
+    }
+    ordered = queue_order((*state.queue, *returning.values()))
     agents = {a.id: a for a in state.agents}
     timeouts = {a.id: a.consecutive_timeouts for a in state.agents}
     freed: dict[str, int] = {}
@@ -347,6 +383,9 @@ def decide(state: RoutingState, now: float) -> list[Decision]:
     )
     still_waiting: list[tuple[QueuedConversation, int]] = []
     for conv in waiting:
+        if conv.id in returning:
+            _return(conv, roster, now, state, decisions)
+            continue
         if conv.team is not None and conv.team in state.closed_teams:
             decisions.append(Escalate(conv.id, "outside_business_hours"))
             continue
@@ -371,6 +410,21 @@ def decide(state: RoutingState, now: float) -> list[Decision]:
         position = positions[conv.team] = positions.get(conv.team, 0) + 1
         decisions.append(QueuePosition(conv.id, position, estimate_wait(position, slots, state.avg_handle_s)))
     return decisions
+
+
+def _return(
+    conv: QueuedConversation, roster: _Roster, now: float, state: RoutingState, decisions: list[Decision]
+) -> None:
+    """A pending conversation whose visitor is present: back to the queue only with an agent free now."""
+    if conv.team is not None and conv.team in state.closed_teams:
+        return
+    agent = roster.choose(conv, now, _excluded(conv))
+    if agent is None:
+        return
+    roster.active[agent.id] += 1
+    target = translation_target(agent, conv.language, state.translation_pairs)
+    decisions.append(BackToQueue(conv.id))
+    decisions.append(Offer(conv.id, agent.id, now + state.offer_timeout_s, target))
 
 
 def next_deadline(state: RoutingState, now: float) -> float | None:
@@ -398,11 +452,15 @@ def next_deadline(state: RoutingState, now: float) -> float | None:
 
 def apply_decisions(state: RoutingState, decisions: Iterable[Decision]) -> RoutingState:
     """The state after the shell carried out ``decisions`` (offers made, expired offers withdrawn,
-    agents set away, escalated conversations removed). Raises KeyError for an unknown conversation."""
+    agents set away, escalated conversations removed, pending ones returned to the queue). Raises
+    KeyError for an unknown conversation."""
     agents: dict[str, AgentState] = {a.id: a for a in state.agents}
     queue: dict[str, QueuedConversation] = {c.id: c for c in state.queue}
+    pending: dict[str, PendingConversation] = {p.id: p for p in state.pending}
     for decision in decisions:
         match decision:
+            case BackToQueue(conversation_id=cid):
+                queue[cid] = unpend(pending.pop(cid).conversation)
             case Offer(conversation_id=cid, agent_id=aid, expires_at=expires_at):
                 queue[cid] = replace(queue[cid], offer=PendingOffer(aid, expires_at))
                 agents[aid] = replace(agents[aid], active=agents[aid].active + 1)
@@ -418,7 +476,9 @@ def apply_decisions(state: RoutingState, decisions: Iterable[Decision]) -> Routi
                 del queue[cid]
             case QueuePosition():
                 pass
-    return replace(state, agents=tuple(agents.values()), queue=tuple(queue.values()))
+    return replace(
+        state, agents=tuple(agents.values()), queue=tuple(queue.values()), pending=tuple(pending.values())
+    )
 
 
 def requeue(conversation: QueuedConversation, now: float) -> QueuedConversation:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-MIN_LEVEL = 1
-MAX_LEVEL = 5
+from chatserver.model.levels import MAX_LEVEL, MIN_LEVEL, NAME_PATTERN
+
 AGENT_STATUSES = frozenset({"online", "away", "offline"})
 """``AgentState.status`` values; ``chatserver.model.types.AgentStatus`` members compare equal to them."""
 
@@ -63,7 +63,7 @@ class LanguageRequirement:
 
 Requirement = SkillRequirement | LanguageRequirement
 
-_REQUIREMENT = re.compile(r"(?P<lang>language:)?(?P<name>[A-Za-z0-9_.\-]+)(?:>=(?P<level>\d+))?")
+_REQUIREMENT = re.compile(rf"(?P<lang>language:)?(?P<name>{NAME_PATTERN})(?:>=(?P<level>\d+))?")
 
 
 def parse_requirement(text: str) -> Requirement:
@@ -170,6 +170,25 @@ class QueuedConversation:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingConversation:
+    """A conversation routing gave up on (status ``pending``: nobody was eligible, its team was
+    closed, or it waited too long), kept as it was queued (``enqueued_at`` is its original arrival).
+
+    Its visitor is present while connected (``visitor_connected``) or for
+    :attr:`RoutingState.requeue_window_s` after their last activity (``visitor_seen_at``); while present,
+    the engine gives it back to the queue as soon as an eligible agent has a free slot.
+    """
+
+    conversation: QueuedConversation
+    visitor_connected: bool = False
+    visitor_seen_at: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.conversation.id
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingState:
     """Everything :func:`~chatserver.routing.engine.decide` needs.
 
@@ -177,7 +196,8 @@ class RoutingState:
     provider supports (empty: no translation). ``closed_teams`` are the teams outside business hours now,
     computed by the shell from their calendars; a conversation without a team is never closed.
     ``rona_threshold`` consecutive offer timeouts set an agent away (None: never). ``avg_handle_s`` is the
-    recent average handling time, used for the estimated wait.
+    recent average handling time, used for the estimated wait. ``pending`` are the conversations routing
+    gave up on, re-offered while their visitor is present (``requeue_window_s`` after their last activity).
     """
 
     agents: tuple[AgentState, ...] = ()
@@ -187,14 +207,19 @@ class RoutingState:
     rona_threshold: int | None = 3
     offer_timeout_s: float = 30.0
     avg_handle_s: float = 300.0
+    pending: tuple[PendingConversation, ...] = ()
+    requeue_window_s: float = 0.0
 
     def __post_init__(self) -> None:
         if len({a.id for a in self.agents}) != len(self.agents):
             raise ValueError("duplicate agent id in routing state")
-        if len({c.id for c in self.queue}) != len(self.queue):
+        ids = [c.id for c in self.queue] + [p.id for p in self.pending]
+        if len(set(ids)) != len(ids):
             raise ValueError("duplicate conversation id in routing state")
         if self.offer_timeout_s <= 0 or self.avg_handle_s < 0:
             raise ValueError("offer_timeout_s must be > 0 and avg_handle_s >= 0")
+        if self.requeue_window_s < 0:
+            raise ValueError("requeue_window_s must be >= 0")
         if self.rona_threshold is not None and self.rona_threshold < 1:
             raise ValueError("rona_threshold must be >= 1 or None")
 
@@ -249,4 +274,14 @@ class QueuePosition:
     estimated_wait_s: float
 
 
-Decision = Offer | OfferExpired | SetAway | Escalate | QueuePosition
+@dataclass(frozen=True, slots=True)
+class BackToQueue:
+    """A pending conversation returns to the queue (front of its priority, by its original arrival):
+    its visitor is present and an eligible agent is free. The :class:`Offer` for it follows at once.
+    The shell persists what :func:`~chatserver.routing.engine.unpend` changed (steps, wait limit and
+    timed-out agents cleared, ``requeued`` set)."""
+
+    conversation_id: str
+
+
+Decision = Offer | OfferExpired | SetAway | Escalate | QueuePosition | BackToQueue

@@ -1,5 +1,10 @@
 """The routing shell: reads the state, asks the pure engine, applies its decisions, keeps time.
 
+Pending conversations (routing gave up on them) go back to the queue when the engine says so
+(:class:`BackToQueue`): their visitor is connected (presence under :func:`visitor_key`) or was active
+within ``requeue_window_s`` (the last time this leader saw them connected, their last message, the
+conversation's start), and an eligible agent is free.
+
 One process leads (see lease.py). It wakes on a ``routing`` bus event (a conversation queued, an offer
 answered, an agent's status or connection changed, a conversation closed), at the engine's next
 deadline, and at least every second. Each decision is applied with a fenced compare-and-set
@@ -30,16 +35,18 @@ from chatserver.model.events import (
 )
 from chatserver.model.status import Status
 from chatserver.model.types import AgentStatus, Conversation
-from chatserver.presence import Presence
+from chatserver.presence import Presence, visitor_key
 from chatserver.realtime.hub import Hub
 from chatserver.routing.config import Rule, is_open
-from chatserver.routing.engine import decide, next_deadline, past_grace
+from chatserver.routing.engine import decide, next_deadline, past_grace, unattended
 from chatserver.routing.lease import Lease
 from chatserver.routing.model import (
     AgentState,
+    BackToQueue,
     Escalate,
     Offer,
     OfferExpired,
+    PendingConversation,
     PendingOffer,
     QueuedConversation,
     QueuePosition,
@@ -76,6 +83,10 @@ class RouterStats:
     expired: int = 0
     escalated: int = 0
     requeued: int = 0
+    returned: int = 0
+    """Pending conversations given back to the queue (their visitor was still there)."""
+    unattended: int = 0
+    """Pending conversations whose visitor left (now: routing will not offer them again)."""
     set_away: int = 0
     refused_writes: int = 0
     leader: bool = False
@@ -96,6 +107,7 @@ class Router:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._offline_since: dict[str, float] = {}
+        self._visitor_seen: dict[str, float] = {}
         self._positions: dict[str, tuple[int, float]] = {}
         self._renewed = 0.0
 
@@ -157,22 +169,26 @@ class Router:
         await self._requeue_absent(loads, connected, now, token)
         teams = await self.store.list_teams()
         waiting = await self.store.waiting()
+        pending = await self.store.pending()
         agent_states = tuple(self._agent_state(load, connected) for load in loads)
         state = RoutingState(
             agents=agent_states,
             queue=tuple(self._queued(c) for c in waiting),
-            translation_pairs=self._pairs(agent_states, waiting),
+            translation_pairs=self._pairs(agent_states, [*waiting, *pending]),
             closed_teams=frozenset(t.id for t in teams if not is_open(t, now)),
             rona_threshold=self.settings.rona_threshold,
             offer_timeout_s=self.settings.offer_timeout_s,
             avg_handle_s=await self._avg_handle_s(),
+            pending=await self._pending(pending, now),
+            requeue_window_s=self.settings.requeue_window_s,
         )
         started = time.perf_counter()
         decisions = decide(state, now)
         elapsed = (time.perf_counter() - started) * 1000
         self.stats.decision_ms = [*self.stats.decision_ms[-199:], elapsed]
         self.stats.cycles += 1
-        convs = {c.id: c for c in waiting}
+        self.stats.unattended = len(unattended(state, now))  # where tickets will take over
+        convs = {c.id: c for c in (*waiting, *pending)}
         capacity = {s.id: s.capacity for s in state.agents}
         offers: list[Offer] = []
         for d in decisions:
@@ -187,6 +203,8 @@ class Router:
                     await self._escalate(convs, d, token)
                 case QueuePosition():
                     self._position(d)
+                case BackToQueue():
+                    await self._return(convs, d, token)
         await self._offer_all(convs, offers, capacity, now, token)
         live = {c for c in convs if convs[c].status in (Status.QUEUED.value, Status.OFFERED.value)}
         for cid in list(self._positions):
@@ -237,6 +255,32 @@ class Router:
             offer=offer,
             max_wait_s=r.get("max_wait_s"),
             requeued=bool(r.get("requeued")),
+        )
+
+    async def _pending(self, pending: list[Conversation], now: float) -> tuple[PendingConversation, ...]:
+        """Pending conversations with their visitor's presence: connected now, or last seen (by this
+        leader, connected), last message, or when the conversation started; the latest of these. Last
+        messages are read only where the rest does not already place the visitor within the window."""
+        connected = await self.presence.connected({visitor_key(c.contact_id) for c in pending})
+        ids = {c.id for c in pending}
+        seen = {cid: t for cid, t in self._visitor_seen.items() if cid in ids}
+        window = self.settings.requeue_window_s
+        last: dict[str, float] = {}
+        for c in pending:
+            if visitor_key(c.contact_id) in connected:
+                seen[c.id] = now
+            last[c.id] = max(seen.get(c.id, 0.0), c.created_at / 1000)
+        stale = [cid for cid, t in last.items() if now - t > window]
+        for cid, at in (await self.store.visitor_activity(stale)).items():
+            last[cid] = max(last[cid], at / 1000)
+        self._visitor_seen = seen
+        return tuple(
+            PendingConversation(
+                self._queued(c),
+                visitor_connected=visitor_key(c.contact_id) in connected,
+                visitor_seen_at=last[c.id],
+            )
+            for c in pending
         )
 
     def _pairs(
@@ -344,6 +388,18 @@ class Router:
         await self.service.system_event(done.id, result.text or text)
         if self.service.tickets is not None:
             await self.service.tickets.after_router_escalation(done, d.reason)
+
+    async def _return(self, convs: dict[str, Conversation], d: BackToQueue, token: int) -> None:
+        conv = convs.get(d.conversation_id)
+        if conv is None:
+            return
+        done = await self.store.return_to_queue(conv, token)
+        if done is None:
+            self.stats.refused_writes += 1
+            return
+        convs[conv.id] = done
+        self.stats.returned += 1
+        await self.service.publish_conversation(done)
 
     def _position(self, d: QueuePosition) -> None:
         value = (d.position, round(d.estimated_wait_s))

@@ -19,14 +19,16 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from chatserver.errors import Conflict, Forbidden, Invalid, NotFound
 from chatserver.model.ids import new_id, now_ms
-from chatserver.model.status import Status
-from chatserver.model.types import Agent, Conversation
+from chatserver.model.status import OPEN_STATUSES, Move, Status
+from chatserver.model.types import Agent, AuthorKind, Conversation
 from chatserver.routing.config import Rule, Team
 from chatserver.store import rows
 from chatserver.store.db import Database
+from chatserver.store.moves import status_update
 from chatserver.store.schema import (
     agents,
     conversations,
+    messages,
     routing_events,
     routing_fence,
     routing_rules,
@@ -37,6 +39,16 @@ from chatserver.store.schema import (
 HOLDING = (Status.ASSIGNED.value, Status.OFFERED.value)
 NO_OFFER: dict[str, Any] = {"offer_id": None, "offer_agent_id": None, "offer_expires_at": None}
 """The column values of a conversation with no offer out."""
+
+# The status changes routing makes (each legal by construction, see model/status.py).
+OFFER = Move.to(Status.OFFERED, {Status.QUEUED})
+EXPIRE = Move.to(Status.QUEUED, {Status.OFFERED})
+DECLINE = EXPIRE
+ACCEPT = Move.to(Status.ASSIGNED, {Status.OFFERED})
+ESCALATE = Move.to(Status.PENDING, {Status.QUEUED, Status.OFFERED})
+REQUEUE = Move.to(Status.QUEUED, {Status.ASSIGNED})
+UNPEND = Move.to(Status.QUEUED, {Status.PENDING})
+TRANSFER = Move.to(Status.QUEUED, OPEN_STATUSES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +251,33 @@ class RoutingQueries:
             )
             return [rows.conversation(r) for r in found]
 
+    async def pending(self) -> list[Conversation]:
+        """Conversations routing gave up on (status pending), oldest arrival first."""
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(conversations)
+                .where(conversations.c.status == Status.PENDING.value)
+                .order_by(conversations.c.enqueued_at, conversations.c.id)
+            )
+            return [rows.conversation(r) for r in found]
+
+    async def visitor_activity(self, conversation_ids: Iterable[str]) -> dict[str, int]:
+        """When each conversation's visitor last wrote (epoch ms), for those where they did."""
+        ids = list(conversation_ids)
+        out: dict[str, int] = {}
+        async with self.db.read() as conn:
+            for start in range(0, len(ids), 500):
+                found = await conn.execute(
+                    sa.select(messages.c.conversation_id, sa.func.max(messages.c.created_at).label("at"))
+                    .where(
+                        messages.c.conversation_id.in_(ids[start : start + 500]),
+                        messages.c.author_kind == AuthorKind.CONTACT.value,
+                    )
+                    .group_by(messages.c.conversation_id)
+                )
+                out.update({r.conversation_id: int(r.at) for r in found if r.at is not None})
+        return out
+
     async def assigned_to(self, agent_ids: Iterable[str]) -> dict[str, list[Conversation]]:
         ids = list(agent_ids)
         if not ids:
@@ -313,14 +352,10 @@ class RoutingQueries:
                     continue
                 offer_id = new_id("of_")
                 res = await conn.execute(
-                    conversations.update()
-                    .where(
-                        conversations.c.id == conv.id,
+                    status_update(
+                        conv.id,
+                        OFFER,
                         conversations.c.version == conv.version,
-                        conversations.c.status == Status.QUEUED.value,
-                    )
-                    .values(
-                        status=Status.OFFERED.value,
                         offer_id=offer_id,
                         offer_agent_id=agent_id,
                         offer_expires_at=expires_at,
@@ -347,6 +382,7 @@ class RoutingQueries:
         self,
         conv_id: str,
         token: int,
+        move: Move,
         where: Sequence[ColumnElement[bool]],
         values: dict[str, Any],
         *,
@@ -354,15 +390,12 @@ class RoutingQueries:
         then: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> Conversation | None:
         """One routing write, in one transaction: the leader's fencing token, a compare-and-set on the
-        conversation (``where``), then ``then`` and the routing log. None if fenced off or the CAS misses."""
+        conversation (``move``'s sources and ``where``), then ``then`` and the routing log. None if fenced
+        off or the CAS misses."""
         async with self.db.write() as conn:
             if not await self._fenced(conn, token):
                 return None
-            res = await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conv_id, *where)
-                .values(version=conversations.c.version + 1, updated_at=now_ms(), **values)
-            )
+            res = await conn.execute(status_update(conv_id, move, *where, **values))
             if res.rowcount != 1:
                 return None
             if then is not None:
@@ -393,8 +426,9 @@ class RoutingQueries:
         done = await self._fenced_change(
             conv.id,
             token,
-            [conversations.c.offer_id == conv.offer_id, conversations.c.status == Status.OFFERED.value],
-            {"status": Status.QUEUED.value, **NO_OFFER, "routing": routing},
+            EXPIRE,
+            [conversations.c.offer_id == conv.offer_id],
+            {**NO_OFFER, "routing": routing},
             log=(agent_id, "timeout"),
             then=count_miss,
         )
@@ -404,11 +438,9 @@ class RoutingQueries:
         return await self._fenced_change(
             conv.id,
             token,
-            [
-                conversations.c.version == conv.version,
-                conversations.c.status.in_([Status.QUEUED.value, Status.OFFERED.value]),
-            ],
-            {"status": Status.PENDING.value, "pending_reason": reason, **NO_OFFER},
+            ESCALATE,
+            [conversations.c.version == conv.version],
+            {"pending_reason": reason, **NO_OFFER},
             log=(None, "escalate"),
         )
 
@@ -418,9 +450,24 @@ class RoutingQueries:
         return await self._fenced_change(
             conv.id,
             token,
-            [conversations.c.version == conv.version, conversations.c.status == Status.ASSIGNED.value],
-            {"status": Status.QUEUED.value, "assignee_id": None, "routing": routing, "enqueued_at": now_ms()},
+            REQUEUE,
+            [conversations.c.version == conv.version],
+            {"assignee_id": None, "routing": routing, "enqueued_at": now_ms()},
             log=(conv.assignee_id, "requeue"),
+        )
+
+    async def return_to_queue(self, conv: Conversation, token: int) -> Conversation | None:
+        """A pending conversation goes back to the queue (its visitor is still there and an agent is
+        free): the front of its priority, by its original arrival (``enqueued_at`` kept); its steps, wait
+        limit and timed-out agents cleared (see ``routing.engine.unpend``)."""
+        routing = {**conv.routing, "requeued": True, "steps": [], "max_wait_s": None, "timed_out_by": []}
+        return await self._fenced_change(
+            conv.id,
+            token,
+            UNPEND,
+            [conversations.c.version == conv.version],
+            {"routing": routing, "pending_reason": None, "enqueued_at": conv.enqueued_at or conv.created_at},
+            log=(None, "unpend"),
         )
 
     async def set_away_for_missed_offers(self, agent_id: str, token: int) -> bool:
@@ -451,10 +498,10 @@ class RoutingQueries:
             if r.offer_expires_at is not None and r.offer_expires_at <= now:
                 raise Conflict("the offer has expired")
             res = await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == r.id, conversations.c.offer_id == offer_id)
-                .values(
-                    status=Status.ASSIGNED.value,
+                status_update(
+                    r.id,
+                    ACCEPT,
+                    conversations.c.offer_id == offer_id,
                     assignee_id=agent_id,
                     **NO_OFFER,
                     pending_reason=None,
@@ -476,10 +523,10 @@ class RoutingQueries:
             routing = dict(r.routing or {})
             routing["declined_by"] = sorted(set(routing.get("declined_by", [])) | {agent_id})
             res = await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == r.id, conversations.c.offer_id == offer_id)
-                .values(
-                    status=Status.QUEUED.value,
+                status_update(
+                    r.id,
+                    DECLINE,
+                    conversations.c.offer_id == offer_id,
                     **NO_OFFER,
                     routing=routing,
                     version=r.version + 1,
@@ -497,7 +544,6 @@ class RoutingQueries:
     ) -> Conversation:
         """Transfer: back to the queue with new routing (an agent, a team or a skill set), at the front."""
         values: dict[str, Any] = {
-            "status": Status.QUEUED.value,
             "assignee_id": None,
             **NO_OFFER,
             "pending_reason": None,
@@ -511,9 +557,7 @@ class RoutingQueries:
             values["skills"] = skills
         async with self.db.write() as conn:
             res = await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conv.id, conversations.c.version == conv.version)
-                .values(**values)
+                status_update(conv.id, TRANSFER, conversations.c.version == conv.version, **values)
             )
             if res.rowcount != 1:
                 raise Conflict("the conversation changed at the same time; try again")

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
+from chatserver.model.status import Status
 from chatserver.model.types import (
     Agent,
     AgentStatus,
@@ -64,7 +65,7 @@ def conversation(r: Row[Any]) -> Conversation:
         inbox_id=r.inbox_id,
         channel=r.channel,
         contact_id=r.contact_id,
-        status=r.status,
+        status=Status(r.status),
         priority=r.priority,
         skills=dict(r.skills or {}),
         language=r.language,

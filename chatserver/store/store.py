@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chatserver.errors import Conflict, NotFound
 from chatserver.model.ids import new_id, now_ms
-from chatserver.model.status import Status, transition
+from chatserver.model.status import Move, Status
 from chatserver.model.types import (
     Agent,
     AgentStatus,
@@ -31,6 +31,7 @@ from chatserver.model.types import (
 from chatserver.store import rows
 from chatserver.store.channels import ChannelQueries
 from chatserver.store.db import Database
+from chatserver.store.moves import guard_status_writes, status_update
 from chatserver.store.routing import NO_OFFER, RoutingQueries
 from chatserver.store.schema import (
     agent_sessions,
@@ -52,6 +53,7 @@ PAGE_MAX = 200
 class Store(RoutingQueries, ChannelQueries):
     def __init__(self, db: Database, *, group_commit_max: int = 256) -> None:
         self.db = db
+        guard_status_writes(db.engine)
         self.writer = MessageWriter(db, max_batch=group_commit_max)
 
     async def start(self) -> None:
@@ -392,7 +394,7 @@ class Store(RoutingQueries, ChannelQueries):
             inbox_id=inbox.id,
             channel=inbox.channel,
             contact_id=contact_id,
-            status=status.value,
+            status=status,
             priority=priority,
             skills=skills or {},
             language=language,
@@ -410,7 +412,7 @@ class Store(RoutingQueries, ChannelQueries):
                     inbox_id=conv.inbox_id,
                     channel=conv.channel,
                     contact_id=contact_id,
-                    status=conv.status,
+                    status=conv.status.value,
                     priority=priority,
                     skills=conv.skills,
                     language=language,
@@ -505,14 +507,25 @@ class Store(RoutingQueries, ChannelQueries):
         """Move a conversation to ``target`` with a compare-and-set on its version (and, if given, on its
         current status and assignee). Raises Conflict if it changed underneath or the move is illegal."""
         current = await self.get_conversation(conversation_id)
-        source = Status(current.status)
+        source = current.status
         if expect_status is not None and source not in set(expect_status):
             raise Conflict(f"the conversation is {source.value}")
         if expect_assignee is not ... and current.assignee_id != expect_assignee:
             raise Conflict("the conversation's assignee changed")
-        transition(source, target)
+        done = await self.move_conversation(current, target, assignee_id=assignee_id)
+        if done is None:
+            raise Conflict("the conversation changed at the same time; try again")
+        return done
+
+    async def move_conversation(
+        self, current: Conversation, target: Status, *, assignee_id: str | EllipsisType | None = ...
+    ) -> Conversation | None:
+        """Move ``current`` (as read) to ``target``: a compare-and-set on its version and status. None if
+        it changed since it was read; Conflict if the move is illegal."""
+        source = current.status
+        move = Move.to(target, {source})  # raises Conflict when the move is illegal
         now = now_ms()
-        values: dict[str, Any] = {"status": target.value, "version": current.version + 1, "updated_at": now}
+        values: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
         if assignee_id is not ...:
             values["assignee_id"] = assignee_id
         values["resolved_at"] = now if target is Status.RESOLVED else None
@@ -524,13 +537,11 @@ class Store(RoutingQueries, ChannelQueries):
             values["enqueued_at"] = now
         async with self.db.write() as conn:
             res = await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation_id, conversations.c.version == current.version)
-                .values(**values)
+                status_update(current.id, move, conversations.c.version == current.version, **values)
             )
             if res.rowcount != 1:
-                raise Conflict("the conversation changed at the same time; try again")
-        return await self.get_conversation(conversation_id)
+                return None
+        return await self.get_conversation(current.id)
 
     async def set_conversation_language(self, conversation_id: str, language: str | None) -> Conversation:
         """Set the conversation's (the contact's) language; a compare-and-set on version."""

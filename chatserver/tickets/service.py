@@ -426,9 +426,9 @@ class TicketService:
             log.exception("visitor-gone check for %s failed", contact_id)
 
     async def ticket_if_gone(self, contact_id: str) -> list[Ticket]:
-        from chatserver.realtime.endpoints import visitor_presence
+        from chatserver.presence import visitor_key
 
-        if await self.chat.presence.connected([visitor_presence(contact_id)]):
+        if await self.chat.presence.connected([visitor_key(contact_id)]):
             return []  # back (another tab, a reload, another process)
         waiting = await self.store.list_conversations(
             contact_id=contact_id, statuses=[s.value for s in WAITING_STATUSES], limit=20

@@ -76,7 +76,7 @@ SEND = '{"type": "message.send", "ref": "x", "conversation_id": "CID"'
         ('{"type": "typing", "ref": "x", "conversation_id": "CID", "state": "dancing"}', "invalid", "state"),
         ('{"type": "read", "ref": "x", "conversation_id": "CID", "seq": -1}', "invalid", "seq"),
         ('{"type": "resume", "ref": "x", "cursors": {"CID": "ten"}}', "invalid", "cursors"),
-        ('{"type": "conversation.start", "ref": "x", "skills": {"billing": 9}}', "invalid", "skills"),
+        ('{"type": "conversation.start", "ref": "x", "skills": {"billing": 9}}', "invalid", "skills.billing"),
         ('{"type": "conversation.claim", "ref": "x", "conversation_id": "CID"}', "forbidden", None),
         ('{"type": "status.set", "ref": "x", "status": "online"}', "forbidden", None),
         (
