@@ -1,9 +1,10 @@
 """One WebSocket connection: its identity, its subscriptions and its ordered, bounded outbound stream.
 
 Everything the client receives goes through one bounded queue drained by one sender task, which is the
-single place that enforces per-conversation order: it tracks the last ``seq`` sent per conversation,
-skips what was already sent, and fetches any gap from the database before sending a later message
-(guarantees 2 and 3). A client that cannot keep up fills the queue and is closed with 4008 (it resumes
+single place that enforces per-conversation order. What it sends of a conversation is decided by one
+cursor per conversation (:mod:`chatserver.realtime.cursor`), for live messages, gap fills and resumes
+alike, and only the sender moves it; the receiver only queues intents (follow, resume) behind the live
+stream (guarantees 2 and 3). A client that cannot keep up fills the queue and is closed with 4008 (it resumes
 by cursors); it never slows anyone else (guarantee 6).
 """
 
@@ -51,6 +52,7 @@ from chatserver.model.events import (
 from chatserver.model.ids import new_id
 from chatserver.model.status import OPEN_STATUSES, WAITING_STATUSES, Status
 from chatserver.model.types import Agent, Author, AuthorKind, Contact, Conversation, Message, MessageKind
+from chatserver.realtime.cursor import Cursors, Live
 from chatserver.realtime.hub import Hub
 from chatserver.realtime.ratelimit import TokenBucket
 from chatserver.settings import Settings
@@ -64,6 +66,8 @@ CLOSE_RATE_LIMITED = 4429
 PAGE = 500
 MAX_IN_FLIGHT = 32
 """Messages one connection may have waiting for their commit at once."""
+RESUME_WINDOW_S = 2.0
+"""How long live messages of the snapshot's conversations wait for the client's first frame (its resume)."""
 
 
 # Items of the outbound queue --------------------------------------------------------------------------
@@ -97,9 +101,17 @@ class _Sync:
 
 
 @dataclass(frozen=True, slots=True)
-class _Baseline:
-    conversation_id: str
-    seq: int
+class _Track:
+    """Follow ``conv`` from ``baseline`` (None: subscribed elsewhere), announcing its state if new."""
+
+    conv: Conversation
+    baseline: int | None
+    announce: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Release:
+    """The client's first frame was handled (or the window passed): stop holding snapshot cursors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +144,20 @@ class _Close:
     reason: str
 
 
-_Item = _Frame | _Text | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot | _Refresh | _Close
+_Item = (
+    _Frame
+    | _Text
+    | _Msg
+    | _Fill
+    | _Sync
+    | _Track
+    | _Release
+    | _Resumed
+    | _Follow
+    | _Snapshot
+    | _Refresh
+    | _Close
+)
 
 
 class _Outbox:
@@ -190,7 +215,8 @@ class Session:
         self.author: Author = agent.author if agent else Author(AuthorKind.CONTACT, contact.id, contact.name)  # type: ignore[union-attr]
         self.allowed = frames.AGENT_TYPES if agent else frames.VISITOR_TYPES
         self._out = _Outbox(settings.send_queue_size)
-        self._sent: dict[str, int] = {}
+        self._cursors = Cursors()
+        self._first_frame = False
         self._versions: dict[str, int] = {}
         self._convs: dict[str, Conversation] = {}
         self._payloads: dict[str, dict[str, Any]] = {}
@@ -218,14 +244,18 @@ class Session:
             hello["routing"] = self.settings.routing  # offers: wait for offers; manual: take conversations
         await self.ws.send_text(frames.encode(hello))
         self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.id}")
+        release_timer: asyncio.TimerHandle | None = None
         try:
             if self.agent is not None:
                 for topic in (AGENTS_TOPIC, agent_topic(self.agent.id)):
                     await self.hub.subscribe(self, topic)
                     self.topics.add(topic)
             self._put(_Snapshot())
+            release_timer = asyncio.get_running_loop().call_later(RESUME_WINDOW_S, self._put, _Release())
             await self._receive_loop()
         finally:
+            if release_timer is not None:
+                release_timer.cancel()
             if self._acks:  # let messages already queued for commit be answered (bounded wait)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(2):
@@ -375,15 +405,21 @@ class Session:
             case _Msg(message=m):
                 await self._send_message(m)
             case _Fill(conversation_id=cid, up_to=up_to):
-                if cid in self._sent and up_to > self._sent[cid]:
+                if self._cursors.wants_fill(cid, up_to):
                     await self._fill(cid, up_to)
             case _Sync(conversation_id=cid, after=after):
-                self._sent[cid] = after
+                self._cursors.resume(cid, after)
                 await self._fill(cid, None)
-            case _Baseline(conversation_id=cid, seq=seq):
-                self._sent.setdefault(cid, seq)
+            case _Track(conv=conv, baseline=baseline, announce=announce):
+                await self._announce(conv, announce)
+                if baseline is not None and self._cursors.follow(conv.id, baseline):
+                    # what committed between the receiver's subscription and now was not sent live
+                    await self._fill(conv.id, None)
+            case _Release():
+                for cid in self._cursors.release():
+                    await self._fill(cid, None)
             case _Resumed():
-                cursors = {cid: self._sent.get(cid, 0) for cid in item.conversation_ids}
+                cursors = {cid: self._cursors.seq(cid) for cid in item.conversation_ids}
                 frame = frames.resumed(cursors, item.ref)
                 if item.unknown:
                     frame["unknown"] = list(item.unknown)
@@ -403,36 +439,33 @@ class Session:
 
     async def _send_message(self, m: Message) -> None:
         cid = m.conversation_id
-        last = self._sent.get(cid)
-        if last is None:
-            return  # not following this conversation (yet): its baseline decides what to send
-        if m.seq <= last:
-            return
-        if m.seq > last + 1:
+        decision = self._cursors.live(cid, m.seq)
+        if decision is Live.SKIP:
+            return  # not followed (its baseline decides), held until the client's resume, or already sent
+        if decision is Live.FILL:
             await self._fill(cid, m.seq - 1)
         if not self._visible(m):
-            self._sent[cid] = m.seq
+            self._cursors.skip_to(cid, m.seq)
             return
         await self.ws.send_text(frames.message_text(m))
-        self._sent[cid] = m.seq
+        self._cursors.sent(cid, m.seq)
 
     def _visible(self, m: Message) -> bool:
         return self.is_agent or m.kind is not MessageKind.NOTE
 
     async def _fill(self, cid: str, up_to: int | None) -> None:
-        """Send every message after our cursor (up to ``up_to``) from the database, in seq order."""
+        """Send every message after the cursor (up to ``up_to``) from the database, in seq order."""
         while True:
-            after = self._sent.get(cid, 0)
             batch = await self.service.store.messages_after(
-                cid, after, up_to=up_to, limit=PAGE, include_private=self.is_agent
+                cid, self._cursors.seq(cid), up_to=up_to, limit=PAGE, include_private=self.is_agent
             )
             for m in batch:
                 await self.ws.send_text(frames.message_text(m))
-                self._sent[cid] = m.seq
+                self._cursors.sent(cid, m.seq)
             if len(batch) < PAGE:
                 break
-        if up_to is not None and up_to > self._sent.get(cid, 0):
-            self._sent[cid] = up_to  # the rest were private notes this client does not see
+        if up_to is not None:
+            self._cursors.skip_to(cid, up_to)  # the rest were private notes this client does not see
 
     async def _snapshot(self) -> None:
         service = self.service
@@ -449,11 +482,11 @@ class Session:
                 assignee_id=self.agent.id, statuses=[s.value for s in OPEN_STATUSES], limit=200
             )
             for conv in mine:
-                await self._track(conv, announce=False)
+                await self._track(conv, announce=False, hold=True)
             convs = waiting + mine
         for conv in convs:
             if self.contact is not None:
-                await self._track(conv, announce=False)
+                await self._track(conv, announce=False, hold=True)
             self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
             payload = await service.conversation_payload(conv)
             self._payloads[conv.id] = payload
@@ -465,26 +498,46 @@ class Session:
                     payload = await service.conversation_payload(conv)
                     await self._write(frames.offer(conv.offer_id, payload, conv.offer_expires_at))
 
-    async def _track(self, conv: Conversation, *, announce: bool = True) -> None:
-        """Follow a conversation: subscribe, then set the baseline from the database (so nothing committed
-        between the two is missed)."""
-        self._convs[conv.id] = conv
-        announce = announce and conv.version > self._versions.get(conv.id, 0)
-        if announce:
-            self._versions[conv.id] = conv.version  # before any await: the bus may deliver it meanwhile
+    async def _track(self, conv: Conversation, *, announce: bool = True, hold: bool = False) -> None:
+        """Follow a conversation from the sender: subscribe, then take the baseline from the database (the
+        events that arrive meanwhile queue behind this item, so nothing committed after it is missed)."""
+        await self._announce(conv, announce)
         topic = conversation_topic(conv.id)
-        if topic not in self.topics:
-            self.topics.add(topic)
-            await self.hub.subscribe(self, topic)
-            heads = await self.service.store.conversation_heads([conv.id])
-            last_seq = heads.get(conv.id, (conv.last_seq, 0))[0]
-            self._sent.setdefault(conv.id, last_seq)
+        if topic in self.topics:
+            return  # followed already, or the receiver is subscribing (its _Track or _Sync follows)
+        self.topics.add(topic)
+        await self.hub.subscribe(self, topic)
+        heads = await self.service.store.conversation_heads([conv.id])
+        self._cursors.follow(conv.id, heads.get(conv.id, (conv.last_seq, 0))[0], hold=hold)
+
+    async def _announce(self, conv: Conversation, announce: bool) -> None:
+        """Send the conversation's state if this connection has not seen this version yet."""
+        self._convs[conv.id] = conv
         if self.contact is not None and conv.status in (Status.QUEUED.value, Status.OFFERED.value):
             self.service.wake_router(f"watch:{conv.id}")
-        if announce:
-            payload = await self.service.conversation_payload(conv)
-            self._payloads[conv.id] = payload
-            self.send(frames.conversation(payload))
+        if not announce or conv.version <= self._versions.get(conv.id, 0):
+            return
+        self._versions[conv.id] = conv.version
+        payload = await self.service.conversation_payload(conv)
+        self._payloads[conv.id] = payload
+        await self._write(frames.conversation(payload))
+
+    async def _subscribe(self, cid: str) -> int | None:
+        """From the receiver: subscribe before the next frame is read; return the baseline (the head in
+        the database once subscribed), or None when the conversation is already subscribed."""
+        topic = conversation_topic(cid)
+        if topic in self.topics:
+            return None
+        self.topics.add(topic)
+        await self.hub.subscribe(self, topic)
+        heads = await self.service.store.conversation_heads([cid])
+        return heads.get(cid, (0, 0))[0]
+
+    async def _follow(self, conv: Conversation, *, announce: bool = True) -> None:
+        """From the receiver: follow ``conv`` (the sender sets the cursor, in order with the live stream)."""
+        self._convs[conv.id] = conv
+        baseline = await self._subscribe(conv.id)
+        self._put(_Track(conv, baseline, announce))
 
     # -- the receiver ------------------------------------------------------------------------------------
 
@@ -493,21 +546,29 @@ class Session:
             msg = await self.ws.receive()
             if msg["type"] == "websocket.disconnect":
                 return
-            text = msg.get("text")
-            if text is None:
-                self.send(
-                    frames.error(BadFrame("binary frames are not part of the protocol; send JSON text"))
-                )
-                continue
-            if not self._bucket.take(time.monotonic()):
-                self._strikes += 1
-                self.send(frames.error(RateLimited("too many frames; slow down")))
-                if self._strikes >= self.settings.rate_limit_strikes:
-                    await self.close_after_flush(CLOSE_RATE_LIMITED, "rate limited")
+            try:
+                if not await self._receive_one(msg.get("text")):
                     return
-                continue
-            self._strikes = 0
-            await self._handle_text(text)
+            finally:
+                if not self._first_frame:  # normally the resume: it has placed the snapshot's cursors
+                    self._first_frame = True
+                    self._put(_Release())
+
+    async def _receive_one(self, text: str | None) -> bool:
+        """Handle one client frame; False when the session must end."""
+        if text is None:
+            self.send(frames.error(BadFrame("binary frames are not part of the protocol; send JSON text")))
+            return True
+        if not self._bucket.take(time.monotonic()):
+            self._strikes += 1
+            self.send(frames.error(RateLimited("too many frames; slow down")))
+            if self._strikes >= self.settings.rate_limit_strikes:
+                await self.close_after_flush(CLOSE_RATE_LIMITED, "rate limited")
+                return False
+            return True
+        self._strikes = 0
+        await self._handle_text(text)
+        return True
 
     async def _handle_text(self, text: str) -> None:
         try:
@@ -554,7 +615,7 @@ class Session:
                     fields=frame.fields,
                 )
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id))
-                await self._track(conv)
+                await self._follow(conv)
             case frames.MessageSend():
                 conv = await self._conversation(frame.conversation_id)
                 if conv.status == Status.RESOLVED:
@@ -601,18 +662,18 @@ class Session:
                 conv = await service.claim(self.agent, frame.conversation_id, frame.agent_id)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
                 if conv.assignee_id == self.agent.id:
-                    await self._track(conv)
+                    await self._follow(conv)
             case frames.ConversationView():
                 assert self.agent is not None
                 conv = await self._conversation(frame.conversation_id, fresh=True)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id))
-                await self._track(conv)
+                await self._follow(conv)
             case frames.OfferAnswer():
                 assert self.agent is not None
                 conv = await service.answer_offer(self.agent, frame.offer_id, accept=frame.accept)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
                 if frame.accept:
-                    await self._track(conv)
+                    await self._follow(conv)
             case frames.ConversationTransfer():
                 assert self.agent is not None
                 conv = await service.transfer(
@@ -651,7 +712,7 @@ class Session:
             message, _ = await committed
             self.send(frames.ack(frame.ref, message))
             if self.agent is not None:
-                await self._track(conv, announce=False)
+                await self._follow(conv, announce=False)
         except ApiError as exc:
             exc.data.setdefault("ref", frame.ref)
             self.send(frames.error(exc))
@@ -673,7 +734,9 @@ class Session:
             except (NotFound, Forbidden):
                 unknown.append(cid)
                 continue
-            await self._track(conv, announce=True)  # its current state first (it may have closed meanwhile)
+            await self._subscribe(cid)
+            # its current state first (it may have closed meanwhile), then what the client missed
+            self._put(_Track(conv, None, True))
             self._put(_Sync(cid, after))
             ok.append(cid)
         self._put(_Resumed(frame.ref, tuple(ok), tuple(unknown)))
