@@ -23,6 +23,9 @@ MAX_REF = 128
 MAX_ID = 64
 MAX_CURSORS = 500
 MAX_FIELDS = 32
+MAX_INT = 2**53 - 1
+"""The largest integer a frame may carry (a seq, a cursor): exact in every JSON client (JavaScript's
+``Number.MAX_SAFE_INTEGER``) and far inside the databases' 64-bit columns."""
 
 
 def _with_ref(exc: ApiError, ref: str | None) -> ApiError:
@@ -188,11 +191,8 @@ class _Fields:
         assert value is not None
         return value
 
-    def integer(self, name: str, *, minimum: int = 0) -> int:
-        value = self._get(name, True)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise Invalid(f"{name} must be an integer >= {minimum}", data={"field": name})
-        return value
+    def integer(self, name: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+        return _integer(self._get(name, True), name, minimum=minimum, maximum=maximum)
 
     def boolean(self, name: str) -> bool:
         value = self._get(name, False)
@@ -209,6 +209,14 @@ class _Fields:
         if not isinstance(value, dict):
             raise Invalid(f"{name} must be an object", data={"field": name})
         return value
+
+
+def _integer(value: Any, field: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """Every integer from the wire goes through here: no bools, no floats (``3.0``), nothing outside
+    ``minimum..maximum`` (so no value can overflow a database column deeper down)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise Invalid(f"{field} must be an integer from {minimum} to {maximum}", data={"field": field})
+    return value
 
 
 def _language(f: _Fields, name: str = "language") -> str | None:
@@ -290,9 +298,7 @@ def _resume(ref: str | None, f: _Fields, _: int) -> ClientFrame:
     for key, value in raw.items():
         if not key or len(key) > MAX_ID:
             raise Invalid("cursor keys are conversation ids", data={"field": "cursors"})
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise Invalid("cursors map conversation ids to a seq >= 0", data={"field": "cursors"})
-        cursors[key] = value
+        cursors[key] = _integer(value, f"cursors.{key}")
     return Resume(ref, cursors)
 
 

@@ -212,3 +212,26 @@ async def test_a_resume_after_live_delivery_never_repeats_what_the_connection_se
             await tab.drain(0.3)
             assert _seqs(tab, cid) == list(range(head - 1, live + 1))
             assert resumed["cursors"] == {cid: head}
+
+
+@pytest.mark.parametrize("value", [2**63, 2**63 + 1, 2**64 - 1, -1, 1.5, True])
+async def test_an_out_of_range_cursor_is_invalid_and_the_connection_stays_open(
+    http: httpx.AsyncClient, server: Server, seeded: Seed, value: Any
+) -> None:
+    tok = (await visitor_token(http, server.url, seeded.inbox_key))["token"]
+    async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as v:
+        cid = (await v.request({"type": "conversation.start"}))["conversation_id"]
+        raw = '{"type":"resume","ref":"big","cursors":{"' + cid + '":' + orjson.dumps(value).decode() + "}}"
+        await v.ws.send(raw)
+        err = await v.expect("error", ref="big")
+        assert err["code"] == "invalid" and err["data"] == {"field": f"cursors.{cid}"}
+        for n in (2**63, 2**64 - 1):  # read's seq too
+            bad = await v.request({"type": "read", "conversation_id": cid, "seq": n})
+            assert bad["code"] == "invalid" and bad["data"] == {"field": "seq"}
+        # the connection is still fine
+        ok = await v.request(
+            {"type": "message.send", "conversation_id": cid, "client_id": "c1", "text": "hi"}
+        )
+        assert ok["type"] == "ack"
+        await v.send({"type": "resume", "ref": "ok", "cursors": {cid: 0}})
+        assert (await v.expect("resumed", ref="ok"))["cursors"] == {cid: ok["seq"]}
