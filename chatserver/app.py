@@ -24,7 +24,7 @@ from chatserver.api.common import error_response
 from chatserver.bus import Bus, RedisBus, make_bus
 from chatserver.chat import ChatService
 from chatserver.context import Context
-from chatserver.errors import ConfigError, Internal
+from chatserver.errors import ConfigError, api_error
 from chatserver.model.events import ConversationEvent
 from chatserver.presence import MemoryPresence, Presence, RedisPresence
 from chatserver.realtime import endpoints
@@ -152,8 +152,7 @@ def _attr(value: str) -> str:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return error_response(Internal("internal error"))
+    return error_response(api_error(exc, context=f"{request.method} {request.url.path}"))
 
 
 class ChatApp(Starlette):

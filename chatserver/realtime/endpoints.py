@@ -14,9 +14,14 @@ from starlette.websockets import WebSocket
 from chatserver.auth.identity import authenticate_agent, bearer_token, origin_allowed_for_console
 from chatserver.auth.secrets import verify_visitor_token
 from chatserver.context import Context
-from chatserver.errors import ApiError, NotFound, Unauthorized
+from chatserver.errors import ApiError, NotFound, StoreError, Unauthorized
 from chatserver.model.ids import now_ms
-from chatserver.realtime.session import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, Session
+from chatserver.realtime.session import (
+    CLOSE_FORBIDDEN,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNAUTHENTICATED,
+    Session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,9 @@ async def visitor_endpoint(ws: WebSocket) -> None:
     except (Unauthorized, NotFound) as exc:
         await _refuse(ws, CLOSE_UNAUTHENTICATED, exc.message)
         return
+    except StoreError:
+        await _refuse(ws, CLOSE_TRY_AGAIN, "the database is unavailable; try again")
+        return
     if not inbox.allows_origin(ws.headers.get("origin")):
         await _refuse(ws, CLOSE_FORBIDDEN, "origin not allowed for this inbox")
         return
@@ -54,6 +62,9 @@ async def agent_endpoint(ws: WebSocket) -> None:
         agent = await authenticate_agent(ws, c.store, c.settings, method="GET")
     except ApiError as exc:
         await _refuse(ws, CLOSE_UNAUTHENTICATED, exc.message)
+        return
+    except StoreError:
+        await _refuse(ws, CLOSE_TRY_AGAIN, "the database is unavailable; try again")
         return
     if not origin_allowed_for_console(ws, c.settings):
         await _refuse(ws, CLOSE_FORBIDDEN, "origin not allowed for the agent console")

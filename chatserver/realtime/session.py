@@ -26,11 +26,10 @@ from chatserver.errors import (
     ApiError,
     BadFrame,
     Forbidden,
-    Internal,
     NotFound,
     RateLimited,
     StoreError,
-    Unavailable,
+    api_error,
 )
 from chatserver.model import frames
 from chatserver.model.events import (
@@ -63,6 +62,8 @@ CLOSE_SLOW = 4008
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_RATE_LIMITED = 4429
+CLOSE_TRY_AGAIN = 1013
+"""The database is unreachable while the connection is set up: reconnect later."""
 PAGE = 500
 MAX_IN_FLIGHT = 32
 """Messages one connection may have waiting for their commit at once."""
@@ -386,8 +387,12 @@ class Session:
         try:
             while True:
                 item = await self._out.get()
-                if await self._process(item):
-                    return
+                try:
+                    if await self._process(item):
+                        return
+                except StoreError as exc:  # the database is away: say so; cursors repair when it is back
+                    log.info("session %s: %s", self.id, exc)
+                    await self._write(frames.error(api_error(exc)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket is gone or the database failed: end this session only
@@ -578,14 +583,15 @@ class Session:
             return
         try:
             await self._handle(frame)
-        except ApiError as exc:
-            exc.data.setdefault("ref", frame.ref)
-            self.send(frames.error(exc))
-        except StoreError as exc:
-            self.send(frames.error(Unavailable(str(exc), data={"ref": frame.ref})))
-        except Exception:
-            log.exception("frame %s failed", type(frame).__name__)
-            self.send(frames.error(Internal("internal error", data={"ref": frame.ref})))
+        except Exception as exc:
+            self._error(exc, frame.ref, type(frame).__name__)
+
+    def _error(self, exc: Exception, ref: str | None, what: str) -> None:
+        """Tell the client what failed (one mapping for every frame: errors.api_error); never close."""
+        err = api_error(exc, context=f"frame {what}")
+        if ref is not None:
+            err.data.setdefault("ref", ref)
+        self.send(frames.error(err))
 
     async def _conversation(self, cid: str, *, fresh: bool = False) -> Conversation:
         conv = None if fresh else self._convs.get(cid)
@@ -713,14 +719,8 @@ class Session:
             self.send(frames.ack(frame.ref, message))
             if self.agent is not None:
                 await self._follow(conv, announce=False)
-        except ApiError as exc:
-            exc.data.setdefault("ref", frame.ref)
-            self.send(frames.error(exc))
-        except StoreError as exc:
-            self.send(frames.error(Unavailable(str(exc), data={"ref": frame.ref})))
-        except Exception:
-            log.exception("message.send failed")
-            self.send(frames.error(Internal("internal error", data={"ref": frame.ref})))
+        except Exception as exc:
+            self._error(exc, frame.ref, "message.send")
         finally:
             if self._in_flight is not None:
                 self._in_flight.release()
@@ -742,4 +742,11 @@ class Session:
         self._put(_Resumed(frame.ref, tuple(ok), tuple(unknown)))
 
 
-__all__ = ["CLOSE_FORBIDDEN", "CLOSE_RATE_LIMITED", "CLOSE_SLOW", "CLOSE_UNAUTHENTICATED", "Session"]
+__all__ = [
+    "CLOSE_FORBIDDEN",
+    "CLOSE_RATE_LIMITED",
+    "CLOSE_SLOW",
+    "CLOSE_TRY_AGAIN",
+    "CLOSE_UNAUTHENTICATED",
+    "Session",
+]

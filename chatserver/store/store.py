@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from chatserver.errors import Conflict, NotFound
+from chatserver.errors import Conflict, Duplicate, NotFound
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.status import Status, transition
 from chatserver.model.types import (
@@ -173,7 +173,7 @@ class Store(RoutingQueries):
                         language=language,
                     )
                 )
-        except IntegrityError as exc:
+        except Duplicate as exc:
             raise Conflict(f"an agent with email {agent.email} exists", data={"field": "email"}) from exc
         return agent
 
@@ -678,7 +678,7 @@ class Store(RoutingQueries):
                         created_at=canned.created_at,
                     )
                 )
-        except IntegrityError as exc:
+        except Duplicate as exc:
             raise Conflict(f"the shortcut {shortcut!r} is taken", data={"field": "shortcut"}) from exc
         return canned
 
@@ -715,7 +715,7 @@ class Store(RoutingQueries):
                     )
                     if res.rowcount == 0:
                         raise NotFound("canned response not found")
-            except IntegrityError as exc:
+            except Duplicate as exc:
                 raise Conflict("that shortcut is taken", data={"field": "shortcut"}) from exc
         return await self.get_canned(canned_id)
 
