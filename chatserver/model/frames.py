@@ -17,6 +17,7 @@ import orjson
 
 from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, TooLarge, UnknownType
 from chatserver.model.types import AgentStatus, Author, Message, iso
+from chatserver.model.visitor import VisitorConversation, public_author
 
 PROTOCOL_VERSION = 1
 MAX_REF = 128
@@ -434,6 +435,18 @@ def conversation_text(conversation_id: str, version: int, payload: Mapping[str, 
     return text
 
 
+def visitor_conversation_text(conversation_id: str, version: int, payload: Mapping[str, Any]) -> str:
+    """The same change as visitors see it (:class:`~chatserver.model.visitor.VisitorConversation`)."""
+    key = (f"v:{conversation_id}", version)
+    text = _ENCODED.get(key)
+    if text is None:
+        text = encode(conversation(VisitorConversation.from_payload(payload).to_wire()))
+        _ENCODED[key] = text
+        if len(_ENCODED) > _ENCODED_MAX:
+            _ENCODED.popitem(last=False)
+    return text
+
+
 def message_text(msg: Message) -> str:
     """The encoded ``message`` frame, built once per message however many connections receive it.
     Keyed by id and the number of translations, so a message read back with translations is fresh."""
@@ -463,12 +476,23 @@ def translated(
     return frame
 
 
-def typing(conversation_id: str, author: Author, state: str) -> dict[str, Any]:
-    return {"type": "typing", "conversation_id": conversation_id, "author": author.to_wire(), "state": state}
+def _who(author: Author, public: bool) -> dict[str, Any] | None:
+    return public_author(author.to_wire()) if public else author.to_wire()
 
 
-def read(conversation_id: str, reader: Author, seq: int) -> dict[str, Any]:
-    return {"type": "read", "conversation_id": conversation_id, "reader": reader.to_wire(), "seq": seq}
+def typing(conversation_id: str, author: Author, state: str, *, public: bool = False) -> dict[str, Any]:
+    """``public``: for a visitor, who is typing is a kind and a name only."""
+    return {
+        "type": "typing",
+        "conversation_id": conversation_id,
+        "author": _who(author, public),
+        "state": state,
+    }
+
+
+def read(conversation_id: str, reader: Author, seq: int, *, public: bool = False) -> dict[str, Any]:
+    """``public``: for a visitor, the reader is a kind and a name only (no agent id)."""
+    return {"type": "read", "conversation_id": conversation_id, "reader": _who(reader, public), "seq": seq}
 
 
 def conversation(payload: Mapping[str, Any], ref: str | None = None) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from chatserver.model.events import (
 from chatserver.model.ids import new_id
 from chatserver.model.status import OPEN_STATUSES, WAITING_STATUSES, Status
 from chatserver.model.types import Agent, Author, AuthorKind, Contact, Conversation, Message, MessageKind
+from chatserver.model.visitor import VisitorConversation
 from chatserver.realtime.cursor import Cursors, Live
 from chatserver.realtime.hub import Hub
 from chatserver.realtime.ratelimit import TokenBucket
@@ -317,9 +318,12 @@ class Session:
                 self._on_conversation(topic, event)
             case TypingEvent():
                 if event.author.id != self.author.id:
-                    self.send(frames.typing(event.conversation_id, event.author, event.state))
+                    public = not self.is_agent
+                    self.send(frames.typing(event.conversation_id, event.author, event.state, public=public))
             case ReadEvent():
-                self.send(frames.read(event.conversation_id, event.reader, event.seq))
+                self.send(
+                    frames.read(event.conversation_id, event.reader, event.seq, public=not self.is_agent)
+                )
             case PresenceEvent():
                 if self.is_agent:
                     self.send(frames.presence(event.agent, event.status))
@@ -334,7 +338,7 @@ class Session:
                 cached = self._payloads.get(event.conversation_id)
                 if cached is not None and cached.get("status") in ("queued", "offered"):
                     queue = {"position": event.position, "estimated_wait_s": event.estimated_wait_s}
-                    self.send(frames.conversation({**cached, "queue": queue}))
+                    self.send(frames.conversation(self._view({**cached, "queue": queue})))
             case TranslatedEvent():
                 if event.for_agents and not self.is_agent:
                     return  # a visitor's own words, translated for the agent
@@ -356,7 +360,8 @@ class Session:
         self._versions[cid] = event.version
         self._convs.pop(cid, None)  # refetched when next needed
         self._payloads[cid] = event.payload
-        self._put(_Text(frames.conversation_text(cid, event.version, event.payload)))
+        encode = frames.conversation_text if self.is_agent else frames.visitor_conversation_text
+        self._put(_Text(encode(cid, event.version, event.payload)))
         assignee = event.payload.get("assignee") or {}
         if (
             self.agent is not None
@@ -495,7 +500,7 @@ class Session:
             self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
             payload = await service.conversation_payload(conv)
             self._payloads[conv.id] = payload
-            await self._write(frames.conversation(payload))
+            await self._write(frames.conversation(self._view(payload)))
         await self._write(frames.snapshot([conv.id for conv in convs]))
         if self.agent is not None:  # offers still open for this agent (e.g. after a reconnect)
             for conv in await service.store.offers_for(self.agent.id):
@@ -525,7 +530,12 @@ class Session:
         self._versions[conv.id] = conv.version
         payload = await self.service.conversation_payload(conv)
         self._payloads[conv.id] = payload
-        await self._write(frames.conversation(payload))
+        await self._write(frames.conversation(self._view(payload)))
+
+    def _view(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The conversation as this connection may see it: all of it for agents, the visitor
+        projection for visitors (chatserver/model/visitor.py)."""
+        return payload if self.is_agent else VisitorConversation.from_payload(payload).to_wire()
 
     async def _subscribe(self, cid: str) -> int | None:
         """From the receiver: subscribe before the next frame is read; return the baseline (the head in
