@@ -17,6 +17,7 @@ from chatserver.errors import Conflict, Forbidden, Invalid, NotFound, Unavailabl
 from chatserver.model.events import (
     AGENTS_TOPIC,
     ROUTING_TOPIC,
+    AccessEvent,
     ConversationEvent,
     Event,
     MessageEvent,
@@ -24,6 +25,7 @@ from chatserver.model.events import (
     ReadEvent,
     TypingEvent,
     WakeEvent,
+    agent_topic,
     conversation_topic,
 )
 from chatserver.model.status import CLAIMABLE, OPEN_STATUSES, Status
@@ -77,6 +79,11 @@ class ChatService:
 
     def publish(self, items: list[tuple[str, Event]]) -> None:
         self.publisher.publish(items)
+
+    def revoke_access(self, agent_id: str, reason: str, *, session_hash: str | None = None) -> None:
+        """End an agent's live connections on every process: ``deactivated`` and ``role`` all of them,
+        ``logout`` those of the login session ``session_hash`` (after the change committed)."""
+        self.publish([(agent_topic(agent_id), AccessEvent(agent_id, reason, session_hash))])
 
     # -- views -----------------------------------------------------------------------------------------------
 

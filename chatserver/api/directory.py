@@ -159,7 +159,12 @@ async def update_agent(request: Request) -> Response:
     }
     if unknown:
         raise Invalid(f"unknown fields {sorted(unknown)}", data={"field": sorted(unknown)[0]})
+    before = await c.store.get_agent(target_id) if "role" in values else None
     agent = await c.store.update_agent(target_id, **values)
+    if values.get("active") is False:
+        c.service.revoke_access(agent.id, "deactivated")
+    elif before is not None and before.role is not agent.role:
+        c.service.revoke_access(agent.id, "role")
     c.service.publish(
         [(agent_topic(agent.id), NoticeEvent(agent.id, "profile", "Your profile was updated."))]
     )
@@ -176,6 +181,7 @@ async def delete_agent(request: Request) -> Response:
     if target_id == caller.id:
         raise Invalid("you cannot deactivate yourself", data={"field": "agent_id"})
     agent = await c.store.update_agent(target_id, active=False)
+    c.service.revoke_access(agent.id, "deactivated")
     return json_response(agent.to_wire())
 
 

@@ -11,8 +11,13 @@ import logging
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from chatserver.auth.identity import authenticate_agent, bearer_token, origin_allowed_for_console
-from chatserver.auth.secrets import verify_visitor_token
+from chatserver.auth.identity import (
+    SESSION_COOKIE,
+    authenticate_agent,
+    bearer_token,
+    origin_allowed_for_console,
+)
+from chatserver.auth.secrets import sha256_hex, verify_visitor_token
 from chatserver.context import Context
 from chatserver.errors import ApiError, NotFound, StoreError, Unauthorized
 from chatserver.model.ids import now_ms
@@ -70,7 +75,15 @@ async def agent_endpoint(ws: WebSocket) -> None:
         await _refuse(ws, CLOSE_FORBIDDEN, "origin not allowed for the agent console")
         return
     await ws.accept()
-    session = Session(ws, settings=c.settings, service=c.service, hub=c.hub, agent=agent)
+    cookie = None if bearer_token(ws, allow_query=True) else ws.cookies.get(SESSION_COOKIE)
+    session = Session(
+        ws,
+        settings=c.settings,
+        service=c.service,
+        hub=c.hub,
+        agent=agent,
+        login_hash=sha256_hex(cookie) if cookie else None,
+    )
     await c.presence.connect(agent.id, session.id)
     await c.service.publish_presence(agent)
     try:

@@ -34,6 +34,7 @@ from chatserver.errors import (
 from chatserver.model import frames
 from chatserver.model.events import (
     AGENTS_TOPIC,
+    AccessEvent,
     ConversationEvent,
     Event,
     MessageEvent,
@@ -204,6 +205,7 @@ class Session:
         contact: Contact | None = None,
         inbox_id: str | None = None,
         agent: Agent | None = None,
+        login_hash: str | None = None,
     ) -> None:
         assert (contact is None) != (agent is None)
         self.ws = ws
@@ -213,6 +215,8 @@ class Session:
         self.contact = contact
         self.inbox_id = inbox_id
         self.agent = agent
+        self.login_hash = login_hash
+        """The hash of the login session (cookie) this connection was opened with; None for API tokens."""
         self.id = new_id("ws_")
         self.author: Author = agent.author if agent else Author(AuthorKind.CONTACT, contact.id, contact.name)  # type: ignore[union-attr]
         self.allowed = frames.AGENT_TYPES if agent else frames.VISITOR_TYPES
@@ -272,6 +276,9 @@ class Session:
         if self._closing:
             return
         self._closing = True
+        await self._end(code, reason)
+
+    async def _end(self, code: int, reason: str) -> None:
         if self._sender is not None and asyncio.current_task() is not self._sender:
             self._sender.cancel()
         with contextlib.suppress(Exception):
@@ -331,6 +338,8 @@ class Session:
                 self.send(frames.offer(event.offer_id, event.payload, event.expires_at))
             case OfferRevokedEvent():
                 self.send(frames.offer_revoked(event.offer_id, event.conversation_id, event.reason))
+            case AccessEvent():
+                self._on_access(event)
             case NoticeEvent():
                 frame = frames.notice(event.code, event.message)
                 self._put(_Refresh(frame) if event.code == "profile" else _Frame(frame))
@@ -352,6 +361,22 @@ class Session:
                         event.reason,
                     )
                 )
+
+    def _on_access(self, event: AccessEvent) -> None:
+        """Deactivation, logout or a role change: end this connection at once (no frame it sends after
+        this is handled), on whichever process it lives."""
+        if self.agent is None or event.agent_id != self.agent.id:
+            return
+        if event.reason == "logout" and event.session_hash != self.login_hash:
+            return  # another login session of the same agent logged out
+        code, reason = {
+            "deactivated": (CLOSE_UNAUTHENTICATED, "account deactivated"),
+            "logout": (CLOSE_UNAUTHENTICATED, "logged out"),
+        }.get(event.reason, (CLOSE_FORBIDDEN, "role changed: reconnect"))
+        log.info("session %s of %s: %s", self.id, event.agent_id, reason)
+        if not self._closing:
+            self._closing = True  # from now on nothing is queued or handled
+            asyncio.get_running_loop().create_task(self._end(code, reason))
 
     def _on_conversation(self, topic: str, event: ConversationEvent) -> None:
         cid = event.conversation_id
@@ -586,6 +611,8 @@ class Session:
         return True
 
     async def _handle_text(self, text: str) -> None:
+        if self._closing:
+            return  # e.g. access revoked: nothing more is done for this connection
         try:
             frame = frames.decode(text, allowed=self.allowed, max_text_bytes=self.settings.max_text_bytes)
         except ApiError as exc:
