@@ -299,7 +299,11 @@ def _resume(ref: str | None, f: _Fields, _: int) -> ClientFrame:
     for key, value in raw.items():
         if not key or len(key) > MAX_ID:
             raise Invalid("cursor keys are conversation ids", data={"field": "cursors"})
-        cursors[key] = _integer(value, f"cursors.{key}")
+        try:
+            cursors[key] = _integer(value, "cursors")
+        except Invalid as exc:
+            exc.data["conversation_id"] = key  # which cursor
+            raise
     return Resume(ref, cursors)
 
 

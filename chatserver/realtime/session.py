@@ -443,7 +443,9 @@ class Session:
                 if self._cursors.wants_fill(cid, up_to):
                     await self._fill(cid, up_to)
             case _Sync(conversation_id=cid, after=after):
-                self._cursors.resume(cid, after)
+                # a cursor past the head (a client from another database) would mute it forever
+                heads = await self.service.store.conversation_heads([cid])
+                self._cursors.resume(cid, min(after, heads.get(cid, (0, 0))[0]))
                 await self._fill(cid, None)
             case _Track(conv=conv, baseline=baseline, announce=announce):
                 await self._announce(conv, announce)

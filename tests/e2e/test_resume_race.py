@@ -224,7 +224,7 @@ async def test_an_out_of_range_cursor_is_invalid_and_the_connection_stays_open(
         raw = '{"type":"resume","ref":"big","cursors":{"' + cid + '":' + orjson.dumps(value).decode() + "}}"
         await v.ws.send(raw)
         err = await v.expect("error", ref="big")
-        assert err["code"] == "invalid" and err["data"] == {"field": f"cursors.{cid}"}
+        assert err["code"] == "invalid" and err["data"] == {"field": "cursors", "conversation_id": cid}
         for n in (2**63, 2**64 - 1):  # read's seq too
             bad = await v.request({"type": "read", "conversation_id": cid, "seq": n})
             assert bad["code"] == "invalid" and bad["data"] == {"field": "seq"}
@@ -235,3 +235,17 @@ async def test_an_out_of_range_cursor_is_invalid_and_the_connection_stays_open(
         assert ok["type"] == "ack"
         await v.send({"type": "resume", "ref": "ok", "cursors": {cid: 0}})
         assert (await v.expect("resumed", ref="ok"))["cursors"] == {cid: ok["seq"]}
+
+
+async def test_a_cursor_past_the_head_is_brought_back_to_it(
+    http: httpx.AsyncClient, server: Server, seeded: Seed
+) -> None:
+    async with Client.connect(f"{server.ws}/ws/agent", token=seeded.admin_token, origin=None) as agent:
+        await agent.expect("hello")
+        tok, cid = await _claimed_chat(http, server, seeded, agent)
+        head = await _say(agent, cid, 2)
+        async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as tab:
+            await tab.send({"type": "resume", "cursors": {cid: 10_000}})
+            assert (await tab.expect("resumed"))["cursors"] == {cid: head}
+            live = await _say(agent, cid, 1)
+            assert (await tab.expect("message", conversation_id=cid))["seq"] == live

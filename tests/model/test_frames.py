@@ -79,8 +79,8 @@ def test_error_frame_carries_field() -> None:
 # error must name.
 INTEGER_FIELDS = [
     ('{"type":"read","conversation_id":"c","seq":N}', "seq"),
-    ('{"type":"resume","cursors":{"c":N}}', "cursors.c"),
-    ('{"type":"resume","cursors":{"a":1,"c":N}}', "cursors.c"),
+    ('{"type":"resume","cursors":{"c":N}}', "cursors"),
+    ('{"type":"resume","cursors":{"a":1,"c":N}}', "cursors"),
 ]
 LEVEL_FIELDS = [
     ('{"type":"conversation.start","skills":{"billing":N}}', "skills"),
@@ -111,9 +111,9 @@ def test_a_range_error_keeps_the_ref_and_names_the_field() -> None:
     assert frames.error(info.value) == {
         "type": "error",
         "code": "invalid",
-        "message": f"cursors.cv_1 must be an integer from 0 to {frames.MAX_INT}",
+        "message": f"cursors must be an integer from 0 to {frames.MAX_INT}",
         "ref": "r9",
-        "data": {"field": "cursors.cv_1"},
+        "data": {"field": "cursors", "conversation_id": "cv_1"},
     }
 
 
