@@ -3,8 +3,9 @@
 Agents get the whole conversation (contact attributes and CRM notes, priority, skills, team, routing,
 every reader's cursor). A visitor gets only what the widget needs to show the chat: its state, who is
 answering (public name only), the language, the queue position while waiting, and how far the agent
-side has read. Everything else is left out by construction: :meth:`VisitorConversation.to_wire` writes
-exactly :data:`VISITOR_FIELDS` (plus ``queue`` while waiting), whatever the agents' payload carries.
+side has read, and why a pending one waits. Everything else is left out by construction:
+:meth:`VisitorConversation.to_wire` writes exactly :data:`VISITOR_FIELDS` (plus ``queue`` while
+waiting), whatever the agents' payload carries.
 See docs/protocol.md, "What a visitor sees".
 """
 
@@ -25,6 +26,7 @@ VISITOR_FIELDS = (
     "last_seq",
     "version",
     "reads",
+    "pending_reason",
 )
 """Every field of a visitor's ``conversation`` frame (``queue`` is added while it waits)."""
 PUBLIC_AUTHOR_FIELDS = ("kind", "name")
@@ -51,6 +53,8 @@ class VisitorConversation:
     agent_read_seq: int
     """How far the agent side (any agent or bot) has read; never which agent read what."""
     contact_read_seq: int
+    pending_reason: str | None = None
+    """Why nobody answers yet (``no_agent_eligible``, ``outside_hours``, ...): the widget can say so."""
     queue: dict[str, Any] | None = None
 
     @classmethod
@@ -80,6 +84,7 @@ class VisitorConversation:
             version=int(payload.get("version") or 0),
             agent_read_seq=agent_seq,
             contact_read_seq=contact_seq,
+            pending_reason=payload.get("pending_reason") if payload.get("status") == "pending" else None,
             queue=(
                 {"position": q.get("position"), "estimated_wait_s": q.get("estimated_wait_s")}
                 if waiting and q
@@ -104,6 +109,7 @@ class VisitorConversation:
             "last_seq": self.last_seq,
             "version": self.version,
             "reads": reads,
+            "pending_reason": self.pending_reason,
         }
         if self.queue is not None:
             wire["queue"] = self.queue

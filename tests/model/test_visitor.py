@@ -60,6 +60,7 @@ def test_exactly_the_visitor_fields_and_nothing_else() -> None:
         "last_seq": 12,
         "version": 5,
         "reads": [{"reader": {"kind": "agent"}, "seq": 11}, {"reader": {"kind": "contact"}, "seq": 12}],
+        "pending_reason": None,  # only while pending
     }
     text = orjson.dumps(wire).decode()
     for secret in SECRET_BITS:
@@ -92,3 +93,10 @@ def test_read_and_typing_frames_for_visitors_name_no_agent_id() -> None:
     assert frames.read("cv_1", bob, 4, public=True)["reader"] == {"kind": "agent", "name": "Bob"}
     assert frames.typing("cv_1", bob, "start", public=True)["author"] == {"kind": "agent", "name": "Bob"}
     assert frames.read("cv_1", bob, 4)["reader"] == {"kind": "agent", "id": "ag_bob", "name": "Bob"}
+
+
+def test_a_pending_conversation_says_why() -> None:
+    wire = VisitorConversation.from_payload(
+        agents_payload("pending", pending_reason="outside_hours")
+    ).to_wire()
+    assert wire["pending_reason"] == "outside_hours"
