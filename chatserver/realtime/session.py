@@ -538,14 +538,13 @@ class Session:
     async def _track(self, conv: Conversation, *, announce: bool = True, hold: bool = False) -> None:
         """Follow a conversation from the sender: subscribe, then take the baseline from the database (the
         events that arrive meanwhile queue behind this item, so nothing committed after it is missed)."""
-        await self._announce(conv, announce)
         topic = conversation_topic(conv.id)
-        if topic in self.topics:
-            return  # followed already, or the receiver is subscribing (its _Track or _Sync follows)
-        self.topics.add(topic)
-        await self.hub.subscribe(self, topic)
-        heads = await self.service.store.conversation_heads([conv.id])
-        self._cursors.follow(conv.id, heads.get(conv.id, (conv.last_seq, 0))[0], hold=hold)
+        if topic not in self.topics:  # else followed already, or the receiver is subscribing
+            self.topics.add(topic)
+            await self.hub.subscribe(self, topic)
+            heads = await self.service.store.conversation_heads([conv.id])
+            self._cursors.follow(conv.id, heads.get(conv.id, (conv.last_seq, 0))[0], hold=hold)
+        await self._announce(conv, announce)  # subscribed first: the router's answer to the wake arrives
 
     async def _announce(self, conv: Conversation, announce: bool) -> None:
         """Send the conversation's state if this connection has not seen this version yet."""
