@@ -522,11 +522,11 @@ class Session:
                 await self._track(conv, announce=False, hold=True)
             convs = waiting + mine
         for conv in convs:
-            if self.contact is not None:
-                await self._track(conv, announce=False, hold=True)
             self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
             payload = await service.conversation_payload(conv)
-            self._payloads[conv.id] = payload
+            self._payloads[conv.id] = payload  # before the router is woken: its queue position needs it
+            if self.contact is not None:
+                await self._track(conv, announce=False, hold=True)
             await self._write(frames.conversation(self._view(payload)))
         await self._write(frames.snapshot([conv.id for conv in convs]))
         if self.agent is not None:  # offers still open for this agent (e.g. after a reconnect)
