@@ -522,11 +522,12 @@ class Session:
                 await self._track(conv, announce=False, hold=True)
             convs = waiting + mine
         for conv in convs:
+            if self.contact is not None:  # subscribed first: the baseline is as early as it can be
+                await self._track(conv, announce=False, hold=True, wake=False)
             self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
             payload = await service.conversation_payload(conv)
-            self._payloads[conv.id] = payload  # before the router is woken: its queue position needs it
-            if self.contact is not None:
-                await self._track(conv, announce=False, hold=True)
+            self._payloads[conv.id] = payload
+            self._wake_if_waiting(conv)  # now: the queue position the router publishes needs the payload
             await self._write(frames.conversation(self._view(payload)))
         await self._write(frames.snapshot([conv.id for conv in convs]))
         if self.agent is not None:  # offers still open for this agent (e.g. after a reconnect)
@@ -535,7 +536,9 @@ class Session:
                     payload = await service.conversation_payload(conv)
                     await self._write(frames.offer(conv.offer_id, payload, conv.offer_expires_at))
 
-    async def _track(self, conv: Conversation, *, announce: bool = True, hold: bool = False) -> None:
+    async def _track(
+        self, conv: Conversation, *, announce: bool = True, hold: bool = False, wake: bool = True
+    ) -> None:
         """Follow a conversation from the sender: subscribe, then take the baseline from the database (the
         events that arrive meanwhile queue behind this item, so nothing committed after it is missed)."""
         topic = conversation_topic(conv.id)
@@ -544,19 +547,23 @@ class Session:
             await self.hub.subscribe(self, topic)
             heads = await self.service.store.conversation_heads([conv.id])
             self._cursors.follow(conv.id, heads.get(conv.id, (conv.last_seq, 0))[0], hold=hold)
-        await self._announce(conv, announce)  # subscribed first: the router's answer to the wake arrives
+        await self._announce(conv, announce, wake=wake)  # subscribed first: the router's answer arrives
 
-    async def _announce(self, conv: Conversation, announce: bool) -> None:
+    async def _announce(self, conv: Conversation, announce: bool, *, wake: bool = True) -> None:
         """Send the conversation's state if this connection has not seen this version yet."""
         self._convs[conv.id] = conv
+        if announce and conv.version > self._versions.get(conv.id, 0):
+            self._versions[conv.id] = conv.version
+            payload = await self.service.conversation_payload(conv)
+            self._payloads[conv.id] = payload
+            await self._write(frames.conversation(self._view(payload)))
+        if wake:
+            self._wake_if_waiting(conv)
+
+    def _wake_if_waiting(self, conv: Conversation) -> None:
+        """A visitor watches a waiting conversation: the router publishes its queue position."""
         if self.contact is not None and conv.status in (Status.QUEUED.value, Status.OFFERED.value):
             self.service.wake_router(f"watch:{conv.id}")
-        if not announce or conv.version <= self._versions.get(conv.id, 0):
-            return
-        self._versions[conv.id] = conv.version
-        payload = await self.service.conversation_payload(conv)
-        self._payloads[conv.id] = payload
-        await self._write(frames.conversation(self._view(payload)))
 
     def _view(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The conversation as this connection may see it: all of it for agents, the visitor
