@@ -43,7 +43,7 @@ from chatserver.channels.inbound import Inbound
 from chatserver.channels.polling import running_pollers
 from chatserver.chat import ChatService
 from chatserver.context import Context
-from chatserver.errors import Internal
+from chatserver.errors import api_error
 from chatserver.model.events import ConversationEvent
 from chatserver.outbox import OutboxQueries
 from chatserver.outbox.setup import build_registry, build_worker
@@ -238,8 +238,7 @@ def _attr(value: str) -> str:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return error_response(Internal("internal error"))
+    return error_response(api_error(exc, context=f"{request.method} {request.url.path}"))
 
 
 class ChatApp(Starlette):

@@ -1,7 +1,7 @@
 """The conversation service: what visitors and agents can do, shared by the WebSocket and REST layers.
 
 It authorizes, changes state through the store (compare-and-set), and publishes events only after the
-change committed (guarantee 5). Message events are published by one publisher task in commit order.
+change committed (guarantee 5), in commit order, through one bounded publisher (``bus/publisher.py``).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chatserver.bus import Bus
+from chatserver.bus import Bus, Publisher
 from chatserver.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from chatserver.model.events import (
     AGENTS_TOPIC,
     ROUTING_TOPIC,
+    AccessEvent,
     ConversationEvent,
     Event,
     MessageEvent,
@@ -54,11 +55,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PUBLISH_BATCH = 512
 CLAIM_ATTEMPTS = 8
 """Compare-and-set attempts for a manual assignment racing other changes (the router's)."""
 OFFERED_ONLY = "conversations are offered to agents by routing; a supervisor can assign one"
-MAX_UNPUBLISHED = 20_000
 
 
 class ChatService:
@@ -70,11 +69,8 @@ class ChatService:
         """offers: the router assigns and plain agents cannot claim; manual: agents claim."""
         self.translation: TranslationDelivery | None = None
         """Set by the app when translation is configured."""
-        self._outbox: asyncio.Queue[list[tuple[str, Event]]] = asyncio.Queue()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._publisher: asyncio.Task[None] | None = None
-        self.dropped_events = 0
+        self.publisher = Publisher(bus)
+        """Publishes in commit order through a bounded buffer (chatserver/bus/publisher.py)."""
         self.tickets: TicketService | None = None
         """Set by the app: escalation (``conversation.escalate``) and threading into tickets."""
         self.csat: CsatService | None = None
@@ -83,17 +79,14 @@ class ChatService:
 
     async def start(self) -> None:
         self.store.writer.on_commit = self._on_commit
-        self._publisher = asyncio.create_task(self._publish_loop(), name="event-publisher")
+        self.publisher.start()
 
     async def stop(self) -> None:
-        if self._publisher is not None:
-            # let already-committed events go out before stopping
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(2):
-                    await self._idle.wait()
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
+        await self.publisher.stop()  # already-committed events go out first (bounded wait)
+
+    @property
+    def dropped_events(self) -> int:
+        return self.publisher.dropped
 
     # -- publishing (after commit, in order) ---------------------------------------------------------------
 
@@ -103,38 +96,12 @@ class ChatService:
             hook(messages)
 
     def publish(self, items: list[tuple[str, Event]]) -> None:
-        self._idle.clear()
-        self._outbox.put_nowait(items)
+        self.publisher.publish(items)
 
-    async def _publish_loop(self) -> None:
-        """Publish in commit order. While the bus is down, keep the events (bounded) and retry with
-        backoff, so other processes get them as soon as it is back; beyond the bound the oldest are
-        dropped and subscribers repair them from the database (reconciliation)."""
-        pending: list[tuple[str, Event]] = []
-        backoff = 0.05
-        while True:
-            if not pending:
-                self._idle.set()
-                pending.extend(await self._outbox.get())
-            while not self._outbox.empty() and len(pending) < PUBLISH_BATCH:
-                pending.extend(self._outbox.get_nowait())
-            batch = pending[:PUBLISH_BATCH]
-            try:
-                ok = await self.bus.publish(batch)
-            except Exception:  # the bus reports its own failures; never let the publisher die
-                log.exception("publish failed")
-                ok = False
-            if ok:
-                del pending[: len(batch)]
-                backoff = 0.05
-                continue
-            if len(pending) > MAX_UNPUBLISHED:
-                dropped = len(pending) - MAX_UNPUBLISHED
-                del pending[:dropped]
-                self.dropped_events += dropped
-                log.warning("bus down: dropped %d old events (subscribers repair from the database)", dropped)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
+    def revoke_access(self, agent_id: str, reason: str, *, session_hash: str | None = None) -> None:
+        """End an agent's live connections on every process: ``deactivated`` and ``role`` all of them,
+        ``logout`` those of the login session ``session_hash`` (after the change committed)."""
+        self.publish([(agent_topic(agent_id), AccessEvent(agent_id, reason, session_hash))])
 
     # -- views -----------------------------------------------------------------------------------------------
 

@@ -16,19 +16,26 @@
     │   ├── TooLarge                  (too_large, 413)
     │   ├── UnsupportedMediaType      (unsupported_media_type, 415) REST body not JSON
     │   ├── Conflict                  (conflict, 409)
-    │   └── Unavailable               (unavailable, 503)
-    ├── StoreError                  persistence failed (mapped from SQLAlchemy/driver errors)
+    │   │   └── Duplicate               a uniqueness/integrity violation in the database
+    │   ├── Unavailable               (unavailable, 503)
+    │   └── Internal                  (internal, 500) a bug: logged with its traceback
+    ├── StoreError                  the database failed or is unreachable (unavailable, 503)
     └── DeliveryError               an outbound delivery (email, channel reply, webhook) failed
         ├── TemporaryDeliveryError    try again later (4xx SMTP, 429, 5xx, timeout); retry_after_s?
         └── PermanentDeliveryError    will never succeed as it is (5xx SMTP, 4xx API): failed + reason
 
-The REST layer turns an ApiError into ``{"error": {"code", "message"}}`` with its status; the WebSocket
-layer turns it into an ``error`` frame echoing the client's ``ref``.
+SQLAlchemy and driver errors become ``Duplicate`` or ``StoreError`` in one place, the database layer
+(``chatserver/store/db.py``). :func:`api_error` turns any exception into the ApiError a client sees; the
+REST layer renders it as ``{"error": {"code", "message"}}`` with its status, the WebSocket layer as an
+``error`` frame echoing the client's ``ref``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
+
+log = logging.getLogger(__name__)
 
 
 class ChatError(Exception):
@@ -134,6 +141,10 @@ class Conflict(ApiError):
     status = 409
 
 
+class Duplicate(Conflict):
+    """The database refused a write as a duplicate (a unique key or another integrity constraint)."""
+
+
 class Unavailable(ApiError):
     code = "unavailable"
     status = 503
@@ -142,3 +153,13 @@ class Unavailable(ApiError):
 class Internal(ApiError):
     code = "internal"
     status = 500
+
+
+def api_error(exc: BaseException, *, context: str = "request") -> ApiError:
+    """The one mapping from an exception to what the client is told (REST and WebSocket alike)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, StoreError):
+        return Unavailable(str(exc) or "the database is unavailable; try again")
+    log.error("%s failed", context, exc_info=exc)
+    return Internal("internal error")

@@ -747,7 +747,7 @@
       const late = l && msgsOf(cid).slice(-30).find((m) => m.un && RETRYABLE.includes(m.un[l]) && !(m.tr && m.tr[l] != null));
       if (late) cursors[cid] = Math.min(cursors[cid], late.seq - 1);
     }
-    if (Object.keys(cursors).length) send({ type: "resume", ref: "resume", cursors });
+    send({ type: "resume", ref: "resume", cursors }); // first, even empty: it places the live stream
     flush();
     markSeen();
   }

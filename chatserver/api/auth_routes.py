@@ -77,10 +77,11 @@ async def login(request: Request) -> Response:
 @api
 async def logout(request: Request) -> Response:
     c = ctx(request)
-    await current_agent(request)
+    agent = await current_agent(request)
     session_id = request.cookies.get(SESSION_COOKIE)
     if session_id:
         await c.store.delete_session(sha256_hex(session_id))
+        c.service.revoke_access(agent.id, "logout", session_hash=sha256_hex(session_id))
     response = json_response({"ok": True})
     response.delete_cookie(SESSION_COOKIE)
     response.delete_cookie(CSRF_COOKIE)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from chatserver.auth.identity import authenticate_agent
 from chatserver.context import Context
-from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, StoreError, TooLarge, Unavailable
+from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, TooLarge, api_error
 from chatserver.model.levels import parse_levels
 from chatserver.model.types import Agent, Role
 from chatserver.transport.body import SCOPE_KEY as BODY_LIMIT_KEY
@@ -86,15 +86,13 @@ def int_param(request: Request, name: str) -> int | None:
 
 
 def api(fn: Endpoint) -> Endpoint:
-    """Turn ApiErrors (and store failures) raised by an endpoint into JSON error responses."""
+    """Turn what an endpoint raises into a JSON error response (:func:`~chatserver.errors.api_error`)."""
 
     async def wrapper(request: Request) -> Response:
         try:
             return await fn(request)
-        except ApiError as exc:
-            return error_response(exc)
-        except StoreError as exc:
-            return error_response(Unavailable(str(exc)))
+        except Exception as exc:
+            return error_response(api_error(exc, context=f"{request.method} {request.url.path}"))
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__

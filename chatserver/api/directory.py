@@ -201,10 +201,15 @@ async def _update_agent(request: Request) -> Response:
         if target_id == caller.id:
             await _own_password_check(request, caller, data)
         values["password_hash"] = await c.login.hash(password)
+    before = await c.store.get_agent(target_id) if "role" in values else None
     agent = await c.store.update_agent(target_id, **values)
     if "password" in data:
         keep = sha256_hex(session) if session and target_id == caller.id else None
         await c.store.revoke_sessions(target_id, keep=keep)
+    if values.get("active") is False:
+        c.service.revoke_access(agent.id, "deactivated")
+    elif before is not None and before.role is not agent.role:
+        c.service.revoke_access(agent.id, "role")
     c.service.publish(
         [(agent_topic(agent.id), NoticeEvent(agent.id, "profile", "Your profile was updated."))]
     )
@@ -221,6 +226,7 @@ async def delete_agent(request: Request) -> Response:
     if target_id == caller.id:
         raise Invalid("you cannot deactivate yourself", data={"field": "agent_id"})
     agent = await c.store.update_agent(target_id, active=False)
+    c.service.revoke_access(agent.id, "deactivated")
     return json_response(agent.to_wire())
 
 

@@ -141,6 +141,7 @@ async def metrics(request: Request) -> Response:
             "reconnects": getattr(c.bus, "reconnects", 0),
             "publish_failures": getattr(c.bus, "publish_failures", 0),
             "dropped_events": c.service.dropped_events,
+            "queued_events": c.service.publisher.queued,
         },
     }
     delivery = c.service.translation

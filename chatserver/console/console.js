@@ -486,7 +486,7 @@
         Object.keys(m.untranslated || {}).some((l) => RETRYABLE.includes(m.untranslated[l]) && m.translations[l] == null));
       if (late) cursors[id] = Math.min(cursors[id], late.seq - 1);
     }
-    if (Object.keys(cursors).length) send({ type: "resume", ref: "resume", cursors });
+    send({ type: "resume", ref: "resume", cursors }); // first, even empty: it places the live stream
     if (selected && !loaded.has(selected)) loadConversation(selected);
     else if (!selected && /^#[\w-]{1,64}$/.test(location.hash)) select(location.hash.slice(1));
     for (const p of pending.values()) if (!p.failed) sendItem(p);

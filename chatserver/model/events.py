@@ -101,6 +101,22 @@ class NoticeEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """An agent's access changed: their live connections must end (on every process).
+
+    ``reason`` is ``deactivated`` (every connection closes with 4401), ``logout`` (only the connections
+    of the login session whose hash is ``session_hash`` close, with 4401) or ``role`` (every connection
+    closes with 4403: the client reconnects with its new rights)."""
+
+    agent_id: str
+    reason: str
+    session_hash: str | None = None
+
+
+ACCESS_REASONS = frozenset({"deactivated", "logout", "role"})
+
+
+@dataclass(frozen=True, slots=True)
 class QueueEvent:
     conversation_id: str
     position: int
@@ -161,6 +177,7 @@ Event = (
     | OfferEvent
     | OfferRevokedEvent
     | NoticeEvent
+    | AccessEvent
     | QueueEvent
     | WakeEvent
     | DeliveryEvent
@@ -242,6 +259,8 @@ def encode_event(event: Event) -> bytes:
             }
         case NoticeEvent():
             body = {"t": "notice", "a": event.agent_id, "code": event.code, "m": event.message}
+        case AccessEvent():
+            body = {"t": "access", "a": event.agent_id, "r": event.reason, "s": event.session_hash}
         case QueueEvent():
             body = {
                 "t": "queue",
@@ -322,6 +341,10 @@ def decode_event(data: bytes | str) -> Event:
             return OfferRevokedEvent(raw["a"], raw["o"], raw["c"], raw["r"])
         case "notice":
             return NoticeEvent(raw["a"], raw["code"], raw["m"])
+        case "access":
+            if raw["r"] not in ACCESS_REASONS:
+                raise ValueError(f"unknown access change {raw['r']!r}")
+            return AccessEvent(raw["a"], raw["r"], raw.get("s"))
         case "queue":
             return QueueEvent(raw["c"], raw["pos"], raw["eta"])
         case "wake":

@@ -18,12 +18,16 @@ import orjson
 from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, TooLarge, UnknownType
 from chatserver.model.levels import parse_levels
 from chatserver.model.types import AgentStatus, Author, Message, iso
+from chatserver.model.visitor import VisitorConversation, public_author
 
 PROTOCOL_VERSION = 1
 MAX_REF = 128
 MAX_ID = 64
 MAX_CURSORS = 500
 MAX_FIELDS = 32
+MAX_INT = 2**53 - 1
+"""The largest integer a frame may carry (a seq, a cursor): exact in every JSON client (JavaScript's
+``Number.MAX_SAFE_INTEGER``) and far inside the databases' 64-bit columns."""
 
 
 def _with_ref(exc: ApiError, ref: str | None) -> ApiError:
@@ -210,11 +214,8 @@ class _Fields:
         assert value is not None
         return value
 
-    def integer(self, name: str, *, minimum: int = 0) -> int:
-        value = self._get(name, True)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise Invalid(f"{name} must be an integer >= {minimum}", data={"field": name})
-        return value
+    def integer(self, name: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+        return _integer(self._get(name, True), name, minimum=minimum, maximum=maximum)
 
     def boolean(self, name: str) -> bool:
         value = self._get(name, False)
@@ -231,6 +232,14 @@ class _Fields:
         if not isinstance(value, dict):
             raise Invalid(f"{name} must be an object", data={"field": name})
         return value
+
+
+def _integer(value: Any, field: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """Every integer from the wire goes through here: no bools, no floats (``3.0``), nothing outside
+    ``minimum..maximum`` (so no value can overflow a database column deeper down)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise Invalid(f"{field} must be an integer from {minimum} to {maximum}", data={"field": field})
+    return value
 
 
 def _language(f: _Fields, name: str = "language") -> str | None:
@@ -304,9 +313,11 @@ def _resume(ref: str | None, f: _Fields, _: int) -> ClientFrame:
     for key, value in raw.items():
         if not key or len(key) > MAX_ID:
             raise Invalid("cursor keys are conversation ids", data={"field": "cursors"})
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise Invalid("cursors map conversation ids to a seq >= 0", data={"field": "cursors"})
-        cursors[key] = value
+        try:
+            cursors[key] = _integer(value, "cursors")
+        except Invalid as exc:
+            exc.data["conversation_id"] = key  # which cursor
+            raise
     return Resume(ref, cursors)
 
 
@@ -465,6 +476,18 @@ def conversation_text(conversation_id: str, version: int, payload: Mapping[str, 
     return text
 
 
+def visitor_conversation_text(conversation_id: str, version: int, payload: Mapping[str, Any]) -> str:
+    """The same change as visitors see it (:class:`~chatserver.model.visitor.VisitorConversation`)."""
+    key = (f"v:{conversation_id}", version)
+    text = _ENCODED.get(key)
+    if text is None:
+        text = encode(conversation(VisitorConversation.from_payload(payload).to_wire()))
+        _ENCODED[key] = text
+        if len(_ENCODED) > _ENCODED_MAX:
+            _ENCODED.popitem(last=False)
+    return text
+
+
 def message_text(msg: Message) -> str:
     """The encoded ``message`` frame, built once per message however many connections receive it.
     Keyed by id and the number of translations, so a message read back with translations is fresh."""
@@ -531,12 +554,23 @@ def sla(ticket_payload: Mapping[str, Any], kind: str, target: str, due_at_ms: in
     }
 
 
-def typing(conversation_id: str, author: Author, state: str) -> dict[str, Any]:
-    return {"type": "typing", "conversation_id": conversation_id, "author": author.to_wire(), "state": state}
+def _who(author: Author, public: bool) -> dict[str, Any] | None:
+    return public_author(author.to_wire()) if public else author.to_wire()
 
 
-def read(conversation_id: str, reader: Author, seq: int) -> dict[str, Any]:
-    return {"type": "read", "conversation_id": conversation_id, "reader": reader.to_wire(), "seq": seq}
+def typing(conversation_id: str, author: Author, state: str, *, public: bool = False) -> dict[str, Any]:
+    """``public``: for a visitor, who is typing is a kind and a name only."""
+    return {
+        "type": "typing",
+        "conversation_id": conversation_id,
+        "author": _who(author, public),
+        "state": state,
+    }
+
+
+def read(conversation_id: str, reader: Author, seq: int, *, public: bool = False) -> dict[str, Any]:
+    """``public``: for a visitor, the reader is a kind and a name only (no agent id)."""
+    return {"type": "read", "conversation_id": conversation_id, "reader": _who(reader, public), "seq": seq}
 
 
 def conversation(payload: Mapping[str, Any], ref: str | None = None) -> dict[str, Any]:

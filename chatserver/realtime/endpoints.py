@@ -17,28 +17,28 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketState
 
 from chatserver.auth.identity import (
+    SESSION_COOKIE,
     WS_PROTOCOL,
     authenticate_agent,
     bearer_token,
     origin_allowed_for_console,
 )
-from chatserver.auth.secrets import verify_visitor_token
+from chatserver.auth.secrets import sha256_hex, verify_visitor_token
 from chatserver.context import Context
-from chatserver.errors import ApiError, NotFound, Unauthorized
+from chatserver.errors import ApiError, NotFound, StoreError, Unauthorized
 from chatserver.model.ids import now_ms
 from chatserver.presence import visitor_key
 from chatserver.realtime.caps import ConnectionCaps, Slot
 from chatserver.realtime.session import (
     CLOSE_FORBIDDEN,
     CLOSE_RATE_LIMITED,
+    CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHENTICATED,
     Session,
 )
 
 log = logging.getLogger(__name__)
 
-CLOSE_TRY_AGAIN = 1013
-"""The handshake did not complete within its deadline."""
 CAPS_STATE = "ws_caps"
 
 
@@ -121,6 +121,8 @@ async def visitor_endpoint(ws: WebSocket) -> None:
                 contact = await c.store.get_contact(claims.contact_id)
             except (Unauthorized, NotFound) as exc:
                 raise _Refused(CLOSE_UNAUTHENTICATED, exc.message) from exc
+            except StoreError as exc:
+                raise _Refused(CLOSE_TRY_AGAIN, "the database is unavailable; try again") from exc
             if not inbox.allows_origin(ws.headers.get("origin")):
                 raise _Refused(CLOSE_FORBIDDEN, "origin not allowed for this inbox")
             _identity_slot(ws, f"contact:{contact.id}", slots)
@@ -145,11 +147,21 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 agent = await authenticate_agent(ws, c.store, c.settings, method="GET")
             except ApiError as exc:
                 raise _Refused(CLOSE_UNAUTHENTICATED, exc.message) from exc
+            except StoreError as exc:
+                raise _Refused(CLOSE_TRY_AGAIN, "the database is unavailable; try again") from exc
             if not origin_allowed_for_console(ws, c.settings):
                 raise _Refused(CLOSE_FORBIDDEN, "origin not allowed for the agent console")
             _identity_slot(ws, f"agent:{agent.id}", slots)
             await ws.accept(subprotocol=_subprotocol(ws))
-        session = Session(ws, settings=c.settings, service=c.service, hub=c.hub, agent=agent)
+        cookie = None if bearer_token(ws, allow_query=True) else ws.cookies.get(SESSION_COOKIE)
+        session = Session(
+            ws,
+            settings=c.settings,
+            service=c.service,
+            hub=c.hub,
+            agent=agent,
+            login_hash=sha256_hex(cookie) if cookie else None,
+        )
         await c.presence.connect(agent.id, session.id)
         await c.service.publish_presence(agent)
         try:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from chatserver.bus import Bus
+from chatserver.errors import StoreError
 from chatserver.model.events import (
     AGENTS_TOPIC,
     ConversationEvent,
@@ -135,6 +136,8 @@ class Hub:
             await asyncio.sleep(self._reconcile_s)
             try:
                 await self.reconcile()
+            except StoreError as exc:  # the database is away: the next round repairs
+                log.warning("reconcile skipped: %s", exc)
             except Exception:
                 log.exception("reconcile failed")
 

@@ -1,9 +1,10 @@
 """One WebSocket connection: its identity, its subscriptions and its ordered, bounded outbound stream.
 
 Everything the client receives goes through one bounded queue drained by one sender task, which is the
-single place that enforces per-conversation order: it tracks the last ``seq`` sent per conversation,
-skips what was already sent, and fetches any gap from the database before sending a later message
-(guarantees 2 and 3). A client that cannot keep up fills the queue and is closed with 4008 (it resumes
+single place that enforces per-conversation order. What it sends of a conversation is decided by one
+cursor per conversation (:mod:`chatserver.realtime.cursor`), for live messages, gap fills and resumes
+alike, and only the sender moves it; the receiver only queues intents (follow, resume) behind the live
+stream (guarantees 2 and 3). A client that cannot keep up fills the queue and is closed with 4008 (it resumes
 by cursors); it never slows anyone else (guarantee 6).
 """
 
@@ -25,15 +26,15 @@ from chatserver.errors import (
     ApiError,
     BadFrame,
     Forbidden,
-    Internal,
     NotFound,
     RateLimited,
     StoreError,
-    Unavailable,
+    api_error,
 )
 from chatserver.model import frames
 from chatserver.model.events import (
     AGENTS_TOPIC,
+    AccessEvent,
     ConversationEvent,
     DeliveryEvent,
     Event,
@@ -54,6 +55,8 @@ from chatserver.model.events import (
 from chatserver.model.ids import new_id
 from chatserver.model.status import OPEN_STATUSES, WAITING_STATUSES, Status
 from chatserver.model.types import Agent, Author, AuthorKind, Contact, Conversation, Message, MessageKind
+from chatserver.model.visitor import VisitorConversation
+from chatserver.realtime.cursor import Cursors, Live
 from chatserver.realtime.hub import Hub
 from chatserver.realtime.ratelimit import TokenBucket
 from chatserver.settings import Settings
@@ -64,9 +67,13 @@ CLOSE_SLOW = 4008
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_RATE_LIMITED = 4429
+CLOSE_TRY_AGAIN = 1013
+"""The database is unreachable while the connection is set up: reconnect later."""
 PAGE = 500
 MAX_IN_FLIGHT = 32
 """Messages one connection may have waiting for their commit at once."""
+RESUME_WINDOW_S = 2.0
+"""How long live messages of the snapshot's conversations wait for the client's first frame (its resume)."""
 
 
 # Items of the outbound queue --------------------------------------------------------------------------
@@ -100,9 +107,17 @@ class _Sync:
 
 
 @dataclass(frozen=True, slots=True)
-class _Baseline:
-    conversation_id: str
-    seq: int
+class _Track:
+    """Follow ``conv`` from ``baseline`` (None: subscribed elsewhere), announcing its state if new."""
+
+    conv: Conversation
+    baseline: int | None
+    announce: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Release:
+    """The client's first frame was handled (or the window passed): stop holding snapshot cursors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +150,20 @@ class _Close:
     reason: str
 
 
-_Item = _Frame | _Text | _Msg | _Fill | _Sync | _Baseline | _Resumed | _Follow | _Snapshot | _Refresh | _Close
+_Item = (
+    _Frame
+    | _Text
+    | _Msg
+    | _Fill
+    | _Sync
+    | _Track
+    | _Release
+    | _Resumed
+    | _Follow
+    | _Snapshot
+    | _Refresh
+    | _Close
+)
 
 
 class _Outbox:
@@ -180,6 +208,7 @@ class Session:
         contact: Contact | None = None,
         inbox_id: str | None = None,
         agent: Agent | None = None,
+        login_hash: str | None = None,
     ) -> None:
         assert (contact is None) != (agent is None)
         self.ws = ws
@@ -189,11 +218,14 @@ class Session:
         self.contact = contact
         self.inbox_id = inbox_id
         self.agent = agent
+        self.login_hash = login_hash
+        """The hash of the login session (cookie) this connection was opened with; None for API tokens."""
         self.id = new_id("ws_")
         self.author: Author = agent.author if agent else Author(AuthorKind.CONTACT, contact.id, contact.name)  # type: ignore[union-attr]
         self.allowed = frames.AGENT_TYPES if agent else frames.VISITOR_TYPES
         self._out = _Outbox(settings.send_queue_size)
-        self._sent: dict[str, int] = {}
+        self._cursors = Cursors()
+        self._first_frame = False
         self._versions: dict[str, int] = {}
         self._convs: dict[str, Conversation] = {}
         self._payloads: dict[str, dict[str, Any]] = {}
@@ -221,14 +253,18 @@ class Session:
             hello["routing"] = self.settings.routing  # offers: wait for offers; manual: take conversations
         await self.ws.send_text(frames.encode(hello))
         self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.id}")
+        release_timer: asyncio.TimerHandle | None = None
         try:
             if self.agent is not None:
                 for topic in (AGENTS_TOPIC, agent_topic(self.agent.id)):
                     await self.hub.subscribe(self, topic)
                     self.topics.add(topic)
             self._put(_Snapshot())
+            release_timer = asyncio.get_running_loop().call_later(RESUME_WINDOW_S, self._put, _Release())
             await self._receive_loop()
         finally:
+            if release_timer is not None:
+                release_timer.cancel()
             if self._acks:  # let messages already queued for commit be answered (bounded wait)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(2):
@@ -243,6 +279,9 @@ class Session:
         if self._closing:
             return
         self._closing = True
+        await self._end(code, reason)
+
+    async def _end(self, code: int, reason: str) -> None:
         if self._sender is not None and asyncio.current_task() is not self._sender:
             self._sender.cancel()
         with contextlib.suppress(Exception):
@@ -289,9 +328,12 @@ class Session:
                 self._on_conversation(topic, event)
             case TypingEvent():
                 if event.author.id != self.author.id:
-                    self.send(frames.typing(event.conversation_id, event.author, event.state))
+                    public = not self.is_agent
+                    self.send(frames.typing(event.conversation_id, event.author, event.state, public=public))
             case ReadEvent():
-                self.send(frames.read(event.conversation_id, event.reader, event.seq))
+                self.send(
+                    frames.read(event.conversation_id, event.reader, event.seq, public=not self.is_agent)
+                )
             case PresenceEvent():
                 if self.is_agent:
                     self.send(frames.presence(event.agent, event.status))
@@ -299,6 +341,8 @@ class Session:
                 self.send(frames.offer(event.offer_id, event.payload, event.expires_at))
             case OfferRevokedEvent():
                 self.send(frames.offer_revoked(event.offer_id, event.conversation_id, event.reason))
+            case AccessEvent():
+                self._on_access(event)
             case NoticeEvent():
                 frame = frames.notice(event.code, event.message)
                 self._put(_Refresh(frame) if event.code == "profile" else _Frame(frame))
@@ -306,7 +350,7 @@ class Session:
                 cached = self._payloads.get(event.conversation_id)
                 if cached is not None and cached.get("status") in ("queued", "offered"):
                     queue = {"position": event.position, "estimated_wait_s": event.estimated_wait_s}
-                    self.send(frames.conversation({**cached, "queue": queue}))
+                    self.send(frames.conversation(self._view({**cached, "queue": queue})))
             case TicketEvent():
                 if self._ticket_is_mine(event.assignee_id, event.watchers, event.conversation_ids):
                     self.send(frames.ticket(event.payload))
@@ -353,6 +397,22 @@ class Session:
             or any(conversation_topic(c) in self.topics for c in conversation_ids)
         )
 
+    def _on_access(self, event: AccessEvent) -> None:
+        """Deactivation, logout or a role change: end this connection at once (no frame it sends after
+        this is handled), on whichever process it lives."""
+        if self.agent is None or event.agent_id != self.agent.id:
+            return
+        if event.reason == "logout" and event.session_hash != self.login_hash:
+            return  # another login session of the same agent logged out
+        code, reason = {
+            "deactivated": (CLOSE_UNAUTHENTICATED, "account deactivated"),
+            "logout": (CLOSE_UNAUTHENTICATED, "logged out"),
+        }.get(event.reason, (CLOSE_FORBIDDEN, "role changed: reconnect"))
+        log.info("session %s of %s: %s", self.id, event.agent_id, reason)
+        if not self._closing:
+            self._closing = True  # from now on nothing is queued or handled
+            asyncio.get_running_loop().create_task(self._end(code, reason))
+
     def _on_conversation(self, topic: str, event: ConversationEvent) -> None:
         cid = event.conversation_id
         if event.version <= self._versions.get(cid, 0):
@@ -360,7 +420,8 @@ class Session:
         self._versions[cid] = event.version
         self._convs.pop(cid, None)  # refetched when next needed
         self._payloads[cid] = event.payload
-        self._put(_Text(frames.conversation_text(cid, event.version, event.payload)))
+        encode = frames.conversation_text if self.is_agent else frames.visitor_conversation_text
+        self._put(_Text(encode(cid, event.version, event.payload)))
         assignee = event.payload.get("assignee") or {}
         if (
             self.agent is not None
@@ -391,8 +452,12 @@ class Session:
         try:
             while True:
                 item = await self._out.get()
-                if await self._process(item):
-                    return
+                try:
+                    if await self._process(item):
+                        return
+                except StoreError as exc:  # the database is away: say so; cursors repair when it is back
+                    log.info("session %s: %s", self.id, exc)
+                    await self._write(frames.error(api_error(exc)))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket is gone or the database failed: end this session only
@@ -410,15 +475,23 @@ class Session:
             case _Msg(message=m):
                 await self._send_message(m)
             case _Fill(conversation_id=cid, up_to=up_to):
-                if cid in self._sent and up_to > self._sent[cid]:
+                if self._cursors.wants_fill(cid, up_to):
                     await self._fill(cid, up_to)
             case _Sync(conversation_id=cid, after=after):
-                self._sent[cid] = after
+                # a cursor past the head (a client from another database) would mute it forever
+                heads = await self.service.store.conversation_heads([cid])
+                self._cursors.resume(cid, min(after, heads.get(cid, (0, 0))[0]))
                 await self._fill(cid, None)
-            case _Baseline(conversation_id=cid, seq=seq):
-                self._sent.setdefault(cid, seq)
+            case _Track(conv=conv, baseline=baseline, announce=announce):
+                await self._announce(conv, announce)
+                if baseline is not None and self._cursors.follow(conv.id, baseline):
+                    # what committed between the receiver's subscription and now was not sent live
+                    await self._fill(conv.id, None)
+            case _Release():
+                for cid in self._cursors.release():
+                    await self._fill(cid, None)
             case _Resumed():
-                cursors = {cid: self._sent.get(cid, 0) for cid in item.conversation_ids}
+                cursors = {cid: self._cursors.seq(cid) for cid in item.conversation_ids}
                 frame = frames.resumed(cursors, item.ref)
                 if item.unknown:
                     frame["unknown"] = list(item.unknown)
@@ -438,36 +511,33 @@ class Session:
 
     async def _send_message(self, m: Message) -> None:
         cid = m.conversation_id
-        last = self._sent.get(cid)
-        if last is None:
-            return  # not following this conversation (yet): its baseline decides what to send
-        if m.seq <= last:
-            return
-        if m.seq > last + 1:
+        decision = self._cursors.live(cid, m.seq)
+        if decision is Live.SKIP:
+            return  # not followed (its baseline decides), held until the client's resume, or already sent
+        if decision is Live.FILL:
             await self._fill(cid, m.seq - 1)
         if not self._visible(m):
-            self._sent[cid] = m.seq
+            self._cursors.skip_to(cid, m.seq)
             return
         await self.ws.send_text(frames.message_text(m))
-        self._sent[cid] = m.seq
+        self._cursors.sent(cid, m.seq)
 
     def _visible(self, m: Message) -> bool:
         return self.is_agent or m.kind is not MessageKind.NOTE
 
     async def _fill(self, cid: str, up_to: int | None) -> None:
-        """Send every message after our cursor (up to ``up_to``) from the database, in seq order."""
+        """Send every message after the cursor (up to ``up_to``) from the database, in seq order."""
         while True:
-            after = self._sent.get(cid, 0)
             batch = await self.service.store.messages_after(
-                cid, after, up_to=up_to, limit=PAGE, include_private=self.is_agent
+                cid, self._cursors.seq(cid), up_to=up_to, limit=PAGE, include_private=self.is_agent
             )
             for m in batch:
                 await self.ws.send_text(frames.message_text(m))
-                self._sent[cid] = m.seq
+                self._cursors.sent(cid, m.seq)
             if len(batch) < PAGE:
                 break
-        if up_to is not None and up_to > self._sent.get(cid, 0):
-            self._sent[cid] = up_to  # the rest were private notes this client does not see
+        if up_to is not None:
+            self._cursors.skip_to(cid, up_to)  # the rest were private notes this client does not see
 
     async def _snapshot(self) -> None:
         service = self.service
@@ -484,15 +554,16 @@ class Session:
                 assignee_id=self.agent.id, statuses=[s.value for s in OPEN_STATUSES], limit=200
             )
             for conv in mine:
-                await self._track(conv, announce=False)
+                await self._track(conv, announce=False, hold=True)
             convs = waiting + mine
         for conv in convs:
-            if self.contact is not None:
-                await self._track(conv, announce=False)
+            if self.contact is not None:  # subscribed first: the baseline is as early as it can be
+                await self._track(conv, announce=False, hold=True, wake=False)
             self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
             payload = await service.conversation_payload(conv)
             self._payloads[conv.id] = payload
-            await self._write(frames.conversation(payload))
+            self._wake_if_waiting(conv)  # now: the queue position the router publishes needs the payload
+            await self._write(frames.conversation(self._view(payload)))
         await self._write(frames.snapshot([conv.id for conv in convs]))
         if self.agent is not None:  # offers still open for this agent (e.g. after a reconnect)
             for conv in await service.store.offers_for(self.agent.id):
@@ -500,26 +571,56 @@ class Session:
                     payload = await service.conversation_payload(conv)
                     await self._write(frames.offer(conv.offer_id, payload, conv.offer_expires_at))
 
-    async def _track(self, conv: Conversation, *, announce: bool = True) -> None:
-        """Follow a conversation: subscribe, then set the baseline from the database (so nothing committed
-        between the two is missed)."""
-        self._convs[conv.id] = conv
-        announce = announce and conv.version > self._versions.get(conv.id, 0)
-        if announce:
-            self._versions[conv.id] = conv.version  # before any await: the bus may deliver it meanwhile
+    async def _track(
+        self, conv: Conversation, *, announce: bool = True, hold: bool = False, wake: bool = True
+    ) -> None:
+        """Follow a conversation from the sender: subscribe, then take the baseline from the database (the
+        events that arrive meanwhile queue behind this item, so nothing committed after it is missed)."""
         topic = conversation_topic(conv.id)
-        if topic not in self.topics:
+        if topic not in self.topics:  # else followed already, or the receiver is subscribing
             self.topics.add(topic)
             await self.hub.subscribe(self, topic)
             heads = await self.service.store.conversation_heads([conv.id])
-            last_seq = heads.get(conv.id, (conv.last_seq, 0))[0]
-            self._sent.setdefault(conv.id, last_seq)
-        if self.contact is not None and conv.status in (Status.QUEUED.value, Status.OFFERED.value):
-            self.service.wake_router(f"watch:{conv.id}")
-        if announce:
+            self._cursors.follow(conv.id, heads.get(conv.id, (conv.last_seq, 0))[0], hold=hold)
+        await self._announce(conv, announce, wake=wake)  # subscribed first: the router's answer arrives
+
+    async def _announce(self, conv: Conversation, announce: bool, *, wake: bool = True) -> None:
+        """Send the conversation's state if this connection has not seen this version yet."""
+        self._convs[conv.id] = conv
+        if announce and conv.version > self._versions.get(conv.id, 0):
+            self._versions[conv.id] = conv.version
             payload = await self.service.conversation_payload(conv)
             self._payloads[conv.id] = payload
-            self.send(frames.conversation(payload))
+            await self._write(frames.conversation(self._view(payload)))
+        if wake:
+            self._wake_if_waiting(conv)
+
+    def _wake_if_waiting(self, conv: Conversation) -> None:
+        """A visitor watches a waiting conversation: the router publishes its queue position."""
+        if self.contact is not None and conv.status in (Status.QUEUED.value, Status.OFFERED.value):
+            self.service.wake_router(f"watch:{conv.id}")
+
+    def _view(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The conversation as this connection may see it: all of it for agents, the visitor
+        projection for visitors (chatserver/model/visitor.py)."""
+        return payload if self.is_agent else VisitorConversation.from_payload(payload).to_wire()
+
+    async def _subscribe(self, cid: str) -> int | None:
+        """From the receiver: subscribe before the next frame is read; return the baseline (the head in
+        the database once subscribed), or None when the conversation is already subscribed."""
+        topic = conversation_topic(cid)
+        if topic in self.topics:
+            return None
+        self.topics.add(topic)
+        await self.hub.subscribe(self, topic)
+        heads = await self.service.store.conversation_heads([cid])
+        return heads.get(cid, (0, 0))[0]
+
+    async def _follow(self, conv: Conversation, *, announce: bool = True) -> None:
+        """From the receiver: follow ``conv`` (the sender sets the cursor, in order with the live stream)."""
+        self._convs[conv.id] = conv
+        baseline = await self._subscribe(conv.id)
+        self._put(_Track(conv, baseline, announce))
 
     # -- the receiver ------------------------------------------------------------------------------------
 
@@ -528,23 +629,33 @@ class Session:
             msg = await self.ws.receive()
             if msg["type"] == "websocket.disconnect":
                 return
-            text = msg.get("text")
-            if text is None:
-                self.send(
-                    frames.error(BadFrame("binary frames are not part of the protocol; send JSON text"))
-                )
-                continue
-            if not self._bucket.take(time.monotonic()):
-                self._strikes += 1
-                self.send(frames.error(RateLimited("too many frames; slow down")))
-                if self._strikes >= self.settings.rate_limit_strikes:
-                    await self.close_after_flush(CLOSE_RATE_LIMITED, "rate limited")
+            try:
+                if not await self._receive_one(msg.get("text")):
                     return
-                continue
-            self._strikes = 0
-            await self._handle_text(text)
+            finally:
+                if not self._first_frame:  # normally the resume: it has placed the snapshot's cursors
+                    self._first_frame = True
+                    self._put(_Release())
+
+    async def _receive_one(self, text: str | None) -> bool:
+        """Handle one client frame; False when the session must end."""
+        if text is None:
+            self.send(frames.error(BadFrame("binary frames are not part of the protocol; send JSON text")))
+            return True
+        if not self._bucket.take(time.monotonic()):
+            self._strikes += 1
+            self.send(frames.error(RateLimited("too many frames; slow down")))
+            if self._strikes >= self.settings.rate_limit_strikes:
+                await self.close_after_flush(CLOSE_RATE_LIMITED, "rate limited")
+                return False
+            return True
+        self._strikes = 0
+        await self._handle_text(text)
+        return True
 
     async def _handle_text(self, text: str) -> None:
+        if self._closing:
+            return  # e.g. access revoked: nothing more is done for this connection
         try:
             frame = frames.decode(text, allowed=self.allowed, max_text_bytes=self.settings.max_text_bytes)
         except ApiError as exc:
@@ -552,14 +663,15 @@ class Session:
             return
         try:
             await self._handle(frame)
-        except ApiError as exc:
-            exc.data.setdefault("ref", frame.ref)
-            self.send(frames.error(exc))
-        except StoreError as exc:
-            self.send(frames.error(Unavailable(str(exc), data={"ref": frame.ref})))
-        except Exception:
-            log.exception("frame %s failed", type(frame).__name__)
-            self.send(frames.error(Internal("internal error", data={"ref": frame.ref})))
+        except Exception as exc:
+            self._error(exc, frame.ref, type(frame).__name__)
+
+    def _error(self, exc: Exception, ref: str | None, what: str) -> None:
+        """Tell the client what failed (one mapping for every frame: errors.api_error); never close."""
+        err = api_error(exc, context=f"frame {what}")
+        if ref is not None:
+            err.data.setdefault("ref", ref)
+        self.send(frames.error(err))
 
     async def _conversation(self, cid: str, *, fresh: bool = False) -> Conversation:
         conv = None if fresh else self._convs.get(cid)
@@ -589,7 +701,7 @@ class Session:
                     fields=frame.fields,
                 )
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id))
-                await self._track(conv)
+                await self._follow(conv)
             case frames.MessageSend():
                 conv = await self._conversation(frame.conversation_id)
                 if conv.status == Status.RESOLVED:
@@ -636,18 +748,18 @@ class Session:
                 conv = await service.claim(self.agent, frame.conversation_id, frame.agent_id)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
                 if conv.assignee_id == self.agent.id:
-                    await self._track(conv)
+                    await self._follow(conv)
             case frames.ConversationView():
                 assert self.agent is not None
                 conv = await self._conversation(frame.conversation_id, fresh=True)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id))
-                await self._track(conv)
+                await self._follow(conv)
             case frames.OfferAnswer():
                 assert self.agent is not None
                 conv = await service.answer_offer(self.agent, frame.offer_id, accept=frame.accept)
                 self.send(frames.ack_simple(frame.ref, conversation_id=conv.id, status=conv.status))
                 if frame.accept:
-                    await self._track(conv)
+                    await self._follow(conv)
             case frames.ConversationTransfer():
                 assert self.agent is not None
                 conv = await service.transfer(
@@ -690,15 +802,9 @@ class Session:
             message, _ = await committed
             self.send(frames.ack(frame.ref, message))
             if self.agent is not None:
-                await self._track(conv, announce=False)
-        except ApiError as exc:
-            exc.data.setdefault("ref", frame.ref)
-            self.send(frames.error(exc))
-        except StoreError as exc:
-            self.send(frames.error(Unavailable(str(exc), data={"ref": frame.ref})))
-        except Exception:
-            log.exception("message.send failed")
-            self.send(frames.error(Internal("internal error", data={"ref": frame.ref})))
+                await self._follow(conv, announce=False)
+        except Exception as exc:
+            self._error(exc, frame.ref, "message.send")
         finally:
             if self._in_flight is not None:
                 self._in_flight.release()
@@ -712,10 +818,19 @@ class Session:
             except (NotFound, Forbidden):
                 unknown.append(cid)
                 continue
-            await self._track(conv, announce=True)  # its current state first (it may have closed meanwhile)
+            await self._subscribe(cid)
+            # its current state first (it may have closed meanwhile), then what the client missed
+            self._put(_Track(conv, None, True))
             self._put(_Sync(cid, after))
             ok.append(cid)
         self._put(_Resumed(frame.ref, tuple(ok), tuple(unknown)))
 
 
-__all__ = ["CLOSE_FORBIDDEN", "CLOSE_RATE_LIMITED", "CLOSE_SLOW", "CLOSE_UNAUTHENTICATED", "Session"]
+__all__ = [
+    "CLOSE_FORBIDDEN",
+    "CLOSE_RATE_LIMITED",
+    "CLOSE_SLOW",
+    "CLOSE_TRY_AGAIN",
+    "CLOSE_UNAUTHENTICATED",
+    "Session",
+]

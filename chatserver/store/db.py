@@ -3,6 +3,11 @@
 Durability is never traded for speed (guarantee 1): SQLite runs in WAL mode with synchronous=FULL,
 PostgreSQL with synchronous_commit=on. SQLite has one writer at a time, so in-process writes are
 serialized by an asyncio lock instead of colliding on the database lock; readers never wait (WAL).
+
+This is also the one place where SQLAlchemy and driver errors become the store's own (``raise ... from``):
+an integrity violation that reaches the end of a transaction is :class:`~chatserver.errors.Duplicate`
+(``conflict``); anything else the database or the connection to it raises is
+:class:`~chatserver.errors.StoreError` (``unavailable``). Nothing above the store sees a driver error.
 """
 
 from __future__ import annotations
@@ -13,9 +18,38 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from chatserver.errors import Duplicate, StoreError
+
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+"""What the database, its drivers and the network under them raise (sqlite3 and asyncpg errors
+surface wrapped in SQLAlchemy's, except some raised while connecting)."""
+
+
+def store_error(exc: BaseException) -> StoreError | Duplicate:
+    """The store's error for one SQLAlchemy/driver error."""
+    if isinstance(exc, IntegrityError | asyncpg.IntegrityConstraintViolationError):
+        return Duplicate("that conflicts with data already stored")
+    return StoreError(f"the database is unavailable ({type(exc).__name__})")
+
+
+@contextlib.asynccontextmanager
+async def _mapped() -> AsyncIterator[None]:
+    try:
+        yield
+    except DRIVER_ERRORS as exc:
+        raise store_error(exc) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -57,19 +91,19 @@ class Database:
         """A transaction that commits on exit (rolls back on error)."""
         lock = self._write_lock
         if lock is None:
-            async with self.engine.begin() as conn:
+            async with _mapped(), self.engine.begin() as conn:
                 yield conn
             return
-        async with lock, self.engine.begin() as conn:
+        async with lock, _mapped(), self.engine.begin() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
+        async with _mapped(), self.engine.connect() as conn:
             yield conn
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self.read() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
-from chatserver.errors import Conflict, Forbidden, Invalid, NotFound
+from chatserver.errors import Conflict, Duplicate, Forbidden, Invalid, NotFound
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.status import OPEN_STATUSES, Move, Status
 from chatserver.model.types import Agent, AuthorKind, Conversation
@@ -124,7 +123,7 @@ class RoutingQueries:
                         created_at=now_ms(),
                     )
                 )
-        except IntegrityError as exc:
+        except Duplicate as exc:
             raise Conflict(f"a team named {name!r} exists", data={"field": "name"}) from exc
         return await self.get_team(team_id)
 
@@ -139,7 +138,7 @@ class RoutingQueries:
                     res = await conn.execute(teams.update().where(teams.c.id == team_id).values(**values))
                     if res.rowcount == 0:
                         raise NotFound("team not found")
-            except IntegrityError as exc:
+            except Duplicate as exc:
                 raise Conflict("a team with that name exists", data={"field": "name"}) from exc
         return await self.get_team(team_id)
 

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from chatserver.errors import Conflict, NotFound
+from chatserver.errors import Conflict, Duplicate, NotFound
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.status import Move, Status
 from chatserver.model.types import (
@@ -182,7 +182,7 @@ class Store(RoutingQueries, ChannelQueries):
                         language=language,
                     )
                 )
-        except IntegrityError as exc:
+        except Duplicate as exc:
             raise Conflict(f"an agent with email {agent.email} exists", data={"field": "email"}) from exc
         return agent
 
@@ -705,7 +705,7 @@ class Store(RoutingQueries, ChannelQueries):
                         created_at=canned.created_at,
                     )
                 )
-        except IntegrityError as exc:
+        except Duplicate as exc:
             raise Conflict(f"the shortcut {shortcut!r} is taken", data={"field": "shortcut"}) from exc
         return canned
 
@@ -742,7 +742,7 @@ class Store(RoutingQueries, ChannelQueries):
                     )
                     if res.rowcount == 0:
                         raise NotFound("canned response not found")
-            except IntegrityError as exc:
+            except Duplicate as exc:
                 raise Conflict("that shortcut is taken", data={"field": "shortcut"}) from exc
         return await self.get_canned(canned_id)
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from chatserver.errors import ApiError, NotFound, StoreError
+from chatserver.errors import ApiError, Duplicate, NotFound, StoreError
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.types import Author, AuthorKind, Message, MessageKind
 from chatserver.store import rows
@@ -107,9 +106,11 @@ class MessageWriter:
         try:
             async with self._db.write() as conn:
                 results = await _append_all(conn, batch)
-        except (IntegrityError, StoreError, SQLAlchemyError, OSError) as exc:
+        except (Duplicate, StoreError) as exc:  # mapped by the database layer
             if len(batch) == 1:
-                _fail(batch[0], exc)
+                # a lone duplicate is a concurrent send of the same client_id elsewhere: the sender
+                # retries (unavailable) and then gets the original ack
+                _fail(batch[0], StoreError(str(exc)) if isinstance(exc, Duplicate) else exc)
                 return
             # A concurrent duplicate (another process) or one bad item: retry each alone.
             log.info("batch of %d failed (%s); retrying one by one", len(batch), type(exc).__name__)
@@ -142,7 +143,7 @@ def _fail(item: PendingMessage, exc: BaseException) -> None:
         return
     if not isinstance(exc, ApiError):
         log.warning("message for %s not stored: %r", item.conversation_id, exc)
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ApiError | StoreError):
         item.future.set_exception(exc)
     else:
         item.future.set_exception(StoreError(f"could not store the message: {type(exc).__name__}"))

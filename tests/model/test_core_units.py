@@ -4,6 +4,7 @@ import pytest
 
 from chatserver.errors import ConfigError, Conflict
 from chatserver.model.events import (
+    AccessEvent,
     ConversationEvent,
     MessageEvent,
     NoticeEvent,
@@ -59,10 +60,17 @@ def test_token_bucket_allows_burst_then_rate() -> None:
         WakeEvent("queued"),
         TranslatedEvent("c", "m", 2, "de", None, "provider_unavailable"),
         TranslatedEvent("c", "m", 2, "es", "Hola", None, for_agents=True),
+        AccessEvent("ag_1", "deactivated"),
+        AccessEvent("ag_1", "logout", "ab" * 32),
     ],
 )
 def test_bus_events_roundtrip(event: object) -> None:
     assert decode_event(encode_event(event)) == event  # type: ignore[arg-type]
+
+
+def test_an_unknown_access_change_is_refused_on_decode() -> None:
+    with pytest.raises(ValueError):
+        decode_event(b'{"t":"access","a":"ag_1","r":"promoted","s":null}')
 
 
 def test_ids_sort_by_time_and_are_unique() -> None:
