@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -75,16 +76,9 @@ def widget_dir() -> Path:
     return Path(str(resources.files("widget")))
 
 
-async def build_context(settings: Settings) -> Context:
-    engine = make_engine(settings.database_url)
-    try:
-        if settings.embedded or settings.auto_migrate:
-            await migrate(engine)
-        else:
-            await require_current(engine)  # one line saying what to run
-    except BaseException:
-        await engine.dispose()
-        raise
+async def build_service(settings: Settings, engine: AsyncEngine) -> tuple[Store, Bus, Presence, ChatService]:
+    """The conversation service every process that writes messages needs: store, bus, presence and
+    translation (the web process adds the hub, routing and the rest; `worker` and `smtp` use it alone)."""
     store = Store(Database(engine), group_commit_max=settings.group_commit_max)
     await store.start()
     bus = make_bus(settings.redis_url, settings.redis_prefix)
@@ -98,6 +92,20 @@ async def build_context(settings: Settings) -> Context:
     if settings.translation_enabled:
         service.translation = build_translation(settings, store, service, bus)
         await service.translation.start()
+    return store, bus, presence, service
+
+
+async def build_context(settings: Settings) -> Context:
+    engine = make_engine(settings.database_url)
+    try:
+        if settings.embedded or settings.auto_migrate:
+            await migrate(engine)
+        else:
+            await require_current(engine)  # one line saying what to run
+    except BaseException:
+        await engine.dispose()
+        raise
+    store, bus, presence, service = await build_service(settings, engine)
 
     async def payload(conversation_id: str) -> ConversationEvent | None:
         conv = await store.get_conversation(conversation_id)

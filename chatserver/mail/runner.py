@@ -7,18 +7,16 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from chatserver.bus import Bus, RedisBus, make_bus
+from chatserver.bus import Bus, RedisBus
 from chatserver.chat import ChatService
 from chatserver.mail.imap import ImapSupervisor
 from chatserver.mail.ingest import Ingestor
 from chatserver.mail.smtp import InboundSmtp
 from chatserver.mail.store import MailStore
-from chatserver.presence import MemoryPresence, Presence, RedisPresence
 from chatserver.routing.lease import Lease, LocalLease, RedisLease
 from chatserver.settings import Settings
-from chatserver.store.db import Database, make_engine
+from chatserver.store.db import make_engine
 from chatserver.store.migrate import upgrade
-from chatserver.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +71,9 @@ async def standalone(
     engine = make_engine(settings.database_url, pool_size=4)
     if settings.embedded:
         await upgrade(engine)
-    store = Store(Database(engine), group_commit_max=settings.group_commit_max)
-    await store.start()
-    bus = make_bus(settings.redis_url, settings.redis_prefix)
-    presence: Presence = (
-        RedisPresence(bus.client, settings.presence_ttl_s, settings.redis_prefix)
-        if isinstance(bus, RedisBus)
-        else MemoryPresence()
-    )
-    service = ChatService(store, bus, presence, routing=settings.routing)
-    await service.start()
-    if settings.translation_enabled:
-        from chatserver.app import build_translation
+    from chatserver.app import build_service
 
-        service.translation = build_translation(settings, store, service, bus)
-        await service.translation.start()
+    store, bus, _, service = await build_service(settings, engine)
     mail = MailServices(settings, service, bus)
     try:
         await mail.start(smtp=smtp, imap=imap)

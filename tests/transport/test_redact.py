@@ -26,6 +26,7 @@ API = new_api_token()
         f"bad visitor credential {VISITOR} from 10.0.0.1",
         f"/ws/visitor?access_token={VISITOR}",
     ],
+    ids=["query", "query-middle", "bearer", "header-dict", "subprotocol", "api", "visitor", "other-param"],
 )
 def test_every_credential_shape_is_masked(line: str) -> None:
     out = redact(line)
