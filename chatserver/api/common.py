@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from chatserver.auth.identity import authenticate_agent
@@ -91,6 +91,8 @@ def api(fn: Endpoint) -> Endpoint:
     async def wrapper(request: Request) -> Response:
         try:
             return await fn(request)
+        except ClientDisconnect:
+            raise  # nobody to answer; the app's handler logs it at debug (api/http_errors.py)
         except Exception as exc:
             return error_response(api_error(exc, context=f"{request.method} {request.url.path}"))
 

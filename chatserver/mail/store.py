@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from chatserver.errors import Conflict
+from chatserver.errors import Conflict, Duplicate
 from chatserver.mail.config import EmailConfig, email_config
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.types import Contact, Inbox
@@ -145,7 +145,7 @@ class MailStore:
                                 channel=CHANNEL, external_id=address, contact_id=contact_id, created_at=now
                             )
                         )
-            except IntegrityError:
+            except (IntegrityError, Duplicate):  # Duplicate: mapped at the end of the transaction
                 continue  # another import made it at the same time: read theirs
             async with self.db.read() as conn:
                 r = (await conn.execute(sa.select(contacts).where(contacts.c.id == contact_id))).first()
@@ -239,7 +239,7 @@ class MailStore:
         try:
             async with self.db.write() as conn:
                 await conn.execute(email_messages.insert().values(**values))
-        except IntegrityError:
+        except (IntegrityError, Duplicate):  # Duplicate: mapped at the end of the transaction
             found = await self.find_email(values["inbox_id"], values["rfc_message_id"])
             if found is None:
                 raise

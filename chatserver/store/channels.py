@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from chatserver.errors import Duplicate
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.types import Contact, Message
 from chatserver.store import rows
@@ -81,7 +82,7 @@ class ChannelQueries:
                         )
                     )
                 return contact
-            except IntegrityError:
+            except (IntegrityError, Duplicate):  # Duplicate: mapped at the end of the transaction
                 found = await self._identity(channel, external_id)
                 if found is None:
                     raise

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from chatserver.chat import ChatService
-from chatserver.errors import Conflict, Invalid
+from chatserver.errors import Conflict, Duplicate, Invalid
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.status import Status
 from chatserver.model.types import Author, AuthorKind, MessageKind
@@ -228,7 +228,7 @@ class CsatService:
                 fresh = (
                     await conn.execute(sa.select(csat_ratings).where(csat_ratings.c.id == rating_id))
                 ).one()
-        except IntegrityError:
+        except (IntegrityError, Duplicate):  # Duplicate: mapped at the end of the transaction
             raise LinkProblem("used") from None
         rating = _rating(fresh)
         contact = await self.store.get_contact(ticket.requester_id)

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from chatserver.errors import NotFound
+from chatserver.errors import Duplicate, NotFound
 from chatserver.model.events import AGENTS_TOPIC, Event, SlaEvent
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.types import AuthorKind, MessageKind
@@ -246,7 +246,7 @@ class SlaService:
                         token=token,
                     )
                 )
-        except IntegrityError:
+        except (IntegrityError, Duplicate):  # Duplicate: mapped at the end of the transaction
             return False  # already emitted (by us before a restart, or by another worker)
         return True
 

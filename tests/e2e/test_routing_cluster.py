@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.e2e.harness import ServerProcess, run_cli, visitor_token
 from tests.services import REDIS_PREFIX, create_pg_database, drop_pg_database
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.redis, pytest.mark.postgres]
 
 VISITORS = 200
 CAPACITY = 3

@@ -83,8 +83,8 @@ INTEGER_FIELDS = [
     ('{"type":"resume","cursors":{"a":1,"c":N}}', "cursors"),
 ]
 LEVEL_FIELDS = [
-    ('{"type":"conversation.start","skills":{"billing":N}}', "skills"),
-    ('{"type":"conversation.transfer","conversation_id":"c","skills":{"billing":N}}', "skills"),
+    ('{"type":"conversation.start","skills":{"billing":N}}', "skills.billing"),
+    ('{"type":"conversation.transfer","conversation_id":"c","skills":{"billing":N}}', "skills.billing"),
 ]
 OUT_OF_RANGE = ["-1", "-9223372036854775809", str(2**53), str(2**63), str(2**64 - 1), str(2**64)]
 NOT_INTEGERS = ["true", "false", "1.0", "2.5", "1e3", '"7"', "[1]", "{}"]

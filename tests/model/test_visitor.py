@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from chatserver.model import frames
+from chatserver.model.status import Status
 from chatserver.model.types import Author, AuthorKind, Contact, Conversation
 from chatserver.model.visitor import VISITOR_FIELDS, VisitorConversation
 
@@ -20,7 +21,7 @@ def agents_payload(status: str = "assigned", **extra: Any) -> dict[str, Any]:
         inbox_id="ib_1",
         channel="widget",
         contact_id="ct_1",
-        status=status,
+        status=Status(status),
         priority=7,
         skills={"billing": 4},
         language="de",
