@@ -4,6 +4,8 @@ sees ``conflict`` only when the conversation really went elsewhere. Over SQLite 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +17,23 @@ from chatserver.model.status import Status
 from chatserver.model.types import Agent, Conversation, Role
 from chatserver.presence import MemoryPresence
 from chatserver.store.store import Store
+from tests.services import create_pg_database, drop_pg_database
 
 ROUNDS = 40
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own: the routing fence it races on is shared by whatever else ran in
+    the run's PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+        return
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
 
 
 async def _people(store: Store) -> tuple[Agent, Agent, Agent]:

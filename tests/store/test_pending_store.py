@@ -18,8 +18,10 @@ async def test_pending_and_the_visitors_last_message(store: Store) -> None:
     ]
     for conv in (second, first):
         assert await store.escalate(conv, "no_agent_eligible", token) is not None
-    assert [c.id for c in await store.pending()] == [first.id, second.id]  # by arrival
-    assert all(c.status is Status.PENDING for c in await store.pending())
+    mine = {first.id, second.id, queued.id}  # the PostgreSQL database is shared by the run's other tests
+    pending = [c for c in await store.pending() if c.id in mine]
+    assert [c.id for c in pending] == [first.id, second.id]  # by arrival
+    assert all(c.status is Status.PENDING for c in pending)
     visitor = Author(AuthorKind.CONTACT, contact.id, "V")
     wrote, _ = await store.append_message(PendingMessage(first.id, visitor, MessageKind.TEXT, "hello?"))
     await store.append_message(PendingMessage(first.id, SYSTEM_AUTHOR, MessageKind.EVENT, "later"))
