@@ -1,0 +1,153 @@
+"""Tickets in the agent console, in Chromium against a real server: escalating a live conversation,
+the list (live from `ticket` frames), the detail (reply, internal note, status), a stale change's
+conflict, and no CSP violation on the way."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser.conftest import Server
+from tests.browser.test_console_csp import watched
+from tests.browser.test_routing_ui import admin_client, create_agent, login_as
+from tests.browser.test_widget_console import (
+    agent_log,
+    console_login,
+    open_demo,
+    open_widget,
+    unique_name,
+    visitor_send,
+    waiting_item,
+)
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the `browser` fixture skips (or fails under CI) with the reason
+    expect = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytestmark = pytest.mark.browser
+
+WIDE = {"viewport": {"width": 1500, "height": 900}}
+
+
+def escalate_live_chat(agent: Page, new_page: Callable[..., Page], server: Server, subject: str) -> int:
+    """A visitor writes; ``agent`` takes the chat and escalates it with ``subject``; the new ticket opens.
+    Returns its number."""
+    name = unique_name("Tess")
+    visitor = open_demo(new_page(), server, name)
+    open_widget(visitor)
+    visitor_send(visitor, "My order never arrived")
+    waiting_item(agent, name).click()
+    expect(agent_log(agent)).to_contain_text("My order never arrived")
+    agent.get_by_role("button", name="Take").click()
+    expect(agent.locator("#mine")).to_contain_text(name)
+    agent.get_by_role("button", name="Escalate to ticket").click()
+    agent.get_by_label("Ticket subject").fill(subject)
+    agent.get_by_role("button", name="Create ticket").click()
+    title = agent.locator("#td-title")
+    expect(title).to_contain_text(subject)
+    found = re.match(r"#(\d+) ", title.inner_text())
+    assert found, title.inner_text()
+    return int(found.group(1))
+
+
+def row(page: Page, number: int) -> Locator:
+    return page.locator(f'#tl-rows tr[data-number="{number}"]')
+
+
+def open_from_list(page: Page, number: int) -> None:
+    page.get_by_role("button", name=re.compile(r"^Tickets")).click()
+    row(page, number).get_by_role("button", name=f"#{number}").click()
+    expect(page.locator("#td-title")).to_contain_text(f"#{number} ")
+
+
+def test_escalate_reply_note_and_solve_with_no_csp_violation(
+    server: Server, new_page: Callable[..., Page]
+) -> None:
+    messages: list[str] = []
+    agent = watched(new_page(**WIDE), messages)
+    console_login(agent, server)
+    subject = unique_name("Lost parcel <b>")
+    number = escalate_live_chat(agent, new_page, server, subject)
+
+    # the list shows it, sorted by due time, with its requester, status and assignee
+    listed = row(agent, number)
+    expect(listed).to_contain_text(subject)  # as text, not markup
+    expect(listed).to_contain_text("Tess")
+    expect(listed.locator(".pill")).to_have_text("open")
+    expect(listed.locator(".tl-assignee")).to_have_text("Me")
+    thread = agent.get_by_role("list", name="Ticket thread")
+    expect(thread).to_contain_text("My order never arrived")
+
+    # a public reply, then an internal note: shown apart
+    agent.get_by_label("Ticket reply").fill("We are sending a new one today.")
+    agent.get_by_role("button", name="Send reply").click()
+    public = thread.locator(".tm.text", has_text="We are sending a new one today.")
+    expect(public).to_be_visible()
+    expect(public.locator(".tm-tag")).to_have_count(0)
+    agent.get_by_label("Internal note").check()
+    agent.get_by_label("Ticket reply").fill("Courier lost it twice; escalate if again.")
+    agent.get_by_role("button", name="Add note").click()
+    note = thread.locator(".tm.note", has_text="Courier lost it twice")
+    expect(note.locator(".tm-tag")).to_have_text("Internal note")
+
+    # only the legal moves are offered; solving it shows in the detail, the audit and the list
+    status = agent.get_by_label("Status", exact=True)
+    expect(status.locator("option")).to_have_text(["open", "pending", "on hold", "solved"])
+    status.select_option("solved")
+    agent.get_by_role("button", name="Save changes").click()
+    expect(status.locator("option")).to_have_text(["solved", "open", "closed"])
+    expect(agent.get_by_role("list", name="Ticket history")).to_contain_text(
+        "changed status from open to solved"
+    )
+    expect(row(agent, number)).to_have_count(0)  # the default filter lists open-ish tickets only
+    agent.get_by_label("Show").select_option("solved")
+    expect(row(agent, number).locator(".pill")).to_have_text("solved")
+
+    assert agent.evaluate("window.__csp") == []
+    assert not [m for m in messages if "Content Security Policy" in m or "Refused to" in m], messages
+
+
+def test_live_list_and_a_stale_change_gets_the_conflict_message(
+    server: Server, new_page: Callable[..., Page]
+) -> None:
+    admin = console_login(new_page(**WIDE), server)
+    number = escalate_live_chat(admin, new_page, server, unique_name("Broken hinge"))
+
+    # a supervisor watches the list (every ticket frame reaches supervisors); a plain agent opens the ticket
+    supervisor = login_as(new_page(**WIDE), server, create_agent(server, "Sue Pervisor", role="supervisor"))
+    open_from_list(supervisor, number)
+    plain = login_as(new_page(**WIDE), server, create_agent(server, "Pat Plain"))
+    open_from_list(plain, number)
+    expect(plain.get_by_label("Priority")).to_have_value("normal")
+
+    # the admin changes the priority: the supervisor's list follows at once
+    admin.get_by_label("Priority").select_option("urgent")
+    admin.get_by_role("button", name="Save changes").click()
+    expect(admin.get_by_role("list", name="Ticket history")).to_contain_text(
+        "changed priority from normal to urgent"
+    )
+    expect(row(supervisor, number).locator(".tl-priority")).to_have_text("urgent")
+    expect(supervisor.get_by_label("Priority")).to_have_value("urgent")
+
+    # the plain agent still shows version it read: its change is refused, it says so and reloads
+    plain.get_by_label("Status", exact=True).select_option("on_hold")
+    plain.get_by_role("button", name="Save changes").click()
+    expect(plain.get_by_role("alert").filter(has_text="changed by someone else")).to_be_visible()
+    expect(plain.get_by_label("Priority")).to_have_value("urgent")
+    expect(plain.get_by_label("Status", exact=True)).to_have_value("open")
+    with admin_client(server) as http:
+        current = http.get(f"/api/v1/tickets/{number}").json()
+    assert current["status"] == "open" and current["priority"] == "urgent"  # the stale change changed nothing
+
+    # saving again from the current version goes through
+    plain.get_by_label("Status", exact=True).select_option("on_hold")
+    plain.get_by_role("button", name="Save changes").click()
+    expect(plain.locator("#td-conflict")).to_be_hidden()
+    expect(row(supervisor, number).locator(".pill")).to_have_text("on hold")
