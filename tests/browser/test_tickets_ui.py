@@ -151,3 +151,42 @@ def test_live_list_and_a_stale_change_gets_the_conflict_message(
     plain.get_by_role("button", name="Save changes").click()
     expect(plain.locator("#td-conflict")).to_be_hidden()
     expect(row(supervisor, number).locator(".pill")).to_have_text("on hold")
+
+
+def test_sla_warning_and_breach_raise_a_toast_and_a_badge(
+    server: Server, new_page: Callable[..., Page]
+) -> None:
+    with admin_client(server) as http:
+        policy = {
+            "name": "VIP",
+            "position": 1,
+            "match": {"tag": "vip"},  # only this test's ticket: the others carry no tag
+            "targets": {"first_response_s": 8},
+            "warn_before_s": 4,
+            "calendar": {"timezone": "UTC"},
+        }
+        r = http.post("/api/v1/sla-policies", json=policy)
+        assert r.status_code == 201, r.text
+    agent = console_login(new_page(**WIDE), server)
+    number = escalate_live_chat(agent, new_page, server, unique_name("Urgent VIP"))
+    agent.get_by_label("Tags").fill("vip")
+    agent.get_by_role("button", name="Save changes").click()
+    expect(agent.locator("#td-sla")).to_contain_text("VIP")
+    # back in the conversation, away from the Tickets view: the alarms show as toasts and count on the badge
+    agent.locator("#mine").get_by_role("button").first.click()
+    expect(agent.locator("#tickets-view")).to_be_hidden()
+    toast = agent.locator("#toast")
+    badge = agent.locator("#tickets-badge")
+    expect(toast).to_contain_text(f"SLA warning: #{number} first response due in", timeout=15_000)
+    expect(badge).to_have_text("1")
+    expect(toast).to_contain_text(f"SLA breached: #{number} first response was due", timeout=15_000)
+    expect(badge).to_have_text("2")
+    # the list marks it breached (in red); the Breached filter keeps it; opening the view clears the badge
+    agent.get_by_role("button", name=re.compile(r"^Tickets")).click()
+    expect(badge).to_be_hidden()
+    due = row(agent, number).locator(".tl-due")
+    expect(due).to_have_class(re.compile(r"\bbreached\b"))
+    expect(due).to_contain_text("Breached")
+    agent.get_by_label("Breached").check()
+    expect(row(agent, number)).to_be_visible()
+    expect(agent.locator("#tl-rows tr")).to_have_count(1)
