@@ -190,3 +190,36 @@ def test_sla_warning_and_breach_raise_a_toast_and_a_badge(
     agent.get_by_label("Breached").check()
     expect(row(agent, number)).to_be_visible()
     expect(agent.locator("#tl-rows tr")).to_have_count(1)
+
+
+def test_email_delivery_state_of_a_public_reply_shows_live(
+    tmp_path_factory: pytest.TempPathFactory, new_page: Callable[..., Page]
+) -> None:
+    from tests.outbox.smtp_server import smtp_server
+
+    with smtp_server("451 4.3.0 try again later") as smtp:
+        mail = Server(
+            tmp_path_factory.mktemp("chatserver-mail"),
+            env={"CHATSERVER_SMTP_URL": smtp.url, "CHATSERVER_OUTBOX_RETRY_S": "1"},
+        )
+        mail.start()
+        try:
+            agent = console_login(new_page(**WIDE), mail)
+            number = escalate_live_chat(agent, new_page, mail, unique_name("Refund"))
+            with admin_client(mail) as http:
+                ticket = http.get(f"/api/v1/tickets/{number}").json()
+                r = http.patch(
+                    f"/api/v1/contacts/{ticket['requester_id']}", json={"email": "tess@example.com"}
+                )
+                assert r.status_code == 200, r.text
+            agent.get_by_label("Ticket reply").fill("Your refund is on its way.")
+            agent.get_by_role("button", name="Send reply").click()
+            reply = agent.get_by_role("list", name="Ticket thread").locator(
+                ".tm", has_text="Your refund is on its way."
+            )
+            # the first attempt is refused for now (queued, with the reason), the retry goes out
+            expect(reply.locator(".tm-delivery")).to_contain_text("email: queued", timeout=15_000)
+            expect(reply.locator(".tm-delivery")).to_have_text("email: sent", timeout=15_000)
+            assert smtp.mailbox.received, "the reply was not emailed"
+        finally:
+            mail.stop()
