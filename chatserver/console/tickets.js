@@ -233,7 +233,7 @@
     const audit = $("td-audit");
     audit.textContent = "";
     for (const a of t.audit || []) {
-      const val = (x) => (x == null || x === "" ? "—" : Array.isArray(x) ? x.join(", ") : typeof x === "object" ? JSON.stringify(x) : String(x));
+      const val = (x) => (x == null || x === "" ? "—" : Array.isArray(x) ? x.join(", ") : typeof x === "object" ? JSON.stringify(x) : a.field === "status" ? label(x) : String(x));
       audit.appendChild(el("li", {}, [
         el("time", { text: fmtAt(a.at) }),
         el("span", { text: " " + ((a.actor && a.actor.name) || "System") + " changed " + label(a.field) + " from " + val(a.from) + " to " + val(a.to) })
@@ -334,12 +334,14 @@
     if (!t || t.number == null) return;
     upsert(t, true);
     if (!$("tickets-view").hidden) renderList();
-    if (current && current.number === t.number && t.version > current.version) {
+    // a colleague changed the open ticket: show it, unless the agent is editing (saving then says so)
+    if (current && current.number === t.number && t.version > current.version && !Object.keys(collect()).length) {
       // keep the thread and audit we hold, then fetch the full ticket
       current = Object.assign({}, current, t);
       renderTicket();
       host.api("GET", "/api/v1/tickets/" + t.number).then((r) => {
-        if (r.ok && current && current.number === r.data.number && r.data.version >= current.version) {
+        const editing = current && Object.keys(collect()).length;
+        if (r.ok && current && !editing && current.number === r.data.number && r.data.version >= current.version) {
           current = r.data;
           renderTicket();
         }

@@ -85,6 +85,14 @@ def test_escalate_reply_note_and_solve_with_no_csp_violation(
     thread = agent.get_by_role("list", name="Ticket thread")
     expect(thread).to_contain_text("My order never arrived")
 
+    # a reply the server refuses (too long) says why, keeps the draft and adds nothing
+    before = thread.locator(".tm").count()
+    agent.get_by_label("Ticket reply").fill("x" * 20_001)
+    agent.get_by_role("button", name="Send reply").click()
+    expect(agent.locator("#td-error")).to_contain_text("Could not send: text must be")
+    expect(agent.get_by_label("Ticket reply")).to_have_value("x" * 20_001)
+    expect(thread.locator(".tm")).to_have_count(before)
+
     # a public reply, then an internal note: shown apart
     agent.get_by_label("Ticket reply").fill("We are sending a new one today.")
     agent.get_by_role("button", name="Send reply").click()
@@ -151,6 +159,21 @@ def test_live_list_and_a_stale_change_gets_the_conflict_message(
     plain.get_by_role("button", name="Save changes").click()
     expect(plain.locator("#td-conflict")).to_be_hidden()
     expect(row(supervisor, number).locator(".pill")).to_have_text("on hold")
+
+    # a live change never overwrites an edit in progress: the list follows, the form stays, saving conflicts
+    expect(admin.get_by_label("Status", exact=True)).to_have_value("on_hold")
+    expect(supervisor.get_by_label("Status", exact=True)).to_have_value("on_hold")
+    expect(supervisor.get_by_role("list", name="Ticket history")).to_contain_text("to on hold")
+    supervisor.get_by_label("Tags").fill("later")
+    admin.get_by_label("Priority").select_option("high")
+    admin.get_by_role("button", name="Save changes").click()
+    expect(row(supervisor, number).locator(".tl-priority")).to_have_text("high")
+    expect(supervisor.get_by_label("Tags")).to_have_value("later")
+    expect(supervisor.get_by_label("Priority")).to_have_value("urgent")
+    supervisor.get_by_role("button", name="Save changes").click()
+    expect(supervisor.locator("#td-conflict")).to_be_visible()
+    expect(supervisor.get_by_label("Priority")).to_have_value("high")
+    expect(supervisor.get_by_label("Tags")).to_have_value("")
 
 
 def test_sla_warning_and_breach_raise_a_toast_and_a_badge(
