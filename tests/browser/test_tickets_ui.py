@@ -246,3 +246,26 @@ def test_email_delivery_state_of_a_public_reply_shows_live(
             assert smtp.mailbox.received, "the reply was not emailed"
         finally:
             mail.stop()
+
+
+def test_assigned_to_me_and_load_more(server: Server, new_page: Callable[..., Page]) -> None:
+    admin = console_login(new_page(**WIDE), server)
+    number = escalate_live_chat(admin, new_page, server, unique_name("Requester"))
+    pat = create_agent(server, "Pat Pages")
+    with admin_client(server) as http:
+        requester = http.get(f"/api/v1/tickets/{number}").json()["requester_id"]
+        for i in range(51):  # one more than a page
+            body = {"requester_id": requester, "subject": f"Page ticket {i}", "assignee_id": pat.id}
+            r = http.post("/api/v1/tickets", json=body)
+            assert r.status_code == 201, r.text
+    page = login_as(new_page(**WIDE), server, pat)
+    page.get_by_role("button", name=re.compile(r"^Tickets")).click()
+    expect(row(page, number)).to_be_visible()  # everyone's, by default
+    page.get_by_label("Assigned to me").check()
+    expect(row(page, number)).to_have_count(0)
+    rows = page.locator("#tl-rows tr")
+    expect(rows).to_have_count(50)
+    expect(rows.locator(".tl-assignee")).to_have_text(["Me"] * 50)
+    page.get_by_role("button", name="Load more").click()
+    expect(rows).to_have_count(51)
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
