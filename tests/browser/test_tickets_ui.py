@@ -254,6 +254,17 @@ def test_assigned_to_me_and_load_more(server: Server, new_page: Callable[..., Pa
     pat = create_agent(server, "Pat Pages")
     with admin_client(server) as http:
         requester = http.get(f"/api/v1/tickets/{number}").json()["requester_id"]
+        field = {"key": "order_no", "label": "Order number", "type": "text"}
+        assert http.post("/api/v1/ticket-fields", json=field).status_code in (201, 409)
+        body = {
+            "requester_id": requester,
+            "subject": "With fields",
+            "tags": ["vat"],
+            "fields": {"order_no": "A-17"},
+        }
+        r = http.post("/api/v1/tickets", json=body)
+        assert r.status_code == 201, r.text
+        with_fields = r.json()["number"]
         for i in range(51):  # one more than a page
             body = {"requester_id": requester, "subject": f"Page ticket {i}", "assignee_id": pat.id}
             r = http.post("/api/v1/tickets", json=body)
@@ -269,3 +280,8 @@ def test_assigned_to_me_and_load_more(server: Server, new_page: Callable[..., Pa
     page.get_by_role("button", name="Load more").click()
     expect(rows).to_have_count(51)
     expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    # its custom fields show under their labels, its tags in the form
+    page.get_by_label("Assigned to me").uncheck()
+    row(page, with_fields).get_by_role("button", name=f"#{with_fields}").click()
+    expect(page.locator("#td-facts")).to_contain_text("Order numberA-17")
+    expect(page.get_by_label("Tags")).to_have_value("vat")
