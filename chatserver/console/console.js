@@ -211,6 +211,7 @@
     }
     for (const [, p] of refs) p.reject({ code: "disconnected" });
     refs.clear();
+    if (window.ChatTickets) window.ChatTickets.stop();
     clearOffers();
     hideRona();
     closeHandoff(false);
@@ -241,7 +242,27 @@
     renderLists();
     loadTeam();
     loadTeams();
+    if (window.ChatTickets) {
+      window.ChatTickets.start({
+        api, request, el, toast,
+        me: () => me,
+        agentName: (id) => (agents.get(id) || {}).name,
+        selected: () => selected,
+        clearSelection
+      });
+    }
     connect();
+  }
+
+  // the Tickets view (tickets.js) takes the main area: no conversation is open meanwhile
+  function clearSelection() {
+    stopTyping();
+    selected = null;
+    closeHandoff(false);
+    history.replaceState(null, "", location.pathname);
+    show($("conv"), false);
+    show($("placeholder"), false);
+    renderLists();
   }
 
   async function loadTeam() {
@@ -424,6 +445,9 @@
       case "offer": return onOffer(f);
       case "offer.revoked": return onOfferRevoked(f);
       case "notice": return onNotice(f);
+      case "ticket":
+      case "sla":
+      case "message.status": return window.ChatTickets && window.ChatTickets.frame(f);
       case "ack":
       case "error": {
         const p = f.ref != null && refs.get(f.ref);
@@ -602,7 +626,9 @@
       if (!convs.has(id)) convs.set(id, r.data);
     }
     if (location.hash.slice(1) !== id) history.replaceState(null, "", "#" + id);
+    if (window.ChatTickets) window.ChatTickets.hide();
     if (selected !== id) {
+      if (window.ChatTickets) window.ChatTickets.conversationChanged();
       stopTyping();
       selected = id;
       unread.delete(id);
