@@ -133,6 +133,7 @@ async def build_context(settings: Settings) -> Context:
     if settings.workers_in_serve:
         c.outbox_worker = build_worker(settings, c.outbox, c.senders, service.publish)
         await c.outbox_worker.start()
+        service.wake_outbox = c.outbox_worker.wake
     await build_tickets(c)
     return c
 

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chatserver.bus import Bus, Publisher
@@ -50,6 +50,7 @@ from chatserver.translation.delivery import TranslationDelivery
 from chatserver.translation.service import TranslationResult
 
 if TYPE_CHECKING:
+    from chatserver.outbox.registry import NewDelivery
     from chatserver.tickets.csat import CsatService
     from chatserver.tickets.service import TicketService
 
@@ -58,6 +59,11 @@ log = logging.getLogger(__name__)
 CLAIM_ATTEMPTS = 8
 """Compare-and-set attempts for a manual assignment racing other changes (the router's)."""
 OFFERED_ONLY = "conversations are offered to agents by routing; a supervisor can assign one"
+
+OutboundBuilder = Callable[[Conversation, Author, str], Awaitable[Sequence["NewDelivery"]]]
+"""The outbound deliveries of a public reply in a conversation of one channel (an email, a platform
+message), written in the reply's own transaction. It may refuse the reply before anything is stored
+(raise ``Conflict``, e.g. outside WhatsApp's 24-hour window)."""
 
 
 class ChatService:
@@ -76,6 +82,10 @@ class ChatService:
         self.csat: CsatService | None = None
         self.message_hooks: list[Callable[[Sequence[Message]], None]] = []
         """Called after each commit with the new messages (tickets thread contacts' messages)."""
+        self.outbound: dict[str, OutboundBuilder] = {}
+        """channel -> the deliveries of a public reply in its conversations (registered by the app)."""
+        self.wake_outbox: Callable[[], None] = lambda: None
+        """Set by the app when this process runs the outbox worker: send new deliveries now."""
 
     async def start(self) -> None:
         self.store.writer.on_commit = self._on_commit
@@ -273,11 +283,22 @@ class ChatService:
                 raise Conflict("the conversation is resolved")
             if kind is MessageKind.TEXT:
                 lang = stated or self._agent_language(agent)
+        deliveries: tuple[NewDelivery, ...] = ()
+        builder = self.outbound.get(conv.channel)
+        if builder is not None and kind is MessageKind.TEXT and author.kind is not AuthorKind.CONTACT:
+            deliveries = tuple(await builder(conv, author, text))
         item = PendingMessage(
-            conv.id, author, kind, text, client_id=client_id, lang=lang, external_id=external_id
+            conv.id,
+            author,
+            kind,
+            text,
+            client_id=client_id,
+            lang=lang,
+            external_id=external_id,
+            deliveries=deliveries,
         )
         future = await self.store.writer.submit(item)
-        return self._after_commit(future, conv, agent, kind)
+        return self._after_commit(future, conv, agent, kind, queued=bool(deliveries))
 
     async def _after_commit(
         self,
@@ -285,8 +306,12 @@ class ChatService:
         conv: Conversation,
         agent: Agent | None,
         kind: MessageKind,
+        *,
+        queued: bool = False,
     ) -> tuple[Message, bool]:
         message, duplicate = await future
+        if queued and not duplicate:
+            self.wake_outbox()
         if not duplicate and self.translation is not None and kind is MessageKind.TEXT:
             target = conv.language if agent is not None else await self._assignee_language(conv)
             self.translation.schedule(message, target)
