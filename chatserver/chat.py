@@ -126,6 +126,8 @@ class ChatService:
             {"reader": {"kind": kind, "id": reader_id}, "seq": seq}
             for kind, reader_id, seq in await self.store.read_cursors_for(conv.id)
         ]
+        if self.tickets is not None:
+            payload["ticket"] = await self.tickets.summary_for(conv.id)
         return payload
 
     async def publish_conversation(self, conv: Conversation) -> dict[str, Any]:

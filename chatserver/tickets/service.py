@@ -105,6 +105,13 @@ class TicketService:
         body["sla"] = await self.sla.view(ticket) if self.sla is not None else None
         return body
 
+    async def summary_for(self, conversation_id: str) -> dict[str, Any] | None:
+        """The conversation's ticket as its ``conversation`` payload shows it (``ticket``), or None."""
+        ticket = await self.q.for_conversation(conversation_id)
+        if ticket is None:
+            return None
+        return {"number": ticket.number, "status": ticket.status.value, "subject": ticket.subject}
+
     async def publish(self, ticket: Ticket) -> None:
         if self.sla is not None:
             try:
@@ -232,8 +239,8 @@ class TicketService:
                 conv = await self.store.change_conversation(
                     conv.id, Status.RESOLVED, expect_status=WAITING_STATUSES
                 )
-                await self.chat.publish_conversation(conv)
                 self.chat.wake_router("escalated")
+        await self.chat.publish_conversation(conv)  # its payload names the ticket now
         why = f" ({reason})" if reason else ""
         await self.chat.system_event(conv.id, f"Escalated to ticket #{ticket.number}{why}")
         return ticket
@@ -467,15 +474,18 @@ class TicketService:
 
     async def thread_contact_message(self, message: Message) -> Ticket | None:
         """A contact wrote: thread it into their ticket (reopening it), or follow up a finished one."""
-        conv = await self.store.get_conversation(message.conversation_id)
-        contact_actor = Actor("contact", conv.contact_id, message.author.name)
-        ticket = await self.q.for_conversation(conv.id)
+        contact_id = message.author.id  # a contact's message is authored by the contact
+        contact_actor = Actor("contact", contact_id, message.author.name)
+        ticket, own = await self.q.for_contact_message(
+            message.conversation_id, contact_id, [s.value for s in ACTIVE]
+        )
         if ticket is None:
-            ticket = await self.q.latest_for_requester(conv.contact_id, [s.value for s in ACTIVE])
-            if ticket is None or not await self.q.link(ticket, conv.id):
+            return None  # the common case (a live chat, no ticket): one read, nothing else
+        if not own:
+            if not await self.q.link(ticket, message.conversation_id):
                 return None
             ticket = await self._retry_update(
-                ticket, [Change("conversation", None, conv.id)], contact_actor, {}
+                ticket, [Change("conversation", None, message.conversation_id)], contact_actor, {}
             )
         while ticket.merged_into is not None:
             ticket = await self.q.get(ticket.merged_into)
@@ -483,6 +493,7 @@ class TicketService:
         within = ticket.solved_at is not None and now_ms() - ticket.solved_at <= window_ms
         target = on_customer_reply(ticket.status, within_window=within)
         if target is None:
+            conv = await self.store.get_conversation(message.conversation_id)
             return await self.create(
                 contact_actor,
                 requester_id=conv.contact_id,

@@ -126,9 +126,22 @@ class TicketQueries:
             ).first()
         return _ticket(r) if r else None
 
-    async def latest_for_requester(self, contact_id: str, statuses: Iterable[str]) -> Ticket | None:
-        """The requester's most recently updated ticket in one of ``statuses`` (not merged away)."""
+    async def for_contact_message(
+        self, conversation_id: str, contact_id: str, statuses: Iterable[str]
+    ) -> tuple[Ticket | None, bool]:
+        """The ticket a contact's new message belongs to, in one read: the conversation's own ticket
+        (``True``), else the contact's most recently updated one in ``statuses`` (``False``), else none.
+        It runs for every message a contact sends, so it is one connection and, usually, one query."""
         async with self.db.read() as conn:
+            r = (
+                await conn.execute(
+                    sa.select(tickets)
+                    .join(ticket_conversations, ticket_conversations.c.ticket_id == tickets.c.id)
+                    .where(ticket_conversations.c.conversation_id == conversation_id)
+                )
+            ).first()
+            if r is not None:
+                return _ticket(r), True
             r = (
                 await conn.execute(
                     sa.select(tickets)
@@ -141,7 +154,7 @@ class TicketQueries:
                     .limit(1)
                 )
             ).first()
-        return _ticket(r) if r else None
+        return (_ticket(r) if r else None), False
 
     async def conversation_ids(self, ticket: Ticket) -> list[str]:
         async with self.db.read() as conn:

@@ -430,6 +430,9 @@ async def test_escalation_threading_and_csat_from_the_widget(
         # the waiting conversation left the queue
         conv = (await http.get(f"{base}/api/v1/conversations/{cid}", headers=admin)).json()
         assert conv["status"] == "resolved"
+        assert conv["ticket"] == {"number": ticket["number"], "status": "new", "subject": ticket["subject"]}
+        live = await agent.expect("conversation", conversation__id=cid, conversation__status="resolved")
+        assert live["conversation"]["ticket"]["number"] == ticket["number"]
 
         n = ticket["number"]
         t = (await http.get(f"{base}/api/v1/tickets/{n}", headers=admin)).json()
