@@ -85,12 +85,15 @@ class TicketService:
 
     def start(self) -> None:
         self.chat.message_hooks.append(self._on_messages)
+        sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="visitor-gone-sweep")
+        self._tasks.add(sweeper)
+        sweeper.add_done_callback(self._tasks.discard)
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             self.chat.message_hooks.remove(self._on_messages)
         for task in self._tasks:
-            task.cancel()  # visitor-gone timers; a restart forgets them (the visitor is then long gone)
+            task.cancel()  # visitor-gone timers: after a restart, the sweep finds what they would have
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
@@ -431,6 +434,35 @@ class TicketService:
             await self.ticket_if_gone(contact_id)
         except Exception:
             log.exception("visitor-gone check for %s failed", contact_id)
+
+    async def _sweep_forever(self) -> None:
+        interval = max(self.settings.visitor_gone_s, 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep_gone()
+            except Exception:
+                log.exception("visitor-gone sweep failed")
+
+    async def sweep_gone(self) -> list[Ticket]:
+        """What the per-connection timers would have done, for conversations whose timer died with a
+        process (a restart, a crash): a widget conversation that has waited longer than
+        ``visitor_gone_s`` since its last change, whose visitor is connected nowhere, becomes a ticket.
+        Every process sweeps; a ticket is made once (its conversation link is unique)."""
+        cutoff = now_ms() - int(self.settings.visitor_gone_s * 1000)
+        waiting = await self.store.list_conversations(
+            statuses=[s.value for s in WAITING_STATUSES], limit=200, newest_first=False
+        )
+        contacts = dict.fromkeys(
+            c.contact_id for c in waiting if c.channel == "widget" and c.updated_at <= cutoff
+        )
+        out: list[Ticket] = []
+        for contact_id in contacts:
+            try:
+                out.extend(await self.ticket_if_gone(contact_id))
+            except Conflict:
+                continue  # another process made it in the meantime
+        return out
 
     async def ticket_if_gone(self, contact_id: str) -> list[Ticket]:
         from chatserver.presence import visitor_key

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.harness import ServerProcess, seed, visitor_token
+from tests.e2e.harness import Client, ServerProcess, seed, visitor_token
 from tests.services import REDIS_PREFIX
 
 pytestmark = pytest.mark.slow
@@ -59,3 +60,50 @@ async def test_two_processes_number_tickets_without_a_clash(
             f"{procs[1].url}/api/v1/tickets", params={"requester": contact, "limit": 200}, headers=headers
         )
         assert sorted(t["number"] for t in listed.json()["items"]) == sorted(numbers)
+
+
+async def test_a_visitor_gone_timer_lost_in_a_crash_is_made_good_after_the_restart(
+    tmp_path: Path, procs: list[ServerProcess]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gone.db'}"
+    s = await seed(url)
+    env = {
+        "DATABASE_URL": url,
+        "CHATSERVER_DATA_DIR": str(tmp_path / "data"),
+        "CHATSERVER_SECRET_KEY": "k" * 40,
+        "CHATSERVER_ROUTING": "offers",
+        "CHATSERVER_VISITOR_GONE_S": "3",
+    }
+    server = ServerProcess(env=env, log=tmp_path / "server.log")
+    procs.append(server)
+    server.start()
+    headers = {"Authorization": f"Bearer {s.admin_token}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        tok = (await visitor_token(http, server.url, s.inbox_key))["token"]
+        async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as v:
+            cid = (await v.request({"type": "conversation.start"}))["conversation_id"]
+            await v.expect("conversation", conversation__status="pending", timeout=15)
+            sent = await v.request(
+                {"type": "message.send", "conversation_id": cid, "client_id": "m1", "text": "Call me"}
+            )
+            assert sent["type"] == "ack"
+        # the visitor left; the process dies before its 3 s timer fires
+        server.kill(signal.SIGKILL)
+        server.start()
+        conv = (await http.get(f"{server.url}/api/v1/conversations/{cid}", headers=headers)).json()
+        assert conv["ticket"] is None and conv["status"] == "pending"  # the timer died with the process
+        async with asyncio.timeout(30):
+            while True:  # the restarted process's sweep finds it
+                conv = (await http.get(f"{server.url}/api/v1/conversations/{cid}", headers=headers)).json()
+                if conv["ticket"] is not None:
+                    break
+                await asyncio.sleep(0.2)
+        assert conv["status"] == "resolved"
+        ticket = (
+            await http.get(f"{server.url}/api/v1/tickets/{conv['ticket']['number']}", headers=headers)
+        ).json()
+        assert ticket["subject"] == "Call me" and ticket["conversation_id"] == cid
+        listed = await http.get(
+            f"{server.url}/api/v1/tickets", params={"requester": ticket["requester_id"]}, headers=headers
+        )
+        assert len(listed.json()["items"]) == 1  # made once
