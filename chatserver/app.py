@@ -32,6 +32,7 @@ from chatserver.api import (
     widget,
 )
 from chatserver.api import csat as csat_api
+from chatserver.api import files as files_api
 from chatserver.api import routing as routing_api
 from chatserver.api import sla as sla_api
 from chatserver.api import tickets as tickets_api
@@ -45,6 +46,8 @@ from chatserver.channels.polling import running_pollers
 from chatserver.chat import ChatService
 from chatserver.context import Context
 from chatserver.errors import api_error
+from chatserver.files.service import AttachmentService, FileLimits
+from chatserver.files.store import FileStore
 from chatserver.model.events import ConversationEvent
 from chatserver.outbox import OutboxQueries
 from chatserver.outbox.setup import build_registry, build_worker
@@ -68,8 +71,8 @@ log = logging.getLogger(__name__)
 
 CONSOLE_DIR = Path(__file__).parent / "console"
 BODY_LIMIT_OVERRIDES: dict[str, int] = {}
-"""Path prefix -> body limit, for a route that needs more than CHATSERVER_MAX_BODY_BYTES (none does yet:
-every body is a small JSON object)."""
+"""Path prefix -> body limit, for a route that needs more than CHATSERVER_MAX_BODY_BYTES (uploads get
+CHATSERVER_UPLOAD_MAX_BYTES, from the settings)."""
 
 
 def widget_dir() -> Path:
@@ -88,11 +91,17 @@ async def build_service(settings: Settings, engine: AsyncEngine) -> tuple[Store,
         else MemoryPresence()
     )
     service = ChatService(store, bus, presence, routing=settings.routing)
+    service.files = build_files(settings, store)
     await service.start()
     if settings.translation_enabled:
         service.translation = build_translation(settings, store, service, bus)
         await service.translation.start()
     return store, bus, presence, service
+
+
+def build_files(settings: Settings, store: Store) -> AttachmentService:
+    limits = FileLimits(settings.upload_max_bytes, settings.accepted_upload_types)
+    return AttachmentService(store.db, FileStore(settings.files_path), limits, secret=settings.secret_key)
 
 
 async def build_context(settings: Settings) -> Context:
@@ -304,6 +313,7 @@ def create_app(settings: Settings) -> Starlette:
         *health.routes,
         *auth_routes.routes,
         *widget.routes,
+        *files_api.routes,
         *conversations.routes,
         *directory.routes,
         *canned.routes,
@@ -322,7 +332,16 @@ def create_app(settings: Settings) -> Starlette:
     app = ChatApp(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(BodyLimit, default=settings.max_body_bytes, overrides=BODY_LIMIT_OVERRIDES)],
+        middleware=[
+            Middleware(
+                BodyLimit,
+                default=settings.max_body_bytes,
+                overrides={
+                    **BODY_LIMIT_OVERRIDES,
+                    **dict.fromkeys(files_api.UPLOAD_PATHS, settings.upload_max_bytes),
+                },
+            )
+        ],
         exception_handlers={500: _server_error, **http_errors.handlers},
     )
     app.ws_endpoints = {r.path: r.endpoint for r in endpoints.routes}

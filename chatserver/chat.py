@@ -50,6 +50,7 @@ from chatserver.translation.delivery import TranslationDelivery
 from chatserver.translation.service import TranslationResult
 
 if TYPE_CHECKING:
+    from chatserver.files.service import AttachmentService
     from chatserver.outbox.registry import NewDelivery
     from chatserver.tickets.csat import CsatService
     from chatserver.tickets.service import TicketService
@@ -86,6 +87,8 @@ class ChatService:
         """channel -> the deliveries of a public reply in its conversations (registered by the app)."""
         self.wake_outbox: Callable[[], None] = lambda: None
         """Set by the app when this process runs the outbox worker: send new deliveries now."""
+        self.files: AttachmentService | None = None
+        """Set by the app: files sent with messages (chatserver/files/)."""
 
     async def start(self) -> None:
         self.store.writer.on_commit = self._on_commit
@@ -263,10 +266,14 @@ class ChatService:
         contact_language: str | None = None,
         lang: str | None = None,
         external_id: str | None = None,
+        attachments: Sequence[str] = (),
+        stored_files: tuple[dict[str, Any], ...] = (),
     ) -> Coroutine[Any, Any, tuple[Message, bool]]:
         """Check and queue a message for the group commit, in call order, without waiting for the commit.
         Await the returned coroutine for the stored message (and whether it was a duplicate); so one
-        connection can have several messages in the same batch and still get them in order."""
+        connection can have several messages in the same batch and still get them in order.
+        ``attachments`` are ids of the sender's uploads into this conversation; ``stored_files`` are
+        files already stored for it (a channel's or an email's media)."""
         kind = MessageKind.TEXT
         stated = _base_language(lang)
         lang = None
@@ -289,6 +296,11 @@ class ChatService:
         builder = self.outbound.get(conv.channel)
         if builder is not None and kind is MessageKind.TEXT and author.kind is not AuthorKind.CONTACT:
             deliveries = tuple(await builder(conv, author, text))
+        files = stored_files
+        if attachments:
+            if self.files is None:
+                raise Invalid("files are not accepted here", data={"field": "attachments"})
+            files = (*files, *await self.files.for_message(conv.id, author, attachments))
         item = PendingMessage(
             conv.id,
             author,
@@ -298,6 +310,7 @@ class ChatService:
             lang=lang,
             external_id=external_id,
             deliveries=deliveries,
+            attachments=files,
         )
         future = await self.store.writer.submit(item)
         return self._after_commit(future, conv, agent, kind, queued=bool(deliveries))

@@ -161,6 +161,11 @@ class Settings:
     """A waiting visitor without a connection this long has left: their conversation becomes a ticket."""
     workers_in_serve: bool = False
     """Run the outbox and SLA workers inside ``serve`` (default: in embedded mode)."""
+    files_dir: Path | None = None
+    """Files sent in conversations (default DATA_DIR/files)."""
+    upload_max_bytes: int = 10 * 1024 * 1024
+    upload_types: tuple[str, ...] = ()
+    """Accepted upload types (default: chatserver.files.model.DEFAULT_TYPES)."""
     embedded: bool = field(default=False)
     """True when running on the embedded defaults (SQLite file in data_dir, in-process bus)."""
 
@@ -253,6 +258,9 @@ class Settings:
             ticket_reopen_days=_float(env, "CHATSERVER_TICKET_REOPEN_DAYS", 7.0),
             visitor_gone_s=_float(env, "CHATSERVER_VISITOR_GONE_S", 60.0),
             workers_in_serve=_bool(env, "CHATSERVER_WORKERS_IN_SERVE", embedded_db and redis_url is None),
+            files_dir=Path(env["CHATSERVER_FILES_DIR"]) if env.get("CHATSERVER_FILES_DIR") else None,
+            upload_max_bytes=_int(env, "CHATSERVER_UPLOAD_MAX_BYTES", 10 * 1024 * 1024),
+            upload_types=tuple(t.lower() for t in _list(env, "CHATSERVER_UPLOAD_TYPES")),
             embedded=embedded_db and redis_url is None,
         )
         settings.validate()
@@ -292,6 +300,8 @@ class Settings:
         self.smtp_address()
         if self.mail_max_bytes < 1024 or self.mail_max_attachments < 0 or self.mail_max_attachment_bytes < 1:
             raise ConfigError("CHATSERVER_MAIL_MAX_BYTES and the attachment limits must be positive")
+        if not 0 < self.upload_max_bytes <= 1024 * 1024 * 1024:
+            raise ConfigError("CHATSERVER_UPLOAD_MAX_BYTES must be between 1 and 1073741824")
         if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
             raise ConfigError("set both CHATSERVER_SMTP_TLS_CERT and CHATSERVER_SMTP_TLS_KEY, or neither")
         if (self.smtp_auth_user is None) != (self.smtp_auth_password is None):
@@ -358,6 +368,16 @@ class Settings:
         if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ConfigError(f"CHATSERVER_SMTP_LISTEN must be host:port, got {self.smtp_listen!r}")
         return host.strip("[]"), int(port)
+
+    @property
+    def files_path(self) -> Path:
+        return self.files_dir if self.files_dir is not None else self.data_dir / "files"
+
+    @property
+    def accepted_upload_types(self) -> tuple[str, ...]:
+        from chatserver.files.model import DEFAULT_TYPES
+
+        return self.upload_types or DEFAULT_TYPES
 
     @property
     def mail_path(self) -> Path:

@@ -58,6 +58,12 @@ class MessageSend:
     private: bool
     lang: str | None = None
     """The language the text is in, when the sender knows (e.g. a translated draft)."""
+    attachments: tuple[str, ...] = ()
+    """Ids of files uploaded to this conversation (``POST /api/v1/widget/uploads`` or ``/api/v1/uploads``)."""
+
+
+MAX_ATTACHMENTS = 10
+"""Files one message may carry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,11 +288,34 @@ def _text(f: _Fields, max_text: int) -> str:
     return text
 
 
+def _attachment_ids(f: _Fields) -> tuple[str, ...]:
+    raw = f._get("attachments", False)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS:
+        raise Invalid(
+            f"attachments must be a list of at most {MAX_ATTACHMENTS} upload ids",
+            data={"field": "attachments"},
+        )
+    if not all(isinstance(a, str) and 0 < len(a) <= 64 for a in raw) or len(set(raw)) != len(raw):
+        raise Invalid("attachments must be distinct upload ids", data={"field": "attachments"})
+    return tuple(raw)
+
+
 def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
     conversation_id = f.req_string("conversation_id")
     client_id = f.req_string("client_id")
+    attachments = _attachment_ids(f)
+    # a message with files may have no text (a photo)
+    text = "" if attachments and f.raw.get("text") in (None, "") else _text(f, max_text)
     return MessageSend(
-        ref, conversation_id, client_id, _text(f, max_text), f.boolean("private"), _language(f, "lang")
+        ref,
+        conversation_id,
+        client_id,
+        text,
+        f.boolean("private"),
+        _language(f, "lang"),
+        attachments,
     )
 
 

@@ -76,6 +76,8 @@ class Message:
     translations: dict[str, str] = field(default_factory=dict)
     untranslated: dict[str, str] = field(default_factory=dict)
     """Target language -> why there is no translation yet (provider_unavailable, unsupported_pair, ...)."""
+    attachments: tuple[dict[str, Any], ...] = ()
+    """The files sent with it: ``{id, name, content_type, size}`` each (chatserver/files/)."""
 
     @property
     def private(self) -> bool:
@@ -90,7 +92,7 @@ class Message:
             "lang": self.lang,
             "translations": self.translations,
             "untranslated": self.untranslated,
-            "attachments": [],
+            "attachments": [dict(a) for a in self.attachments],
             "client_id": self.client_id,
             "created_at": iso(self.created_at),
         }

@@ -100,6 +100,7 @@ def message(r: Row[Any]) -> Message:
         lang=r.lang,
         translations=dict(r.translations or {}),
         untranslated=dict(r.untranslated or {}),
+        attachments=tuple(r.attachments or ()),
     )
 
 

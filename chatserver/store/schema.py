@@ -138,12 +138,35 @@ messages = sa.Table(
     sa.Column("external_id", sa.String(200), nullable=True),
     sa.Column("created_at", MS, nullable=False),
     sa.Column("untranslated", sa.JSON(none_as_null=True), nullable=True),
+    # [{id, name, content_type, size}] of the files sent with the message (see the attachments table)
+    sa.Column("attachments", sa.JSON(none_as_null=True), nullable=True),
     sa.UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
     sa.UniqueConstraint(
         "conversation_id", "author_kind", "author_id", "client_id", name="uq_messages_idempotency"
     ),
     sa.Index("ix_messages_conversation_client", "conversation_id", "client_id"),
     sa.Index("ix_messages_external_id", "external_id"),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "conversation_id",
+        ID,
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("message_id", ID, nullable=True),  # set when the message carrying it commits (once)
+    sa.Column("sha256", sa.String(64), nullable=False),  # the content on disk, stored once per content
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(127), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("uploader_kind", sa.String(16), nullable=False),
+    sa.Column("uploader_id", ID, nullable=False),
+    sa.Column("created_at", MS, nullable=False),
 )
 
 read_cursors = sa.Table(

@@ -15,7 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,7 +25,7 @@ from chatserver.model.ids import new_id, now_ms
 from chatserver.model.types import Author, AuthorKind, Message, MessageKind
 from chatserver.store import rows
 from chatserver.store.db import Database
-from chatserver.store.schema import conversations, messages
+from chatserver.store.schema import attachments, conversations, messages
 
 if TYPE_CHECKING:
     from chatserver.outbox.registry import NewDelivery
@@ -44,6 +44,8 @@ class PendingMessage:
     lang: str | None = None
     deliveries: tuple[NewDelivery, ...] = ()
     """Outbound deliveries of this message (an email, a channel reply), written in its transaction."""
+    attachments: tuple[dict[str, Any], ...] = ()
+    """Files sent with it (``{id, name, content_type, size}``); their rows are claimed in its transaction."""
     future: asyncio.Future[tuple[Message, bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -221,6 +223,7 @@ async def _append_all(
                     created_at=now,
                     client_id=item.client_id,
                     lang=item.lang,
+                    attachments=item.attachments,
                 )
                 results[i] = (msg, False)
                 new_rows.append(
@@ -237,6 +240,7 @@ async def _append_all(
                         "translations": {},
                         "client_id": item.client_id,
                         "external_id": item.external_id,
+                        "attachments": [dict(a) for a in item.attachments] or None,
                         "created_at": now,
                     }
                 )
@@ -269,6 +273,24 @@ async def _append_all(
                     for item, msg in outbound
                     for d in item.deliveries
                 ),
+            )
+
+        claimed = [
+            {"b_att": a["id"], "b_msg": result[0].id, "b_conv": result[0].conversation_id}
+            for i, result in enumerate(results)
+            if isinstance(result, tuple) and not result[1]
+            for a in batch[i].attachments
+        ]
+        if claimed:
+            await conn.execute(
+                attachments.update()
+                .where(
+                    attachments.c.id == sa.bindparam("b_att"),
+                    attachments.c.conversation_id == sa.bindparam("b_conv"),
+                    attachments.c.message_id.is_(None),
+                )
+                .values(message_id=sa.bindparam("b_msg")),
+                claimed,
             )
 
     # 3. Duplicates inside the batch get the first one's result.
