@@ -33,6 +33,7 @@
   let alarms = 0;
   const contacts = new Map(); // requester id -> name (or a promise of it)
   const fieldLabels = new Map(); // custom field key -> label
+  let fieldDefs = []; // the admin-defined custom fields: {key, label, type, options, required}
 
   const label = (s) => String(s || "").replace(/_/g, " ");
   const el = (...a) => host.el(...a);
@@ -223,12 +224,13 @@
     if (t.merged_into) rows.push(["Merged into", "#" + t.merged_into]);
     if (t.parent_number) rows.push(["Follows up", "#" + t.parent_number]);
     if (t.email_note) rows.push(["Email", t.email_note]);
-    for (const k in t.fields || {}) rows.push([fieldLabels.get(k) || k, String(t.fields[k])]);
+    for (const k in t.fields || {}) if (!fieldDefs.some((d) => d.key === k)) rows.push([fieldLabels.get(k) || k, String(t.fields[k])]);
     if (t.csat) rows.push(["Rating", t.csat.score + "/5" + (t.csat.comment ? ": " + t.csat.comment : "")]);
     for (const [k, v] of rows) {
       facts.appendChild(el("dt", { text: k }));
       facts.appendChild(el("dd", { text: v }));
     }
+    renderFields(t);
     renderThread();
     const audit = $("td-audit");
     audit.textContent = "";
@@ -241,6 +243,100 @@
     }
     const closed = t.status === "closed";
     for (const id of ["td-save", "td-reply-send", "td-subject", "td-status", "td-priority", "td-assignee", "td-tags"]) $(id).disabled = closed;
+  }
+
+  // -- custom fields and merge (built here, so the page's HTML stays the console's) ----------------------
+  function extras() {
+    let box = $("td-extras");
+    if (box) return box;
+    box = el("div", { id: "td-extras", class: "td-form" });
+    $("td-facts").after(box);
+    const merge = el("form", { id: "td-merge-form", class: "td-form", novalidate: "" }, [
+      el("label", { for: "td-merge-into", text: "Merge into #" }),
+      el("input", { id: "td-merge-into", type: "number", min: "1", inputmode: "numeric", placeholder: "ticket number" }),
+      el("span"),
+      el("button", { id: "td-merge", class: "btn small", type: "submit", text: "Merge" })
+    ]);
+    box.after(merge);
+    merge.addEventListener("submit", mergeInto);
+    return box;
+  }
+
+  function fieldInput(d, value) {
+    const id = "tdf-" + d.key;
+    if (d.type === "dropdown") {
+      const sel = el("select", { id, "data-key": d.key });
+      sel.appendChild(el("option", { value: "", text: "—" }));
+      for (const o of d.options || []) sel.appendChild(el("option", { value: o, text: o }));
+      sel.value = value == null ? "" : String(value);
+      return sel;
+    }
+    if (d.type === "checkbox") {
+      const box = el("input", { id, type: "checkbox", "data-key": d.key });
+      box.checked = value === true;
+      return box;
+    }
+    const type = d.type === "number" ? "number" : d.type === "date" ? "date" : "text";
+    const input = el("input", { id, type, "data-key": d.key });
+    input.value = value == null ? "" : String(value);
+    return input;
+  }
+
+  function renderFields(t) {
+    const box = extras();
+    box.textContent = "";
+    for (const d of fieldDefs) {
+      box.appendChild(el("label", { for: "tdf-" + d.key, text: d.label + (d.required ? " *" : "") }));
+      box.appendChild(fieldInput(d, (t.fields || {})[d.key]));
+    }
+    box.hidden = !fieldDefs.length;
+    const closed = t.status === "closed" || !!t.merged_into;
+    for (const node of box.querySelectorAll("input, select")) node.disabled = t.status === "closed";
+    $("td-merge-into").disabled = closed;
+    $("td-merge").disabled = closed;
+    $("td-merge-into").value = "";
+  }
+
+  function fieldValue(d, node) {
+    if (d.type === "checkbox") return node.checked;
+    const raw = node.value.trim();
+    if (raw === "") return null;
+    if (d.type === "number") return Number(raw);
+    return raw;
+  }
+
+  function collectFields(t) {
+    const out = {};
+    for (const d of fieldDefs) {
+      const node = $("tdf-" + d.key);
+      if (!node) continue;
+      const value = fieldValue(d, node);
+      const was = (t.fields || {})[d.key];
+      if (d.type === "checkbox" && value === false && was == null) continue;
+      if (value !== (was == null ? null : was)) out[d.key] = value;
+    }
+    return out;
+  }
+
+  async function mergeInto(e) {
+    e.preventDefault();
+    const t = current;
+    const into = parseInt($("td-merge-into").value, 10);
+    if (!t || !into) return;
+    $("td-error").hidden = true;
+    $("td-merge").disabled = true;
+    const r = await host.api("POST", "/api/v1/tickets/" + t.number + "/merge", { into });
+    $("td-merge").disabled = false;
+    if (!r.ok) {
+      $("td-error").textContent = "Could not merge: " + r.error.message;
+      $("td-error").hidden = false;
+      return;
+    }
+    upsert(r.data.merged, true);
+    upsert(r.data.into, true);
+    renderList();
+    host.toast("#" + t.number + " merged into #" + r.data.into.number);
+    await openTicket(r.data.into.number);
   }
 
   function renderThread() {
@@ -298,6 +394,8 @@
     if (who !== (t.assignee_id || null)) out.assignee_id = who;
     const tags = $("td-tags").value.split(",").map((s) => s.trim()).filter(Boolean);
     if (tags.join(",") !== (t.tags || []).join(",")) out.tags = tags;
+    const fields = collectFields(t);
+    if (Object.keys(fields).length) out.fields = fields;
     return out;
   }
 
@@ -372,7 +470,16 @@
   }
 
   // -- escalation (from an open conversation) -----------------------------------------------------------------
+  function escalatePriority() {
+    if ($("escalate-priority")) return;
+    const sel = el("select", { id: "escalate-priority", "aria-label": "Escalate as" });
+    for (const p of PRIORITIES) sel.appendChild(el("option", { value: p, text: label(p) }));
+    sel.value = "normal";
+    $("escalate-go").before(sel);
+  }
+
   function toggleEscalate(on) {
+    if (on && host) escalatePriority();
     $("escalate-form").hidden = !on;
     $("escalate").setAttribute("aria-expanded", on ? "true" : "false");
     $("escalate-error").hidden = true;
@@ -386,6 +493,8 @@
     const frame = { type: "conversation.escalate", conversation_id: cid };
     const subject = $("escalate-subject").value.trim();
     if (subject) frame.subject = subject;
+    const priority = $("escalate-priority") && $("escalate-priority").value;
+    if (priority) frame.priority = priority;
     $("escalate-go").disabled = true;
     try {
       const ack = await host.request(frame);
@@ -432,7 +541,10 @@
       host = h;
       wire();
       host.api("GET", "/api/v1/ticket-fields").then((r) => {
-        if (r.ok) for (const d of r.data.items) fieldLabels.set(d.key, d.label);
+        if (!r.ok) return;
+        fieldDefs = r.data.items;
+        for (const d of r.data.items) fieldLabels.set(d.key, d.label);
+        if (current) renderFields(current);
       });
     },
     stop() {
@@ -443,6 +555,7 @@
       current = null;
       contacts.clear();
       fieldLabels.clear();
+      fieldDefs = [];
       setAlarms(0);
       toggleEscalate(false);
       $("tl-rows").textContent = "";

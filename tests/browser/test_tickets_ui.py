@@ -36,9 +36,11 @@ pytestmark = pytest.mark.browser
 WIDE = {"viewport": {"width": 1500, "height": 900}}
 
 
-def escalate_live_chat(agent: Page, new_page: Callable[..., Page], server: Server, subject: str) -> int:
-    """A visitor writes; ``agent`` takes the chat and escalates it with ``subject``; the new ticket opens.
-    Returns its number."""
+def escalate_live_chat(
+    agent: Page, new_page: Callable[..., Page], server: Server, subject: str, priority: str | None = None
+) -> int:
+    """A visitor writes; ``agent`` takes the chat and escalates it with ``subject`` (and ``priority``);
+    the new ticket opens. Returns its number."""
     name = unique_name("Tess")
     visitor = open_demo(new_page(), server, name)
     open_widget(visitor)
@@ -49,6 +51,8 @@ def escalate_live_chat(agent: Page, new_page: Callable[..., Page], server: Serve
     expect(agent.locator("#mine")).to_contain_text(name)
     agent.get_by_role("button", name="Escalate to ticket").click()
     agent.get_by_label("Ticket subject").fill(subject)
+    if priority is not None:
+        agent.get_by_label("Escalate as").select_option(priority)
     agent.get_by_role("button", name="Create ticket").click()
     title = agent.locator("#td-title")
     expect(title).to_contain_text(subject)
@@ -283,5 +287,53 @@ def test_assigned_to_me_and_load_more(server: Server, new_page: Callable[..., Pa
     # its custom fields show under their labels, its tags in the form
     page.get_by_label("Assigned to me").uncheck()
     row(page, with_fields).get_by_role("button", name=f"#{with_fields}").click()
-    expect(page.locator("#td-facts")).to_contain_text("Order numberA-17")
+    expect(page.get_by_label("Order number")).to_have_value("A-17")
     expect(page.get_by_label("Tags")).to_have_value("vat")
+
+
+def test_escalate_with_a_priority_edit_custom_fields_and_merge(
+    server: Server, new_page: Callable[..., Page]
+) -> None:
+    with admin_client(server) as http:
+        for field in (
+            {"key": "order_no", "label": "Order number", "type": "text"},
+            {"key": "vip", "label": "VIP customer", "type": "checkbox"},
+            {"key": "units", "label": "Units", "type": "number"},
+        ):
+            r = http.post("/api/v1/ticket-fields", json=field)
+            assert r.status_code in (201, 409), r.text
+    agent = console_login(new_page(**WIDE), server)
+    number = escalate_live_chat(agent, new_page, server, unique_name("Dented box"), priority="high")
+    expect(agent.get_by_label("Priority")).to_have_value("high")
+
+    # custom fields are edited in the form and land in the audit
+    agent.get_by_label("Order number").fill("B-42")
+    agent.get_by_label("VIP customer").check()
+    agent.get_by_label("Units").fill("3")
+    agent.get_by_role("button", name="Save changes").click()
+    history = agent.get_by_role("list", name="Ticket history")
+    expect(history).to_contain_text("changed fields.order no from — to B-42")
+    expect(history).to_contain_text("changed fields.vip from — to true")
+    expect(history).to_contain_text("changed fields.units from — to 3")
+    with admin_client(server) as http:
+        ticket = http.get(f"/api/v1/tickets/{number}").json()
+        assert ticket["fields"]["order_no"] == "B-42" and ticket["fields"]["vip"] is True
+        assert ticket["fields"]["units"] == 3
+        other = http.post(
+            "/api/v1/tickets", json={"requester_id": ticket["requester_id"], "subject": "Same parcel"}
+        ).json()["number"]
+
+    # a merge into itself is refused with the server's reason; into the other ticket, it opens the survivor
+    agent.get_by_label("Merge into #").fill(str(number))
+    agent.get_by_role("button", name="Merge").click()
+    expect(agent.locator("#td-error")).to_contain_text(
+        "Could not merge: a ticket cannot be merged into itself"
+    )
+    agent.get_by_label("Merge into #").fill(str(other))
+    agent.get_by_role("button", name="Merge").click()
+    expect(agent.locator("#td-title")).to_contain_text(f"#{other} Same parcel")
+    expect(agent.locator("#toast")).to_contain_text(f"#{number} merged into #{other}")
+    expect(agent.get_by_role("list", name="Ticket thread")).to_contain_text("My order never arrived")
+    with admin_client(server) as http:
+        merged = http.get(f"/api/v1/tickets/{number}").json()
+    assert merged["merged_into"] == other and merged["status"] == "closed"
