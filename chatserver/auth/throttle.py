@@ -136,28 +136,33 @@ class MemoryThrottleStore(ThrottleStore):
 
 class RedisThrottleStore(ThrottleStore):
     """Counts shared by every process: one hash per key (``c`` count, ``t`` last failure), expiring
-    ``ttl_s`` after the last failure. If Redis is unreachable, logins are not throttled (and say so in
-    the log) rather than refused."""
+    ``ttl_s`` after the last failure. If Redis is unreachable, this process keeps counting in memory
+    (and says so in the log): logins are still throttled per process, never let through unthrottled,
+    and the counts of the outage still apply once Redis is back."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = "chat:") -> None:
         self._client = client
         self._prefix = prefix
+        self._local = MemoryThrottleStore()
+        """Failures counted while Redis was unreachable."""
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}login:{key}"
 
     async def get(self, keys: Sequence[str]) -> list[Failures | None]:
+        local = await self._local.get(keys)
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.hmget(self._key(key), ["c", "t"])
                 raw = await pipe.execute()
         except RedisError as exc:
-            log.warning("login throttle unavailable (Redis: %s); not throttling", exc)
-            return [None for _ in keys]
+            log.warning("login throttle: Redis unavailable (%s); using this process's counts", exc)
+            return local
         out: list[Failures | None] = []
-        for count, last in raw:
-            out.append(Failures(int(count), float(last)) if count is not None and last is not None else None)
+        for (count, last), mine in zip(raw, local, strict=True):
+            shared = Failures(int(count), float(last)) if count is not None and last is not None else None
+            out.append(_more(shared, mine))
         return out
 
     async def fail(self, keys: Sequence[str], now: float, ttl_s: float) -> None:
@@ -169,10 +174,18 @@ class RedisThrottleStore(ThrottleStore):
                     pipe.pexpire(self._key(key), max(1, int(ttl_s * 1000)))
                 await pipe.execute()
         except RedisError as exc:
-            log.warning("login throttle unavailable (Redis: %s); failure not counted", exc)
+            log.warning("login throttle: Redis unavailable (%s); counting in this process", exc)
+            await self._local.fail(keys, now, ttl_s)
 
     async def clear(self, key: str) -> None:
+        await self._local.clear(key)
         try:
             await self._client.delete(self._key(key))
         except RedisError as exc:
-            log.warning("login throttle unavailable (Redis: %s)", exc)
+            log.warning("login throttle: Redis unavailable (%s)", exc)
+
+
+def _more(a: Failures | None, b: Failures | None) -> Failures | None:
+    if a is None or b is None:
+        return a or b
+    return Failures(max(a.count, b.count), max(a.last_at, b.last_at))

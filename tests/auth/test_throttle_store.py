@@ -64,3 +64,36 @@ async def test_memory_store_is_bounded_and_forgets_expired_keys() -> None:
     ]
     await store.fail(["k2"], T + 100, 60)  # k3 and k4 expired at T + 63, T + 64; k2 counts anew
     assert await store.get(["k2", "k3", "k4"]) == [Failures(1, T + 100), None, None]
+
+
+async def test_with_redis_unreachable_this_process_still_counts_failures() -> None:
+    from tests.e2e.harness import free_port
+
+    client = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    try:
+        store = RedisThrottleStore(client, f"{REDIS_PREFIX}down:")
+        for i in range(3):
+            await store.fail(["acct"], T + i, 60)
+        assert await store.get(["acct", "other"]) == [Failures(3, T + 2), None]
+        await store.clear("acct")
+        assert await store.get(["acct"]) == [None]
+    finally:
+        await client.aclose()
+
+
+async def test_failures_counted_during_an_outage_still_apply_when_redis_is_back(redis_url: str) -> None:
+    from tests.e2e.harness import free_port
+
+    prefix = f"{REDIS_PREFIX}{uuid.uuid4().hex[:6]}:"
+    down = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    up = aioredis.Redis.from_url(redis_url)
+    try:
+        store = RedisThrottleStore(down, prefix)
+        for i in range(4):
+            await store.fail(["acct"], T + i, 60)
+        store._client = up  # the same process, Redis reachable again
+        await store.fail(["acct"], T + 10, 60)
+        assert await store.get(["acct"]) == [Failures(4, T + 10)]
+    finally:
+        await down.aclose()
+        await up.aclose()
