@@ -67,13 +67,17 @@ async def send(
 
 
 @contextlib.asynccontextmanager
-async def mail_services(server: Server, **overrides: Any) -> AsyncIterator[tuple[MailServices, Inbox]]:
+async def mail_services(
+    server: Server, *, tickets: str = "on-escalation", **overrides: Any
+) -> AsyncIterator[tuple[MailServices, Inbox]]:
     """The mail services of `chatserver worker`, on the running test server's conversation service,
-    with an email inbox for support@shop.example and the SMTP server on a free port."""
+    with an email inbox for support@shop.example (``tickets``: when its mail becomes a ticket; the
+    product's default is ``always``) and the SMTP server on a free port."""
     c = server.app.state.ctx
     settings = replace(server.settings, smtp_listen="127.0.0.1:0", **overrides)
     services = MailServices(settings, c.service, c.bus)
-    inbox = await services.mail.create_email_inbox("Support", parse_email_config(address=ADDRESS))
+    config = parse_email_config(address=ADDRESS, tickets=tickets)
+    inbox = await services.mail.create_email_inbox("Support", config)
     await services.start(imap=False)
     try:
         yield services, inbox
