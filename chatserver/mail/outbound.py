@@ -9,8 +9,9 @@ One builder for every path, so a reply is one correctly threaded mail whichever 
 
 Every Message-ID we make is recorded in ``email_messages`` (direction ``out``) before the mail is
 queued: a customer's reply to it threads by In-Reply-To / References, and mail that comes back with
-it is known as ours. Automatic mail obeys the per-sender rate limit; the headers are built by the pure
-:mod:`adapters.email.outgoing`.
+it is known as ours. Automatic answers (``Auto-Submitted: auto-replied``: the acknowledgement) obey
+the per-sender rate limit; mail an agent's action causes (``auto-generated``: "solved") does not.
+The headers are built by the pure :mod:`adapters.email.outgoing`.
 """
 
 from __future__ import annotations
@@ -181,8 +182,8 @@ class EmailOutbound:
         if found is None:
             return None
         ctx, inbox_id, _ = found
-        suppressed = None
-        if automatic is not None:
+        answer = automatic == "auto-replied"  # an answer to their mail: what loops are made of
+        if answer:
             now = now_ms()
             since = now - int(self.rate.window_s * 1000)
             sent = await self.mail.automatic_sent_at(ctx.to_address, since)
@@ -192,7 +193,7 @@ class EmailOutbound:
                 )
                 log.warning("automatic mail to %s suppressed: %d in the last hour", ctx.to_address, len(sent))
                 return PreparedMail(ctx, "", conversation_id, automatic, suppressed)
-        message_id = await self._record(ctx, inbox_id, conversation_id, ctx.subject, automatic is not None)
+        message_id = await self._record(ctx, inbox_id, conversation_id, ctx.subject, answer)
         return PreparedMail(ctx, message_id, conversation_id, automatic)
 
 

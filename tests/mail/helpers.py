@@ -12,6 +12,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -74,7 +75,7 @@ async def mail_services(
     with an email inbox for support@shop.example (``tickets``: when its mail becomes a ticket; the
     product's default is ``always``) and the SMTP server on a free port."""
     c = server.app.state.ctx
-    settings = replace(server.settings, smtp_listen="127.0.0.1:0", **overrides)
+    settings = replace(server.settings, **{"smtp_listen": "127.0.0.1:0", **overrides})
     services = MailServices(settings, c.service, c.bus)
     config = parse_email_config(address=ADDRESS, tickets=tickets)
     inbox = await services.mail.create_email_inbox("Support", config)
@@ -163,13 +164,15 @@ def dovecot(tmp: Path) -> Iterator[Dovecot]:
         "dovecot-imapd is not installed (.ci/run installs it)"
     )
     root = tmp / "dovecot"
+    # unix sockets live under base_dir: a short path of its own (sun_path holds 108 bytes)
+    run = Path(tempfile.mkdtemp(prefix="dc-", dir="/tmp"))
     for sub in ("run", "state", "mail"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     _open_path_for(root / "mail", "dovecot")
     port = free_port()
     conf = root / "dovecot.conf"
     conf.write_text(
-        f"""base_dir = {root}/run
+        f"""base_dir = {run}
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
@@ -235,3 +238,4 @@ service lmtp {{
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        shutil.rmtree(run, ignore_errors=True)
