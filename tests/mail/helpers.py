@@ -159,13 +159,16 @@ def _open_path_for(path: Path, user: str) -> None:
 
 @contextlib.contextmanager
 def dovecot(tmp: Path) -> Iterator[Dovecot]:
-    """A Dovecot of our own: static passdb/userdb, maildir in ``tmp``, IMAP on a loopback port."""
+    """A Dovecot of our own: static passdb/userdb, a maildir, IMAP on a loopback port (its log is
+    copied into ``tmp`` at the end)."""
     assert shutil.which(DOVECOT) or Path(DOVECOT).exists(), (
         "dovecot-imapd is not installed (.ci/run installs it)"
     )
-    root = tmp / "dovecot"
-    # unix sockets live under base_dir: a short path of its own (sun_path holds 108 bytes)
-    run = Path(tempfile.mkdtemp(prefix="dc-", dir="/tmp"))
+    # A directory of its own right under /tmp, not the test's: unix sockets live under base_dir (a
+    # sun_path holds 108 bytes), and pytest makes its own /tmp/pytest-of-<user> private again whenever
+    # a test session starts, which would lock Dovecot's mail user out of a running test's maildir.
+    root = Path(tempfile.mkdtemp(prefix="dovecot-", dir="/tmp"))
+    run = root / "run"
     for sub in ("run", "state", "mail"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     _open_path_for(root / "mail", "dovecot")
@@ -238,4 +241,6 @@ service lmtp {{
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        shutil.rmtree(run, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            shutil.copy(root / "dovecot.log", tmp / "dovecot.log")
+        shutil.rmtree(root, ignore_errors=True)
