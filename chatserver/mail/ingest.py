@@ -201,7 +201,7 @@ class Ingestor:
         if existing is not None:
             return existing.number
         quiet = ("the mail was automatic: " + ", ".join(loop_reasons)) if loop_reasons else None
-        line = " ".join(subject.split())[:200] or f"Email from {conv.contact_id}"
+        line = " ".join(subject.split())[:200] or "(no subject)"
         try:
             try:
                 ticket = await tickets.create(

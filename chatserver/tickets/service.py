@@ -345,8 +345,10 @@ class TicketService:
         contact = await self.store.get_contact(ticket.requester_id)
         deliveries: tuple[NewDelivery, ...] = ()
         conv = await self.store.get_conversation(ticket.conversation_id)
-        builder = self.chat.outbound.get(conv.channel)
-        if not private and builder is not None:  # the channel's own reply (one email in its thread)
+        # an email conversation's reply is its channel's: one mail in its thread (other channels keep
+        # the ticket mail, so a closed platform window never refuses a ticket reply)
+        builder = self.chat.outbound.get(conv.channel) if conv.channel == "email" else None
+        if not private and builder is not None:
             deliveries = tuple(await builder(conv, agent.author, text))
         elif not private:
             mailer = self._mailer(

@@ -390,3 +390,40 @@ async def test_an_auto_reply_storm_stops_after_one_mail_from_us(
             assert await mails.count_emails(inbox.id) == 2
     finally:
         peer.stop()
+
+
+async def test_bad_input_into_a_ticket_inbox_opens_tickets_and_mails_only_what_it_should(
+    mailing: Server, seeded: Seed, sink: SmtpServer, http: httpx.AsyncClient
+) -> None:
+    from tests.mail.test_smtp import _bad_inputs
+
+    raws = _bad_inputs(seeded.agent_email)
+    raws["no_subject"] = (
+        b"From: ann@example.org\r\nTo: support@shop.example\r\nMessage-ID: <ns@x>\r\n\r\nhi\r\n"
+    )
+    raws["bulk"] = (
+        b"From: news@example.org\r\nTo: support@shop.example\r\nPrecedence: bulk\r\n"
+        b"Subject: news\r\n\r\nx\r\n"
+    )
+    async with mail_services(mailing, tickets="always", mail_max_attachments=50) as (services, _):
+        for name, raw in raws.items():
+            sender = seeded.agent_email if name == "forged_agent" else "ann@example.org"
+            assert await send(services.smtp.port, raw, sender=sender) == {}, name  # type: ignore[union-attr]
+        r = await http.get(f"{mailing.url}/api/v1/tickets?limit=100", headers=h(seeded.admin_token))
+        tickets = r.json()["items"]
+        assert len(tickets) == len(raws)
+        assert "(no subject)" in {t["subject"] for t in tickets}
+        bulk = next(t for t in tickets if t["subject"] == "news")
+        assert bulk["email_note"] == "no acknowledgement is sent: the mail was automatic: precedence"
+        # acknowledgements to each From, none to the bulk sender, ann's capped by the per-sender limit
+        from_ann = len(raws) - 2
+        limit = mailing.settings.mail_auto_reply_limit
+        assert from_ann > limit
+        acks = await received(sink, limit + 1)
+        await asyncio.sleep(0.5)
+        assert len(sink.mailbox.received) == limit + 1
+        to = sorted(str(m["X-Envelope-To"]) for m in acks)
+        assert to.count("ann@example.org") == limit and seeded.agent_email in to
+        assert all(m["Auto-Submitted"] == "auto-replied" and m["Bcc"] is None for m in acks)
+        capped = [t for t in tickets if (t["email_note"] or "").startswith("no automatic email")]
+        assert len(capped) == from_ann - limit
