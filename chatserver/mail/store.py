@@ -199,10 +199,20 @@ class MailStore:
                 await conn.execute(
                     sa.select(email_messages.c.rfc_message_id, email_messages.c.direction)
                     .where(email_messages.c.conversation_id == conversation_id)
-                    .order_by(email_messages.c.created_at, email_messages.c.id)
-                    .limit(limit)
+                    .order_by(email_messages.c.created_at.desc(), email_messages.c.id.desc())
+                    .limit(limit)  # the newest; the thread's first mail is fetched apart below
                 )
-            )
+            )[::-1]
+            first = (
+                await conn.execute(
+                    sa.select(email_messages.c.rfc_message_id, email_messages.c.direction)
+                    .where(email_messages.c.conversation_id == conversation_id)
+                    .order_by(email_messages.c.created_at, email_messages.c.id)
+                    .limit(1)
+                )
+            ).first()
+            if first is not None and found and first.rfc_message_id != found[0].rfc_message_id:
+                found.insert(0, first)
             queued = set(
                 await conn.scalars(
                     sa.select(outbox.c.idempotency_key).where(
