@@ -427,3 +427,22 @@ async def test_bad_input_into_a_ticket_inbox_opens_tickets_and_mails_only_what_i
         assert all(m["Auto-Submitted"] == "auto-replied" and m["Bcc"] is None for m in acks)
         capped = [t for t in tickets if (t["email_note"] or "").startswith("no automatic email")]
         assert len(capped) == from_ann - limit
+
+
+async def test_escalating_an_email_conversation_acknowledges_in_its_thread(
+    mailing: Server, seeded: Seed, sink: SmtpServer, http: httpx.AsyncClient
+) -> None:
+    async with (
+        mail_services(mailing) as (services, _),
+        Client.connect(f"{mailing.ws}/ws/agent", token=seeded.admin_token, origin=None) as agent,
+    ):
+        await agent.expect("hello")
+        await send(services.smtp.port, mail("Broken", subject="Kettle", message_id="<k@example.org>"))  # type: ignore[union-attr]
+        cid = str((await email_conversation(http, mailing, seeded))["id"])
+        assert sink.mailbox.received == []  # on-escalation: no ticket, no acknowledgement yet
+        ack = await agent.request({"type": "conversation.escalate", "conversation_id": cid})
+        assert ack["type"] == "ack", ack
+        number = ack["ticket"]["number"]
+    (mailed,) = await received(sink, 1)
+    assert mailed["Subject"] == f"Re: [#{number}] Kettle" and mailed["In-Reply-To"] == "<k@example.org>"
+    assert mailed["Reply-To"] == f"support+{await thread_token(mailing, cid)}@shop.example"
