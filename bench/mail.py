@@ -7,8 +7,8 @@ time (p50/p99) of a 1 MB HTML mail.
 Inbound: a real `chatserver serve` in embedded mode (SQLite, WAL, synchronous=FULL) with
 CHATSERVER_SMTP_LISTEN, an email inbox made with `chatserver create-inbox --channel email --tickets
 on-escalation`, and N smtplib clients in threads, each sending one mail per SMTP transaction and waiting
-for the 250 (which the server gives only after the commit). Each mail opens a new conversation (a new thread); half of a second run's
-mails are replies threaded by In-Reply-To. Writes bench/results/email.json.
+for the 250 (which the server gives only after the commit). Each mail opens a new conversation (a new
+thread); half of a second run's mails are replies threaded by In-Reply-To. Writes bench/results/email.json.
 """
 
 from __future__ import annotations
