@@ -144,6 +144,9 @@ async def build_context(settings: Settings) -> Context:
         await c.outbox_worker.start()
         service.wake_outbox = c.outbox_worker.wake
     await build_tickets(c)
+    from chatserver.mail.outbound import install_email_outbound
+
+    install_email_outbound(settings, service)  # email replies and ticket mails in the mail thread
     return c
 
 

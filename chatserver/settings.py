@@ -148,6 +148,8 @@ class Settings:
     smtp_auth_user: str | None = None
     smtp_auth_password: str | None = None
     imap_poll_s: float = 60.0
+    mail_auto_reply_limit: int = 3
+    """Automatic mails (acknowledgements) to one sender per hour, at most."""
     """Seconds between polls of a mailbox without IDLE (and the longest IDLE before it is renewed)."""
     smtp_url: str | None = None
     """smtp://user:pass@host:port (?starttls=1) or smtps://...: where ticket emails go (none: not sent)."""
@@ -251,6 +253,7 @@ class Settings:
             smtp_auth_user=env.get("CHATSERVER_SMTP_AUTH_USER") or None,
             smtp_auth_password=env.get("CHATSERVER_SMTP_AUTH_PASSWORD") or None,
             imap_poll_s=_float(env, "CHATSERVER_IMAP_POLL_S", 60.0),
+            mail_auto_reply_limit=_int(env, "CHATSERVER_MAIL_AUTO_REPLY_LIMIT", 3),
             smtp_url=env.get("CHATSERVER_SMTP_URL") or None,
             mail_from=env.get("CHATSERVER_MAIL_FROM") or "support@localhost",
             outbox_retry_s=_float(env, "CHATSERVER_OUTBOX_RETRY_S", 10.0),
@@ -308,6 +311,8 @@ class Settings:
             raise ConfigError(
                 "set both CHATSERVER_SMTP_AUTH_USER and CHATSERVER_SMTP_AUTH_PASSWORD, or neither"
             )
+        if self.mail_auto_reply_limit < 0:
+            raise ConfigError("CHATSERVER_MAIL_AUTO_REPLY_LIMIT must be 0 or more")
         if self.imap_poll_s <= 0:
             raise ConfigError("CHATSERVER_IMAP_POLL_S must be positive")
         if self.outbox_retry_s <= 0 or self.outbox_max_attempts < 1:

@@ -140,7 +140,7 @@ def parse_email(raw: bytes, limits: Limits = Limits()) -> ParsedEmail:
     def header(name: str) -> str:
         return _header(msg, name, problems)
 
-    from_name, from_address = parseaddr(header("from"))
+    from_name, from_address = _sender(msg, problems)
     reply_to = parseaddr(header("reply-to"))[1] or None
     body = _Body()
     _walk(msg, body, limits, problems)
@@ -278,6 +278,26 @@ def _decode(data: bytes, charset: str | None, problems: list[str]) -> str:
         return data.decode("cp1252")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+def _sender(msg: Message, problems: list[str]) -> tuple[str, str]:
+    """The From name and address. The address comes from the header's structure (or the raw header),
+    never from decoded text: an RFC 2047 display name may decode to ``x\\r\\nBcc: <victim@...>``."""
+    try:
+        value = msg.get("from")
+        addresses = getattr(value, "addresses", None)
+        if addresses:
+            first = addresses[0]
+            return str(first.display_name or ""), str(first.addr_spec or "")
+    except Exception:
+        problems.append("bad header from")
+    raw = next((str(v) for k, v in msg.raw_items() if k.lower() == "from"), "")
+    name, address = parseaddr(raw)  # encoded words are only ever the name
+    try:
+        name = str(make_header(decode_header(name)))
+    except Exception:
+        name = ""
+    return name, address
 
 
 def _header(msg: Message, name: str, problems: list[str]) -> str:

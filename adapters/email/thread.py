@@ -18,6 +18,8 @@ from adapters.email.address import normalize, split_plus
 __all__ = ["ThreadDecision", "ThreadKeys", "ThreadKind", "TicketRef", "decide_thread", "thread_keys"]
 
 _TICKET = re.compile(r"\[#(\d{1,12})\]")
+_TICKET_TAG = re.compile(r"^[^@+]+\+t(\d{1,12})@", re.IGNORECASE)
+"""``support+t1001@``: the Reply-To of ticket mails sent outside an email thread."""
 
 
 class ThreadKind(enum.StrEnum):
@@ -58,16 +60,20 @@ def thread_keys(
     """``recipients``: the envelope RCPTs (SMTP) or To/Cc/Delivered-To (IMAP)."""
     base = normalize(inbox_address)
     tokens: list[str] = []
+    numbers: list[int] = []
     for rcpt in recipients:
         address, token = split_plus(rcpt)
         if token and address == base and token not in tokens:
             tokens.append(token)
+        tag = _TICKET_TAG.match(normalize(rcpt))
+        if tag and address == base:
+            numbers.append(int(tag.group(1)))
     ids: list[str] = []
     for mid in (*in_reply_to, *reversed(references)):
         if mid not in ids:
             ids.append(mid)
-    numbers = tuple(dict.fromkeys(int(n) for n in _TICKET.findall(subject)))
-    return ThreadKeys(tuple(tokens), tuple(ids), numbers)
+    numbers += [int(n) for n in _TICKET.findall(subject)]
+    return ThreadKeys(tuple(tokens), tuple(ids), tuple(dict.fromkeys(numbers)))
 
 
 def decide_thread(

@@ -175,6 +175,7 @@ class ImapPoller:
                 raw, inbox=self.inbox, config=self.config, recipients=_recipients(raw), source="imap"
             )
             await self.mail.set_imap_position(self.inbox.id, self.imap.mailbox, uidvalidity, uid)
+            last = uid  # (a first sync must not write its starting point back over this below)
             await self._processed(client, uid)
             count += result.outcome == "imported"
         if known is None or (not uids and (known[0], known[1]) != (self.imap.mailbox, uidvalidity)):

@@ -4,6 +4,11 @@ The steps: parse (pure), keep the raw bytes on disk, decide loop safety (pure), 
 imported (by Message-ID per inbox), find the contact by address, thread (pure decision over what the
 database knows), record the import, append the message through the group commit. ``ingest`` returns
 only after the commit, so SMTP answers 250 and IMAP marks the mail processed only then.
+
+An inbox with ``tickets: always`` (the default) makes a new thread a ticket at once: the ticket is
+opened before the mail's message is appended (so the message threads into this ticket, not into
+another open one of the contact), with the "ticket received" acknowledgement unless loop safety says
+no; then the conversation leaves the live queue, as an escalated one does.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from adapters.email.loops import loop_decision
 from adapters.email.parse import Limits, ParsedEmail, parse_email
 from adapters.email.thread import ThreadKind, TicketRef, decide_thread, thread_keys
 from chatserver.chat import ChatService
-from chatserver.errors import NotFound
+from chatserver.errors import Conflict, Invalid, NotFound
 from chatserver.mail.config import EmailConfig
 from chatserver.mail.files import MailFiles
 from chatserver.mail.store import MailStore
+from chatserver.model.status import WAITING_STATUSES, Status
 from chatserver.model.types import Author, AuthorKind, Conversation, Inbox
 from chatserver.settings import Settings
 
@@ -59,13 +65,13 @@ class Ingestor:
         service: ChatService,
         mail: MailStore,
         *,
-        tickets: TicketLookup = no_tickets,
+        tickets: TicketLookup | None = None,
     ) -> None:
         self.service = service
         self.mail = mail
         self.files = MailFiles(settings.mail_path)
-        self.tickets = tickets
-        """Ticket number -> conversation and contact address (the tickets module provides it)."""
+        self.tickets = tickets or self._ticket_refs
+        """Ticket number -> conversation and contact address (by default from the ticket service)."""
         self.limits = Limits(
             max_attachments=settings.mail_max_attachments,
             max_attachment_bytes=settings.mail_max_attachment_bytes,
@@ -139,6 +145,9 @@ class Ingestor:
         if record.conversation_id is not None and record.conversation_id != conv.id:
             # another import of the same mail (a second poller, a retry) recorded its conversation first
             conv = await self._conversation(record.conversation_id) or conv
+        ticket_number = None
+        if kind is ThreadKind.NEW and config.tickets == "always":
+            ticket_number = await self._open_ticket(conv, contact.id, parsed.subject, loop.reasons)
         author = Author(AuthorKind.CONTACT, contact.id, contact.name)
         message, duplicate = await self.service.send(
             author=author,
@@ -149,11 +158,82 @@ class Ingestor:
             external_id=rfc_id[:200],
         )
         await self.mail.complete_email(record.id, message.id)
+        if ticket_number is not None:
+            await self._leave_queue(conv, ticket_number)
         log.info(
             "mail %s from %s -> %s (%s)%s",
             rfc_id, sender, conv.id, kind.value, "" if loop.auto_reply_allowed else f" loop:{loop.reasons}",
         )  # fmt: skip
         return Result(Outcome.DUPLICATE if duplicate else Outcome.IMPORTED, conv.id, message.id, kind)
+
+    async def _ticket_refs(self, numbers: Collection[int]) -> Mapping[int, TicketRef]:
+        tickets = self.service.tickets
+        if tickets is None:
+            return {}
+        out: dict[int, TicketRef] = {}
+        for number in list(numbers)[:5]:
+            try:
+                ticket = await tickets.q.get(number)
+                for _ in range(10):  # a merged ticket's mail goes to the survivor
+                    if ticket.merged_into is None:
+                        break
+                    ticket = await tickets.q.get(ticket.merged_into)
+                contact = await self.service.store.get_contact(ticket.requester_id)
+            except NotFound:
+                continue
+            if contact.email:
+                out[number] = TicketRef(ticket.conversation_id, contact.email)
+        return out
+
+    async def _open_ticket(
+        self, conv: Conversation, contact_id: str, subject: str, loop_reasons: tuple[str, ...]
+    ) -> int | None:
+        """A new thread in a ``tickets: always`` inbox becomes a ticket (once; a retry finds it)."""
+        from chatserver.tickets.model import SYSTEM
+
+        tickets = self.service.tickets
+        if tickets is None:
+            log.warning(
+                "inbox wants tickets, but this process has no ticket service; %s stays a chat", conv.id
+            )
+            return None
+        existing = await tickets.q.for_conversation(conv.id)
+        if existing is not None:
+            return existing.number
+        quiet = ("the mail was automatic: " + ", ".join(loop_reasons)) if loop_reasons else None
+        line = " ".join(subject.split())[:200] or "(no subject)"
+        try:
+            try:
+                ticket = await tickets.create(
+                    SYSTEM,
+                    requester_id=contact_id,
+                    subject=line,
+                    conversation=conv,
+                    team_id=conv.team,
+                    quiet=quiet,
+                )
+            except Invalid:  # the routing rule's team is gone
+                ticket = await tickets.create(
+                    SYSTEM, requester_id=contact_id, subject=line, conversation=conv, quiet=quiet
+                )
+        except Conflict:  # another import of the same mail opened it
+            found = await tickets.q.for_conversation(conv.id)
+            return found.number if found is not None else None
+        if quiet:
+            log.info("ticket #%d opened without an acknowledgement: %s", ticket.number, quiet)
+        return ticket.number
+
+    async def _leave_queue(self, conv: Conversation, ticket_number: int) -> None:
+        """The ticket's conversation leaves the live queue (as ``TicketService.escalate`` does)."""
+        try:
+            moved = await self.service.store.change_conversation(
+                conv.id, Status.RESOLVED, expect_status=WAITING_STATUSES
+            )
+        except Conflict:  # an agent took it meanwhile: it stays theirs
+            return
+        await self.service.publish_conversation(moved)
+        self.service.wake_router("ticket")
+        await self.service.system_event(conv.id, f"Ticket #{ticket_number} opened from this email")
 
     async def _conversation(self, conversation_id: str) -> Conversation | None:
         try:

@@ -6,17 +6,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from chatserver.bus import Bus, RedisBus
 from chatserver.chat import ChatService
 from chatserver.mail.imap import ImapSupervisor
 from chatserver.mail.ingest import Ingestor
+from chatserver.mail.outbound import install_email_outbound
 from chatserver.mail.smtp import InboundSmtp
 from chatserver.mail.store import MailStore
 from chatserver.routing.lease import Lease, LocalLease, RedisLease
 from chatserver.settings import Settings
 from chatserver.store.db import make_engine
 from chatserver.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from chatserver.tickets.service import TicketService
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,24 @@ class MailServices:
             await self.smtp.stop()
 
 
+def ticket_service(settings: Settings, service: ChatService) -> TicketService:
+    """Tickets for a process that takes mail in without the web app (``tickets: always`` inboxes open
+    them, with their acknowledgement mail, which the outbox sends)."""
+    from chatserver.outbox import OutboxQueries
+    from chatserver.tickets.service import TicketService
+    from chatserver.tickets.sla import SlaService
+    from chatserver.tickets.store import TicketQueries
+
+    queries = TicketQueries(service.store.db)
+    tickets = TicketService(
+        settings, service.store, service, queries, OutboxQueries(service.store.db), wake_outbox=None
+    )
+    tickets.sla = SlaService(service.store, queries)
+    service.tickets = tickets
+    tickets.start()
+    return tickets
+
+
 @contextlib.asynccontextmanager
 async def standalone(
     settings: Settings, *, smtp: bool = True, imap: bool = True
@@ -74,12 +97,15 @@ async def standalone(
     from chatserver.app import build_service
 
     store, bus, _, service = await build_service(settings, engine)
+    tickets = ticket_service(settings, service)
+    install_email_outbound(settings, service)
     mail = MailServices(settings, service, bus)
     try:
         await mail.start(smtp=smtp, imap=imap)
         yield mail
     finally:
         await mail.stop()
+        await tickets.stop()
         if service.translation is not None:
             await service.translation.stop()
         await service.stop()

@@ -24,9 +24,19 @@ from chatserver.store.schema import (
     email_threads,
     imap_state,
     inboxes,
+    outbox,
 )
 
 CHANNEL = "email"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRow:
+    conversation_id: str
+    inbox_id: str
+    token: str
+    subject: str
+    contact_address: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +180,102 @@ class MailStore:
                 )
             )
 
+    async def thread(self, conversation_id: str) -> ThreadRow | None:
+        async with self.db.read() as conn:
+            r = (
+                await conn.execute(
+                    sa.select(email_threads).where(email_threads.c.conversation_id == conversation_id)
+                )
+            ).first()
+        if r is None:
+            return None
+        return ThreadRow(r.conversation_id, r.inbox_id, r.token, r.subject, r.contact_address)
+
+    async def thread_chain(self, conversation_id: str, limit: int = 500) -> list[str]:
+        """The Message-IDs of the thread's mails, oldest first: every mail received, and every mail of
+        ours that was queued (one recorded for a reply that was never committed has no outbox row)."""
+        async with self.db.read() as conn:
+            found = list(
+                await conn.execute(
+                    sa.select(email_messages.c.rfc_message_id, email_messages.c.direction)
+                    .where(email_messages.c.conversation_id == conversation_id)
+                    .order_by(email_messages.c.created_at.desc(), email_messages.c.id.desc())
+                    .limit(limit)  # the newest; the thread's first mail is fetched apart below
+                )
+            )[::-1]
+            first = (
+                await conn.execute(
+                    sa.select(email_messages.c.rfc_message_id, email_messages.c.direction)
+                    .where(email_messages.c.conversation_id == conversation_id)
+                    .order_by(email_messages.c.created_at, email_messages.c.id)
+                    .limit(1)
+                )
+            ).first()
+            if first is not None and found and first.rfc_message_id != found[0].rfc_message_id:
+                found.insert(0, first)
+            queued = set(
+                await conn.scalars(
+                    sa.select(outbox.c.idempotency_key).where(
+                        outbox.c.conversation_id == conversation_id, outbox.c.kind == "email"
+                    )
+                )
+            )
+        return [r.rfc_message_id for r in found if r.direction == "in" or f"<{r.rfc_message_id}>" in queued]
+
+    async def record_outgoing(
+        self,
+        *,
+        inbox_id: str,
+        conversation_id: str,
+        rfc_message_id: str,
+        sender: str,
+        subject: str,
+        automatic: bool,
+    ) -> None:
+        """A Message-ID of ours, before the mail is queued: replies to it thread by header, and mail
+        that comes back with it is known as ours. ``thread_kind`` is ``auto`` for automatic mail (the
+        per-sender rate limit counts those) and ``reply`` for an agent's."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                email_messages.insert().values(
+                    id=new_id("em_"),
+                    inbox_id=inbox_id,
+                    rfc_message_id=rfc_message_id[:500],
+                    direction="out",
+                    conversation_id=conversation_id,
+                    message_id=None,
+                    sender=sender[:320],
+                    subject=subject[:500],
+                    thread_kind="auto" if automatic else "reply",
+                    loop={},
+                    attachments=[],
+                    problems=[],
+                    raw_path=None,
+                    source="out",
+                    created_at=now_ms(),
+                )
+            )
+
+    async def automatic_sent_at(self, contact_address: str, since_ms: int) -> list[int]:
+        """When automatic mail of ours went to this address (in any of its threads) since ``since_ms``."""
+        async with self.db.read() as conn:
+            found = await conn.scalars(
+                sa.select(email_messages.c.created_at)
+                .select_from(
+                    email_messages.join(
+                        email_threads, email_threads.c.conversation_id == email_messages.c.conversation_id
+                    )
+                )
+                .where(
+                    email_threads.c.contact_address == contact_address,
+                    email_messages.c.direction == "out",
+                    email_messages.c.thread_kind == "auto",
+                    email_messages.c.created_at >= since_ms,
+                )
+                .limit(1000)
+            )
+            return [int(t) for t in found]
+
     async def thread_token(self, conversation_id: str) -> str | None:
         async with self.db.read() as conn:
             return await conn.scalar(
@@ -262,12 +368,13 @@ class MailStore:
         return _record(r) if r else None
 
     async def count_emails(self, inbox_id: str) -> int:
+        """Mails received (imported) into the inbox."""
         async with self.db.read() as conn:
             return int(
                 await conn.scalar(
                     sa.select(sa.func.count())
                     .select_from(email_messages)
-                    .where(email_messages.c.inbox_id == inbox_id)
+                    .where(email_messages.c.inbox_id == inbox_id, email_messages.c.direction == "in")
                 )
                 or 0
             )

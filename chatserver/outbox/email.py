@@ -2,6 +2,10 @@
 
 Pure. Header values never carry CR or LF: whatever a user typed (a subject with an injected
 ``Bcc:``) is flattened to one line of text before it reaches a header.
+
+A payload may name its own sender (``from_address`` and ``from_name``: an email inbox answering in
+its thread, see :mod:`adapters.email.outgoing`) and mark itself automatic (``auto_submitted``:
+``auto-replied`` or ``auto-generated``, RFC 3834); otherwise it comes from ``CHATSERVER_MAIL_FROM``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from typing import Any
 
+from adapters.email.headers import HeaderError, format_address
 from chatserver.errors import PermanentDeliveryError
 
 EMAIL_KIND = "email"
@@ -51,7 +56,11 @@ def build_message(payload: Mapping[str, Any], *, mail_from: str) -> EmailMessage
     try:
         to = header_text(str(payload["to"]))
         msg = EmailMessage()
-        msg["From"] = header_text(mail_from)
+        sender = payload.get("from_address")
+        if sender:
+            msg["From"] = format_address(_optional(payload.get("from_name")), header_text(str(sender)))
+        else:
+            msg["From"] = header_text(mail_from)
         name = payload.get("to_name")
         msg["To"] = formataddr((header_text(str(name)), to)) if name else to
         msg["Subject"] = header_text(str(payload["subject"]))
@@ -64,9 +73,17 @@ def build_message(payload: Mapping[str, Any], *, mail_from: str) -> EmailMessage
             msg["References"] = " ".join(refs)
         if payload.get("reply_to"):
             msg["Reply-To"] = header_text(str(payload["reply_to"]))
+        automatic = payload.get("auto_submitted")
+        if automatic in ("auto-replied", "auto-generated"):
+            msg["Auto-Submitted"] = str(automatic)
+            msg["X-Auto-Response-Suppress"] = "All"  # Exchange: no out-of-office answers to this
         msg.set_content(str(payload["text"]))
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, HeaderError) as exc:
         raise PermanentDeliveryError(f"not a valid email: {exc}") from exc
     if "@" not in to:
         raise PermanentDeliveryError("the recipient has no valid email address")
     return msg
+
+
+def _optional(value: object) -> str | None:
+    return header_text(str(value), max_len=200) if value else None

@@ -279,6 +279,8 @@ email_messages = sa.Table(
     sa.Column("sender", sa.String(320), nullable=False),
     sa.Column("subject", sa.String(500), nullable=False),
     sa.Column("thread_kind", sa.String(16), nullable=True),
+    # in: how it threaded (token, headers, ticket, new); out: auto (an automatic answer, counted by the
+    # per-sender limit) or reply.
     sa.Column("loop", sa.JSON, nullable=False),
     # The loop-safety decision: {ignore, auto_reply_allowed, reasons}.
     sa.Column("attachments", sa.JSON, nullable=False),

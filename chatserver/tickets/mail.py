@@ -4,12 +4,17 @@ Every mail gets a fresh Message-ID; In-Reply-To is the ticket's previous mail an
 chain (the last 20), so every mail client shows one thread. The subject carries ``[#1001]`` and the
 Reply-To is the sender's address plus-tagged with the number (``support+t1001@example.com``), which
 the email channel reads to thread a reply back into the ticket.
+
+A ticket whose conversation is an email thread mails in that thread instead (:class:`ThreadMail`,
+built by the email channel: the inbox's address, the thread's headers and plus-address), so the
+customer sees one conversation.
 """
 
 from __future__ import annotations
 
 import re
 from email.utils import parseaddr
+from typing import Protocol
 
 from chatserver.model.ids import new_id
 from chatserver.outbox.email import EMAIL_KIND, email_payload, header_text
@@ -19,6 +24,17 @@ from chatserver.tickets.model import Ticket
 MAX_REFERENCES = 20
 _TAG = re.compile(r"\[#(\d+)\]")
 _PLUS = re.compile(r"\+t(\d+)@", re.IGNORECASE)
+
+
+class ThreadMail(Protocol):
+    """One mail of a ticket in its conversation's email thread (see chatserver/mail/outbound.py)."""
+
+    @property
+    def suppressed(self) -> str | None:
+        """Why no mail goes (the per-sender limit on automatic mail), or None."""
+
+    def deliveries(self, ticket_number: int, text: str, *, subject: str | None = None) -> list[NewDelivery]:
+        """The mail, threaded; nothing when suppressed."""
 
 
 def _domain(mail_from: str) -> str:
@@ -63,13 +79,23 @@ def _mail(ticket: Ticket, to: str, name: str | None, subj: str, text: str, mail_
     return NewDelivery(EMAIL_KIND, mid, payload, conversation_id=ticket.conversation_id)
 
 
-def received(ticket: Ticket, to: str, name: str | None, *, mail_from: str) -> NewDelivery:
-    text = (
+def received_text(ticket: Ticket, name: str | None) -> str:
+    return (
         f"Hello {name or ''},\n\n".replace(" ,", ",")
         + f"we received your request and opened ticket #{ticket.number}: {ticket.subject}\n"
         "Reply to this email to add to it.\n"
     )
-    return _mail(ticket, to, name, subject(ticket), text, mail_from)
+
+
+def solved_text(ticket: Ticket, csat_url: str | None) -> str:
+    text = f"Ticket #{ticket.number} ({ticket.subject}) is solved.\n"
+    if csat_url:
+        text += f"\nHow did we do? Rate us (one click): {csat_url}\n"
+    return text + "\nReply to this email if anything is still open.\n"
+
+
+def received(ticket: Ticket, to: str, name: str | None, *, mail_from: str) -> NewDelivery:
+    return _mail(ticket, to, name, subject(ticket), received_text(ticket, name), mail_from)
 
 
 def public_reply(
@@ -80,8 +106,4 @@ def public_reply(
 
 
 def solved(ticket: Ticket, to: str, name: str | None, csat_url: str | None, *, mail_from: str) -> NewDelivery:
-    text = f"Ticket #{ticket.number} ({ticket.subject}) is solved.\n"
-    if csat_url:
-        text += f"\nHow did we do? Rate us (one click): {csat_url}\n"
-    text += "\nReply to this email if anything is still open.\n"
-    return _mail(ticket, to, name, subject(ticket), text, mail_from)
+    return _mail(ticket, to, name, subject(ticket), solved_text(ticket, csat_url), mail_from)

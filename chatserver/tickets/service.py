@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chatserver.chat import ChatService
@@ -54,6 +54,9 @@ TICKET_INBOX = "Tickets"
 NO_SMTP = "no email is sent: SMTP is not configured (CHATSERVER_SMTP_URL)"
 NO_ADDRESS = "no email is sent: the requester has no email address"
 CsatLink = Callable[[Ticket], str | None]
+EmailThreads = Callable[..., Awaitable["mail.ThreadMail | None"]]
+"""``(conversation_id, *, automatic)``: the ticket's mail in its conversation's email thread, or None
+when the conversation is no email thread (set by the email channel)."""
 
 
 def agent_actor(agent: Agent) -> Actor:
@@ -81,6 +84,8 @@ class TicketService:
         """Set by the CSAT module: the signed rating link for a solved ticket's email."""
         self.sla: SlaService | None = None
         """Set by the app: recomputes a ticket's SLA on every change, before it is published."""
+        self.email_threads: EmailThreads | None = None
+        """Set by the email channel: ticket mails of email conversations go in their thread."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -148,6 +153,11 @@ class TicketService:
         address = contact.email
         return lambda t: [build(t, address)]
 
+    async def _thread_mail(self, conversation_id: str, automatic: str | None) -> mail.ThreadMail | None:
+        if self.email_threads is None or not self.settings.smtp_url:
+            return None
+        return await self.email_threads(conversation_id, automatic=automatic)
+
     # -- creating -----------------------------------------------------------------------------------------
 
     async def _ticket_inbox_id(self) -> str:
@@ -171,7 +181,9 @@ class TicketService:
         text: str | None = None,
         parent_number: int | None = None,
         move_link: bool = False,
+        quiet: str | None = None,
     ) -> Ticket:
+        """``quiet``: why no "ticket received" mail may go (loop safety), or None to send it."""
         contact = await self.store.get_contact(requester_id)
         defs = await self.q.field_defs()
         # an escalation (agent, rule, visitor gone) cannot fill required fields; an agent does it later
@@ -186,6 +198,16 @@ class TicketService:
                 inbox=inbox, contact_id=contact.id, status=Status.RESOLVED, team=team_id
             )
         mail_from = self.settings.mail_from
+        email_note = self._email_note(contact)
+        deliveries = self._mailer(
+            contact, lambda t, to: mail.received(t, to, contact.name, mail_from=mail_from)
+        )
+        thread = None if quiet else await self._thread_mail(conversation.id, "auto-replied")
+        if quiet:
+            email_note, deliveries = email_note or f"no acknowledgement is sent: {quiet}", None
+        elif thread is not None:
+            email_note = thread.suppressed
+            deliveries = lambda t: thread.deliveries(t.number, mail.received_text(t, contact.name))  # noqa: E731
         ticket = await self.q.create(
             subject=subject,
             priority=priority,
@@ -198,10 +220,8 @@ class TicketService:
             tags=tags,
             fields=values,
             parent_number=parent_number,
-            email_note=self._email_note(contact),
-            deliveries=self._mailer(
-                contact, lambda t, to: mail.received(t, to, contact.name, mail_from=mail_from)
-            ),
+            email_note=email_note,
+            deliveries=deliveries,
             move_link=move_link,
         )
         if text:
@@ -300,6 +320,10 @@ class TicketService:
                 contact,
                 lambda t, to: mail.solved(t, to, contact.name, self.csat_link(t), mail_from=mail_from),
             )
+            thread = await self._thread_mail(ticket.conversation_id, "auto-generated")
+            if thread is not None:
+                link = self.csat_link
+                deliveries = lambda t: thread.deliveries(t.number, mail.solved_text(t, link(t)))  # noqa: E731
         extra: dict[str, Any] = {}
         if (
             any(c.field == "assignee_id" and c.new for c in changes)
@@ -330,7 +354,13 @@ class TicketService:
         ticket = await self._active(number)
         contact = await self.store.get_contact(ticket.requester_id)
         deliveries: tuple[NewDelivery, ...] = ()
-        if not private:
+        conv = await self.store.get_conversation(ticket.conversation_id)
+        # an email conversation's reply is its channel's: one mail in its thread (other channels keep
+        # the ticket mail, so a closed platform window never refuses a ticket reply)
+        builder = self.chat.outbound.get(conv.channel) if conv.channel == "email" else None
+        if not private and builder is not None:
+            deliveries = tuple(await builder(conv, agent.author, text))
+        elif not private:
             mailer = self._mailer(
                 contact,
                 lambda t, to: mail.public_reply(

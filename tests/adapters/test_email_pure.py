@@ -14,8 +14,18 @@ from adapters.email.address import new_token, plus_address, split_plus
 from adapters.email.headers import HeaderError, encode_header, format_address, safe_header_text
 from adapters.email.html_text import html_to_text
 from adapters.email.loops import AutoReplyRate, auto_reply_rate_ok, loop_decision
+from adapters.email.outgoing import (
+    MAX_REFERENCES,
+    ThreadContext,
+    capped_references,
+    display_name,
+    new_message_id,
+    reply_payload,
+    reply_subject,
+)
 from adapters.email.parse import Limits, parse_email
 from adapters.email.thread import ThreadKind, TicketRef, decide_thread, thread_keys
+from chatserver.outbox.email import build_message
 
 
 def mail(body: str = "Hello", **headers: str) -> EmailMessage:
@@ -369,3 +379,93 @@ def test_non_ascii_is_rfc2047_encoded_and_round_trips() -> None:
 def test_unusable_addresses_raise(bad: str) -> None:
     with pytest.raises(HeaderError):
         format_address("n", bad)
+
+
+def test_an_encoded_from_name_cannot_change_the_address() -> None:
+    limits = Limits(max_attachments=5, max_attachment_bytes=1000)
+    for raw in (
+        b"From: =?utf-8?q?Ann=0D=0ABcc=3A_victim=40evil=2Eexample?= <ann@example.org>\r\n\r\nhi",
+        b"From: =?utf-8?q?x_<victim@evil.example>?= <ann@example.org>\r\n\r\nhi",
+    ):
+        parsed = parse_email(raw, limits)
+        assert parsed.from_address == "ann@example.org"
+        assert "\r" not in parsed.from_name and "\n" not in parsed.from_name
+
+
+def test_ticket_plus_tags_thread_by_number() -> None:
+    k = keys(("support+t1001@shop.example", "other+t7@elsewhere.example"), subject="Re: call")
+    assert k.tokens == () and k.ticket_numbers == (1001,)
+    k = keys(("support+t1001@shop.example",), subject="[#1001] and [#1002]")
+    assert k.ticket_numbers == (1001, 1002)
+
+
+# -- outgoing mail ----------------------------------------------------------------------------------------
+
+
+def context(**kw: object) -> ThreadContext:
+    values: dict[str, object] = {
+        "inbox_address": "support@shop.example",
+        "token": "abcdef0123456789abcd",
+        "subject": "Where is my order?",
+        "to_address": "ann@example.org",
+        "to_name": "Ann",
+        "chain": ("first@example.org",),
+    }
+    values.update(kw)
+    return ThreadContext(**values)  # type: ignore[arg-type]
+
+
+def test_a_reply_threads_under_the_last_mail_with_the_plus_address() -> None:
+    ctx = context(chain=("first@example.org", "chat.1@shop.example", "answer@example.org"))
+    mid = new_message_id(ctx.domain)
+    assert mid.startswith("chat.") and mid.endswith("@shop.example")
+    p = reply_payload(ctx, message_id=mid, text="Hi", from_name=display_name("Bob", "Support"))
+    assert p["message_id"] == f"<{mid}>" and p["in_reply_to"] == "<answer@example.org>"
+    assert p["references"] == ["<first@example.org>", "<chat.1@shop.example>", "<answer@example.org>"]
+    assert p["reply_to"] == "support+abcdef0123456789abcd@shop.example"
+    assert p["subject"] == "Re: Where is my order?" and p["from_name"] == "Bob - Support"
+    assert p["from_address"] == "support@shop.example" and p["auto_submitted"] is None
+    msg = build_message(p, mail_from="other@x.test")
+    assert msg["From"] == "Bob - Support <support@shop.example>" and msg["Auto-Submitted"] is None
+    assert msg["References"] == "<first@example.org> <chat.1@shop.example> <answer@example.org>"
+    auto = build_message({**p, "auto_submitted": "auto-replied"}, mail_from="x@y")
+    assert auto["Auto-Submitted"] == "auto-replied" and auto["X-Auto-Response-Suppress"] == "All"
+
+
+def test_references_are_capped_keeping_the_first() -> None:
+    chain = [f"m{i}@x" for i in range(50)]
+    capped = capped_references(chain)
+    assert len(capped) == MAX_REFERENCES and capped[0] == "m0@x" and capped[-1] == "m49@x"
+    assert capped[1] == f"m{50 - MAX_REFERENCES + 1}@x"
+    assert capped_references(["a@x", "a@x", "b@x"]) == ["a@x", "b@x"]
+    assert reply_payload(context(chain=()), message_id="n@x", text="", from_name=None)["in_reply_to"] is None
+
+
+@pytest.mark.parametrize(
+    ("original", "number", "expected"),
+    [
+        ("Where is my order?", None, "Re: Where is my order?"),
+        ("RE: Aw: Fwd: Where", None, "Re: Where"),
+        ("Where", 1001, "Re: [#1001] Where"),
+        ("Re: [#1001] Where", 1001, "Re: [#1001] Where"),
+        ("[#7] Where", 1001, "Re: [#1001] Where"),
+        ("Help\r\nBcc: victim@x", None, "Re: Help Bcc: victim@x"),
+        ("", None, "Re: your message"),
+    ],
+)
+def test_reply_subjects(original: str, number: int | None, expected: str) -> None:
+    assert reply_subject(original, number) == expected
+
+
+def test_display_names_cannot_pose_as_addresses_or_break_headers() -> None:
+    assert display_name("Bob", "Support") == "Bob - Support"
+    assert display_name("Support", "Support") == "Support"
+    assert display_name(None, None) is None
+    evil = display_name('ceo@bank.example\r\nBcc: x@y "<a@b>"', None)
+    assert evil is not None and "@" not in evil and "\n" not in evil and "<" not in evil
+    msg = build_message(
+        {"to": "ann@example.org", "subject": "s", "text": "t", "message_id": "<m@x>",
+         "from_address": "support@shop.example", "from_name": evil},
+        mail_from="x@y",
+    )  # fmt: skip
+    assert msg["From"].addresses[0].addr_spec == "support@shop.example" and msg["Bcc"] is None

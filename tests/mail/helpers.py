@@ -12,6 +12,7 @@ import signal
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -67,13 +68,17 @@ async def send(
 
 
 @contextlib.asynccontextmanager
-async def mail_services(server: Server, **overrides: Any) -> AsyncIterator[tuple[MailServices, Inbox]]:
+async def mail_services(
+    server: Server, *, tickets: str = "on-escalation", **overrides: Any
+) -> AsyncIterator[tuple[MailServices, Inbox]]:
     """The mail services of `chatserver worker`, on the running test server's conversation service,
-    with an email inbox for support@shop.example and the SMTP server on a free port."""
+    with an email inbox for support@shop.example (``tickets``: when its mail becomes a ticket; the
+    product's default is ``always``) and the SMTP server on a free port."""
     c = server.app.state.ctx
-    settings = replace(server.settings, smtp_listen="127.0.0.1:0", **overrides)
+    settings = replace(server.settings, **{"smtp_listen": "127.0.0.1:0", **overrides})
     services = MailServices(settings, c.service, c.bus)
-    inbox = await services.mail.create_email_inbox("Support", parse_email_config(address=ADDRESS))
+    config = parse_email_config(address=ADDRESS, tickets=tickets)
+    inbox = await services.mail.create_email_inbox("Support", config)
     await services.start(imap=False)
     try:
         yield services, inbox
@@ -154,18 +159,23 @@ def _open_path_for(path: Path, user: str) -> None:
 
 @contextlib.contextmanager
 def dovecot(tmp: Path) -> Iterator[Dovecot]:
-    """A Dovecot of our own: static passdb/userdb, maildir in ``tmp``, IMAP on a loopback port."""
+    """A Dovecot of our own: static passdb/userdb, a maildir, IMAP on a loopback port (its log is
+    copied into ``tmp`` at the end)."""
     assert shutil.which(DOVECOT) or Path(DOVECOT).exists(), (
         "dovecot-imapd is not installed (.ci/run installs it)"
     )
-    root = tmp / "dovecot"
+    # A directory of its own right under /tmp, not the test's: unix sockets live under base_dir (a
+    # sun_path holds 108 bytes), and pytest makes its own /tmp/pytest-of-<user> private again whenever
+    # a test session starts, which would lock Dovecot's mail user out of a running test's maildir.
+    root = Path(tempfile.mkdtemp(prefix="dovecot-", dir="/tmp"))
+    run = root / "run"
     for sub in ("run", "state", "mail"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     _open_path_for(root / "mail", "dovecot")
     port = free_port()
     conf = root / "dovecot.conf"
     conf.write_text(
-        f"""base_dir = {root}/run
+        f"""base_dir = {run}
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
@@ -231,3 +241,6 @@ service lmtp {{
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        with contextlib.suppress(OSError):
+            shutil.copy(root / "dovecot.log", tmp / "dovecot.log")
+        shutil.rmtree(root, ignore_errors=True)
