@@ -232,7 +232,7 @@ async def demo_page(request: Request) -> Response:
     c: Context = request.app.state.ctx
     key = request.query_params.get("inbox")
     if key is None:
-        inboxes = await c.store.list_inboxes()
+        inboxes = [i for i in await c.store.list_inboxes() if i.channel == "widget"]
         if not inboxes:
             return HTMLResponse(
                 "<p>No inbox yet: run <code>chatserver create-inbox</code>.</p>", status_code=404
