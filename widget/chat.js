@@ -11,9 +11,21 @@
 (function (w, d) {
   "use strict";
   const api = w.Chatserver;
-  if (!api || !api._root || api._ready) return;
+  if (!api || !api._root || api._ready || !api._m) return;
   api._ready = true;
+  const M = api._m;
+  const LANG = M.i18n.pick(api._cfg);
 
+  // the catalogue of the visitor's language and the inbox's settings (in that language), in parallel
+  const inboxConfig = () =>
+    fetch(api._cfg.server + "/api/v1/widget/config?inbox_key=" + encodeURIComponent(api._cfg.inboxKey) +
+      "&lang=" + LANG, { credentials: "omit" }).then(
+      (r) => (r.ok ? r.json() : r.status === 403 || r.status === 404 ? { refused: r.status } : {}),
+      () => ({})
+    );
+  Promise.all([M.i18n.load(api._cfg.assets, LANG), inboxConfig()]).then(([cat, sc]) => main(cat, sc || {}));
+
+function main(CAT, SC) {
   const cfg = api._cfg;
   const root = api._root;
   const host = api._host;
@@ -25,44 +37,22 @@
   const RETRYABLE = ["provider_unavailable", "quota_exceeded", "bad_response"]; // the server retries these
 
   const T = Object.assign(
-    {
-      title: "Chat with us",
-      subtitle: "We usually reply in a few minutes",
-      greeting: "Hi there! How can we help you today?",
-      open: "Open chat",
-      close: "Close chat",
-      minimize: "Minimize chat",
-      label: "Message",
-      placeholder: "Write a message…",
-      send: "Send",
-      waiting: "An agent will be with you shortly",
-      queue: "You are number {n} in line",
-      waitMin: "about {n} min",
-      waitSoon: "less than a minute",
-      pending: "We will reply as soon as we can",
-      withAgent: "You are chatting with {name}",
-      ended: "This conversation has ended. Write to start again.",
-      typing: "{name} is typing…",
-      sending: "Sending…",
-      sent: "Sent",
-      read: "Read",
-      failed: "Not sent.",
-      retry: "Retry",
-      connecting: "Connecting…",
-      reconnecting: "Connection lost. Reconnecting…",
-      unavailable: "Chat is not available on this site.",
-      log: "Conversation",
-      unread: "{n} unread",
-      translated: "Translated",
-      showOriginal: "Show original",
-      noTranslation: "Translation unavailable"
-    },
+    {},
+    CAT,
+    SC.title ? { title: SC.title } : {},
+    SC.subtitle ? { subtitle: SC.subtitle } : {},
+    SC.greeting != null ? { greeting: SC.greeting } : {},
     cfg.title ? { title: cfg.title } : {},
     cfg.subtitle ? { subtitle: cfg.subtitle } : {},
     cfg.greeting !== undefined ? { greeting: cfg.greeting } : {},
     cfg.strings || {}
   );
-  const fill = (s, k, v) => s.split("{" + k + "}").join(v);
+  const fill = M.i18n.fill;
+  const { el, icon, I_CHAT, I_X, I_DOWN, I_SEND } = M.dom;
+  const TIME = M.i18n.timeFmt(LANG);
+  const position = cfg.position || SC.position || "right";
+  const color = cfg.color || SC.color;
+  const prechatFields = Array.isArray(cfg.prechat) ? cfg.prechat : SC.prechat || [];
 
   // -- persistent state --------------------------------------------------------------------------------
   const blank = () => ({
@@ -86,45 +76,14 @@
   const msgsOf = (cid) => st.msgs[cid] || (st.msgs[cid] = []);
   const hasSeq = (cid, seq) => msgsOf(cid).some((m) => m.seq === seq);
 
-  // -- DOM helpers ---------------------------------------------------------------------------------------
-  function el(tag, attrs, kids) {
-    const e = d.createElement(tag);
-    for (const k in attrs || {}) {
-      const v = attrs[k];
-      if (v == null || v === false) continue;
-      if (k === "text") e.textContent = v;
-      else if (k === "class") e.className = v;
-      else if (k.slice(0, 2) === "on") e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? "" : v);
-    }
-    for (const c of kids || []) if (c) e.appendChild(c);
-    return e;
-  }
-  const NS = "http://www.w3.org/2000/svg";
-  function icon(...paths) {
-    const s = d.createElementNS(NS, "svg");
-    s.setAttribute("viewBox", "0 0 24 24");
-    s.setAttribute("aria-hidden", "true");
-    s.setAttribute("focusable", "false");
-    for (const p of paths) {
-      const e = d.createElementNS(NS, "path");
-      e.setAttribute("d", p);
-      s.appendChild(e);
-    }
-    return s;
-  }
-  const I_CHAT = "M21 11.5a8.4 8.4 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.4 8.4 0 0 1-3.8-.9L3 21l1.9-5.7a8.4 8.4 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.4 8.4 0 0 1 3.8-.9h.5a8.5 8.5 0 0 1 8 8z";
-  const I_X = "M18 6 6 18M6 6l12 12";
-  const I_DOWN = "m6 9 6 6 6-6";
-  const I_SEND = "M22 2 11 13M22 2l-7 20-4-9-9-4z";
-
   function fmtTime(iso) {
     const t = iso ? new Date(iso) : new Date();
-    return isNaN(t) ? "" : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (isNaN(t)) return "";
+    return TIME ? TIME.format(t) : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
   // -- the UI --------------------------------------------------------------------------------------------
-  if (cfg.color && w.CSS && CSS.supports("color", cfg.color)) host.style.setProperty("--cs-accent", cfg.color);
+  if (color && w.CSS && CSS.supports("color", color)) host.style.setProperty("--cs-accent", color);
 
   const closeBtn = el("button", { type: "button", class: "icon-btn", "aria-label": T.close }, [icon(I_X)]);
   const titleEl = el("h2", { class: "title", id: "cs-title", text: T.title });
@@ -161,7 +120,7 @@
     type: "button", class: "launcher", "aria-label": T.open, "aria-expanded": "false", "aria-controls": "cs-panel"
   }, [el("span", { class: "i-open" }, [icon(I_CHAT)]), el("span", { class: "i-close" }, [icon(I_DOWN)]), badge]);
   const dark = cfg.theme === "dark" || (cfg.theme === "auto" && w.matchMedia && matchMedia("(prefers-color-scheme: dark)").matches);
-  const wrap = el("div", { class: "cs" + (cfg.position === "left" ? " left" : "") + (dark ? " dark" : ""), hidden: true }, [
+  const wrap = el("div", { class: "cs" + (position === "left" ? " left" : "") + (dark ? " dark" : ""), hidden: true, dir: M.i18n.rtl(LANG) ? "rtl" : "ltr", lang: LANG }, [
     panel,
     launcher
   ]);
@@ -204,96 +163,11 @@
     return row;
   }
 
-  // -- translations ----------------------------------------------------------------------------------------
-  const showOrig = new Set(); // "<cid>:<seq>" of messages the visitor switched to the original (this page)
-  const baseLang = () => locale().split(/[-_]/)[0].toLowerCase();
-  const convLang = (cid) => st.lang[cid] || baseLang(); // the visitor's language: the conversation's
-
-  function trOf(cid, m) {
-    const tr = m.tr || {};
-    for (const l of [convLang(cid), baseLang()]) if (l && l !== m.lang && tr[l] != null) return { lang: l, text: tr[l] };
-    return null;
-  }
-
-  function setLang(node, lang) {
-    if (lang) node.lang = lang;
-    else node.removeAttribute("lang");
-  }
-
-  // Show a message in the visitor's language when a translation exists; the toggle keeps its node (and focus).
-  function paintTr(row, m) {
-    const cid = st.cid;
-    const bubble = row.querySelector(".bubble");
-    const meta = row.querySelector(".meta");
-    const t = trOf(cid, m);
-    const l = convLang(cid);
-    const failed = !t && m.un && m.un[l] && m.lang !== l;
-    let box = meta.querySelector(".tr");
-    if (!t && !failed) {
-      if (box) box.remove();
-      bubble.textContent = m.text;
-      setLang(bubble, m.lang);
-      return;
-    }
-    if (!box) meta.appendChild((box = el("span", { class: "tr" })));
-    let btn = box.querySelector("button");
-    if (failed) {
-      box.textContent = T.noTranslation;
-      box.classList.add("none");
-    } else if (!btn) {
-      box.textContent = "";
-      box.classList.remove("none");
-      btn = el("button", {
-        type: "button", class: "tr-btn", "aria-pressed": "false", text: T.showOriginal,
-        onclick: () => {
-          const key = st.cid + ":" + m.seq;
-          if (!showOrig.delete(key)) showOrig.add(key);
-          paintTr(row, m);
-        }
-      });
-      box.append(el("span", { text: T.translated }), btn);
-    }
-    const orig = !t || showOrig.has(cid + ":" + m.seq);
-    if (btn) btn.setAttribute("aria-pressed", String(orig));
-    bubble.textContent = orig ? m.text : t.text;
-    setLang(bubble, orig ? m.lang : t.lang);
-  }
-
-  function repaint(cid, m) {
-    const node = cid === st.cid && nodes.get("s" + m.seq);
-    if (!node || isMine(m) || m.kind === "event") return;
-    const stick = nearBottom();
-    paintTr(node, m);
-    if (stick) scrollBottom();
-  }
-
-  // Merge translations (from `message.translated`, or a message seen again) into a cached message.
-  function merge(m, tr, un) {
-    let changed = false;
-    for (const l in tr || {}) {
-      if (tr[l] == null || (m.tr && m.tr[l] === tr[l])) continue;
-      (m.tr = m.tr || {})[l] = tr[l];
-      if (m.un) delete m.un[l];
-      changed = true;
-    }
-    for (const l in un || {}) {
-      if ((m.tr && m.tr[l] != null) || (m.un && m.un[l] === un[l])) continue;
-      (m.un = m.un || {})[l] = un[l];
-      changed = true;
-    }
-    return changed;
-  }
-
-  function onTranslated(f) {
-    const cid = f.conversation_id;
-    const m = msgsOf(cid).find((x) => x.seq === f.seq);
-    if (!m || isMine(m) || !f.lang || (f.message_id && m.id && f.message_id !== m.id)) return;
-    const ok = f.text != null;
-    if (!merge(m, ok ? { [f.lang]: f.text } : null, ok ? null : { [f.lang]: f.reason || "unavailable" })) return;
-    save();
-    repaint(cid, m);
-    if (ok) emit("translation", { conversationId: cid, seq: f.seq, id: m.id, lang: f.lang, text: f.text });
-  }
+  // -- translations (translate.js) ------------------------------------------------------------------------
+  const tx = M.translations({
+    st: () => st, T, nodes, nearBottom, scrollBottom, save, emit: (e, x) => emit(e, x), msgsOf, isMine, locale: () => locale()
+  });
+  const { paintTr, repaint, merge, onTranslated } = tx;
 
   function insertNode(node, seq) {
     const kids = log.children;
@@ -942,4 +816,5 @@
   if (cfg.open || reopen) open(false); // restored on navigation: do not steal the page's focus
   for (const [name, args] of queued) if (typeof api[name] === "function") api[name].apply(api, args);
   if (!ws && (st.cid || st.out.length)) connect();
+}
 })(window, document);
