@@ -57,7 +57,8 @@ function main(CAT, SC) {
   // -- persistent state --------------------------------------------------------------------------------
   const blank = () => ({
     v: 1, token: null, exp: 0, contact: null, cid: null,
-    cur: {}, msgs: {}, status: {}, agent: {}, read: {}, seen: {}, lang: {}, out: []
+    cur: {}, msgs: {}, status: {}, agent: {}, read: {}, seen: {}, lang: {}, out: [],
+    reason: {}, rated: {}, pre: null, email: null, attrs: {}
   });
   let st = blank();
   const queue = {}; // conversation id -> {position, estimated_wait_s} while it waits (from the router)
@@ -151,6 +152,8 @@ function main(CAT, SC) {
     });
     if (!mine) row.appendChild(el("div", { class: "who", text: m.author ? m.author.name : "" }));
     row.appendChild(el("div", { class: "bubble", text: m.text }));
+    const acts = !pending && flow.actions(m);
+    if (acts) row.appendChild(acts);
     const meta = el("div", { class: "meta" });
     if (pending && pending.failed) {
       meta.appendChild(el("span", { text: T.failed + " " + (pending.error || "") }));
@@ -168,6 +171,11 @@ function main(CAT, SC) {
     st: () => st, T, nodes, nearBottom, scrollBottom, save, emit: (e, x) => emit(e, x), msgsOf, isMine, locale: () => locale()
   });
   const { paintTr, repaint, merge, onTranslated } = tx;
+  const flow = M.flow({
+    st: () => st, T, SERVER, log, form, input, panel, root, prechat: prechatFields, save, msgsOf, isMine,
+    ensureSession: () => ensureSession(), request: (f) => request(f), send: (f) => send(f),
+    closedNow: () => SC.open === false
+  });
 
   function insertNode(node, seq) {
     const kids = log.children;
@@ -211,6 +219,7 @@ function main(CAT, SC) {
     for (const o of st.out) showPending(o);
     updateReceipt();
     updateHeader();
+    flow.refresh();
     scrollBottom();
   }
 
@@ -228,6 +237,7 @@ function main(CAT, SC) {
     insertNode(node, m.seq);
     if (live) {
       updateReceipt();
+      flow.refresh();
       if (stick) scrollBottom();
     }
   }
@@ -240,63 +250,15 @@ function main(CAT, SC) {
     else log.appendChild(node);
     nodes.set(key, node);
     updateReceipt();
+    flow.refresh();
   }
 
-  function updateReceipt() {
-    const mine = st.cid ? msgsOf(st.cid).filter(isMine) : [];
-    const last = mine[mine.length - 1];
-    const node = last && nodes.get("s" + last.seq);
-    if (!node || st.out.length) {
-      receipt.remove();
-      return;
-    }
-    const read = (st.read[st.cid] || 0) >= last.seq;
-    receipt.textContent = read ? T.read : T.sent;
-    receipt.classList.toggle("is-read", read);
-    const meta = node.querySelector(".meta");
-    if (receipt.parentNode !== meta) meta.appendChild(receipt);
-  }
-
-  function updateHeader() {
-    const status = st.cid ? st.status[st.cid] : null;
-    let sub = T.subtitle;
-    if (status === "resolved") sub = T.ended;
-    else if (status === "assigned" && st.agent[st.cid]) sub = fill(T.withAgent, "name", st.agent[st.cid]);
-    else if (status === "pending") sub = T.pending;
-    else if (status && status !== "assigned") {
-      const q = queue[st.cid];
-      sub = q && q.position > 0
-        ? fill(T.queue, "n", q.position) + " · " +
-          (q.estimated_wait_s < 60 ? T.waitSoon : fill(T.waitMin, "n", Math.round(q.estimated_wait_s / 60)))
-        : T.waiting;
-    }
-    subEl.textContent = sub;
-  }
-
-  function unreadCount() {
-    if (!st.cid) return 0;
-    const seen = st.seen[st.cid] || 0;
-    return msgsOf(st.cid).filter((m) => m.seq > seen && !isMine(m) && m.kind === "text").length;
-  }
-  function updateBadge() {
-    const n = isOpen ? 0 : unreadCount();
-    badge.hidden = !n;
-    badge.textContent = n > 9 ? "9+" : String(n);
-    launcher.setAttribute("aria-label", (isOpen ? T.minimize : T.open) + (n ? ", " + fill(T.unread, "n", n) : ""));
-  }
-
-  // -- typing indicator ------------------------------------------------------------------------------------
-  let typingHide = 0;
-  function showTyping(name, on) {
-    clearTimeout(typingHide);
-    const stick = nearBottom();
-    typing.hidden = !on;
-    if (stick) scrollBottom(); // the indicator takes room from the log: keep the last message in view
-    if (on) {
-      typingText.textContent = fill(T.typing, "name", name || "");
-      typingHide = setTimeout(() => { typing.hidden = true; }, 8000);
-    }
-  }
+  // -- receipt, header, badge, typing (status.js) ------------------------------------------------------------
+  const ui = M.status({
+    st: () => st, T, nodes, receipt, subEl, badge, launcher, typing, typingText, queue, msgsOf, isMine,
+    isOpen: () => isOpen, emit: (e, x) => emit(e, x), nearBottom, scrollBottom
+  });
+  const { updateReceipt, updateHeader, updateBadge, showTyping } = ui;
 
   // -- open / close / events -------------------------------------------------------------------------------
   let isOpen = false;
@@ -421,7 +383,6 @@ function main(CAT, SC) {
   let lastRx = 0;
   let stopped = false;
   let everConnected = false;
-  let renewSession = false;
   let refSeq = 0;
   let starting = false;
   const refs = new Map();
@@ -457,42 +418,12 @@ function main(CAT, SC) {
     return String(cfg.locale || "").replace(/[^A-Za-z0-9_-]/g, "").slice(0, 35);
   }
 
-  async function ensureSession() {
-    const now = Date.now();
-    const valid = st.token && st.exp > now;
-    if (valid && !renewSession && st.exp - now > RENEW_MS) return;
-    const body = { inbox_key: cfg.inboxKey };
-    if (locale()) body.locale = locale();
-    if (st.token) body.token = st.token;
-    if (cfg.user && cfg.user.name) body.name = String(cfg.user.name).slice(0, 200);
-    let r;
-    try {
-      r = await fetch(SERVER + "/api/v1/widget/sessions", {
-        method: "POST",
-        mode: "cors",
-        credentials: "omit",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body)
-      });
-    } catch (e) {
-      if (valid && !renewSession) return; // renewal failed: the current token is still good
-      throw e;
-    }
-    if (r.status === 404 || r.status === 403) throw { fatal: true };
-    if (!r.ok) throw new Error("session " + r.status);
-    const j = await r.json();
-    if (st.contact && j.contact_id !== st.contact) {
-      const out = st.out;
-      st = blank();
-      st.out = out;
-      renderAll();
-    }
-    st.token = j.token;
-    st.exp = Date.parse(j.expires_at) || now + 864e5;
-    st.contact = j.contact_id;
-    renewSession = false;
-    save();
-  }
+  // the visitor token (session.js): `sess.renew = true` makes the next connect get a new one
+  const sess = M.session({
+    cfg, SERVER, RENEW_MS, locale, st: () => st, save,
+    restart: (out) => { st = blank(); st.out = out; renderAll(); }
+  });
+  const ensureSession = () => sess.ensure();
 
   function connect() {
     if (ws || connecting || stopped) return;
@@ -547,7 +478,7 @@ function main(CAT, SC) {
     showTyping("", false);
     if (code === 4403) return halt();
     if (code === 4401) {
-      renewSession = true; // the token is no longer accepted: get a new visitor session
+      sess.renew = true; // the token is no longer accepted: get a new visitor session
       return retry(attempt ? backoff() : 0);
     }
     if (SLOW.includes(code)) return retry(Math.random() * 1000); // too slow: reconnect and resume
@@ -654,6 +585,7 @@ function main(CAT, SC) {
     else if (c.status !== "queued" && c.status !== "offered") delete queue[c.id];
     const langChanged = (st.lang[c.id] || null) !== (c.language || null);
     st.lang[c.id] = c.language || null;
+    st.reason[c.id] = c.pending_reason || null;
     for (const r of c.reads || []) {
       if (r.reader && r.reader.kind !== "contact" && r.seq > (st.read[c.id] || 0)) st.read[c.id] = r.seq;
     }
@@ -663,6 +595,7 @@ function main(CAT, SC) {
     save();
     updateHeader();
     updateReceipt();
+    flow.refresh();
   }
 
   function onMessage(f) {
@@ -697,7 +630,7 @@ function main(CAT, SC) {
     }
     const msg = {
       seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id || null,
-      lang: m.lang || null
+      lang: m.lang || null, actions: Array.isArray(m.actions) ? m.actions : undefined
     };
     if (!isMine(m) && m.kind === "text") merge(msg, m.translations, m.untranslated);
     if (list.length && list[list.length - 1].seq > m.seq) {
@@ -721,7 +654,7 @@ function main(CAT, SC) {
       if (starting) return;
       starting = true;
       const lang = locale().split(/[-_]/)[0].toLowerCase();
-      request({ type: "conversation.start", language: lang || undefined, fields: cfg.fields || undefined }).then(
+      request({ type: "conversation.start", language: lang || undefined, fields: Object.assign({}, cfg.fields, st.attrs, st.pre) }).then(
         (a) => {
           starting = false;
           adopt(a.conversation_id);
@@ -804,8 +737,27 @@ function main(CAT, SC) {
     return api;
   };
   api.off = (ev, fn) => {
-    listeners[ev] = (listeners[ev] || []).filter((f) => f !== fn);
+    listeners[ev] = fn ? (listeners[ev] || []).filter((f) => f !== fn) : [];
     return api;
+  };
+  // the site's backend vouches for its logged-in user (docs/protocol.md, "Identity"): a new session
+  api.setUser = (u) => {
+    cfg.user = u && typeof u === "object" ? Object.assign({}, u) : null;
+    sess.renew = true;
+    if (ws) drop(ws);
+    else if (wanted()) connect();
+  };
+  api.reset = () => { // on logout: forget the visitor, their token and history on this device
+    cfg.user = null;
+    try { localStorage.removeItem(STORE_KEY); } catch (e) { /* ignore */ }
+    st = blank();
+    if (ws) { const s = ws; ws = null; me = null; s.onclose = null; s.close(); }
+    renderAll();
+    updateBadge();
+  };
+  api.setAttributes = (a) => { // extra routing fields for the next conversation (`fields`)
+    if (a && typeof a === "object") st.attrs = Object.assign({}, st.attrs, a);
+    save();
   };
 
   renderAll();
@@ -816,5 +768,11 @@ function main(CAT, SC) {
   if (cfg.open || reopen) open(false); // restored on navigation: do not steal the page's focus
   for (const [name, args] of queued) if (typeof api[name] === "function") api[name].apply(api, args);
   if (!ws && (st.cid || st.out.length)) connect();
+  if (position === "left") { host.style.setProperty("left", "0", "important"); host.style.setProperty("right", "auto", "important"); }
+  if (SC.refused) {
+    if (w.console) w.console.warn("chatserver: this inbox refuses this page (" + SC.refused + "); see the server's log");
+    halt();
+  }
+  emit("ready", {});
 }
 })(window, document);

@@ -82,7 +82,7 @@ def test_a_setting_overrides_the_browser_language(server: Server, new_page: Call
 def test_hostile_host_css_does_not_change_the_widget(server: Server, new_page: Callable[..., Page]) -> None:
     boxes = []
     for hostile in (False, True):
-        page = new_page(viewport=VIEWPORTS["desktop"])
+        page = new_page(viewport=VIEWPORTS["desktop"], reduced_motion="reduce")
         if hostile:
             page.add_init_script(
                 "document.addEventListener('DOMContentLoaded', () => {"
