@@ -141,7 +141,8 @@ function main(CAT, SC) {
 
   function msgNode(m, pending) {
     if (m.kind === "event") {
-      return el("div", { class: "msg event", "data-seq": m.seq }, [el("span", { text: m.text })]);
+      const sys = m.author && m.author.kind === "system";
+      return el("div", { class: "msg event" + (sys ? " sys" : ""), "data-seq": m.seq }, [el("span", { text: m.text })]);
     }
     const mine = isMine(m);
     const row = el("div", {
@@ -194,6 +195,17 @@ function main(CAT, SC) {
     log.insertBefore(node, ref);
     groupWithPrevious(node);
     if (node.nextElementSibling) groupWithPrevious(node.nextElementSibling);
+    eventsAfterFirst();
+  }
+
+  // A system line (e.g. routing's "nobody is available") can be written before the visitor's first message
+  // reaches the server: it is shown after that message, never above it.
+  function eventsAfterFirst() {
+    const first = log.querySelector(".msg.me");
+    if (!first) return;
+    for (const ev of log.querySelectorAll(".msg.event.sys")) {
+      if (first.compareDocumentPosition(ev) & Node.DOCUMENT_POSITION_PRECEDING) first.after(ev);
+    }
   }
 
   function groupWithPrevious(node) {
@@ -249,6 +261,7 @@ function main(CAT, SC) {
     if (old) old.replaceWith(node);
     else log.appendChild(node);
     nodes.set(key, node);
+    eventsAfterFirst();
     updateReceipt();
     flow.refresh();
   }
