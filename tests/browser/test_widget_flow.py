@@ -207,3 +207,84 @@ def test_set_user_valid_expired_forged(server: Server, new_page: Callable[..., P
     # reset() on logout forgets the verified visitor on this device
     laptop.evaluate("Chatserver.reset()")
     expect(widget_log(laptop)).not_to_contain_text("Written on my phone")
+
+
+def test_nobody_available_notice_email_ticket_and_reply_on_return(
+    tmp_path_factory: pytest.TempPathFactory, new_page: Callable[..., Page]
+) -> None:
+    """Offers routing and nobody online: the German notice comes after the visitor's message, the email they
+    leave is stored, they leave, the conversation becomes a ticket, and the agent's reply reaches them by
+    email (aiosmtpd) and in the widget when they come back."""
+    from tests.outbox.smtp_server import smtp_server
+
+    with smtp_server() as smtp:
+        server = Server(
+            tmp_path_factory.mktemp("chatserver-offline"),
+            env={
+                "CHATSERVER_ROUTING": "offers",
+                "CHATSERVER_SMTP_URL": smtp.url,
+                "CHATSERVER_VISITOR_GONE_S": "1",
+                "CHATSERVER_OUTBOX_RETRY_S": "1",
+            },
+        )
+        server.start()
+        try:
+            name = unique_name("Olga")
+            page = new_page(locale="de-DE")
+            page.add_init_script(f"window.chatserverSettings = {{ user: {{ name: {name!r} }} }};")
+            page.goto(server.demo)
+            page.get_by_role("button", name=re.compile("^Chat öffnen")).click()
+            box = page.get_by_role("textbox", name="Nachricht")
+            box.fill("Ist mein Paket schon unterwegs?")
+            box.press("Enter")
+            log = page.get_by_role("log", name="Gespräch")
+            notice = log.locator(".notice")
+            expect(notice).to_contain_text("Gerade ist niemand erreichbar")
+            # after the visitor's message, never above it (nor any system line)
+            order = log.evaluate(
+                "l => [...l.children].map(c => c.classList.contains('notice') ? 'notice'"
+                " : c.classList.contains('me') ? 'me' : c.classList.contains('event') ? 'event' : 'other')"
+            )
+            assert order.index("me") < order.index("notice"), order
+            assert "event" not in order[: order.index("me")], order
+            ask = notice.get_by_label(re.compile("Hinterlassen Sie Ihre E-Mail-Adresse"))
+            ask.fill("olga@")
+            notice.get_by_role("button", name="Speichern").click()
+            expect(notice).to_contain_text("Bitte geben Sie eine gültige E-Mail-Adresse ein.")
+            ask.fill("olga@example.com")
+            notice.get_by_role("button", name="Speichern").click()
+            expect(notice).to_contain_text("Danke! Wir antworten an olga@example.com.")
+            context = page.context
+            page.close()  # the visitor leaves
+
+            number = None
+            deadline = time.monotonic() + 30
+            while number is None and time.monotonic() < deadline:
+                with admin_client(server) as http:  # polling the server's state: the visitor-gone check
+                    items = http.get("/api/v1/tickets").json()["items"]
+                number = items[0]["number"] if items else None  # this server's only ticket
+            assert number is not None, "no ticket"
+            with admin_client(server) as http:
+                ticket = http.get(f"/api/v1/tickets/{number}").json()
+                requester = http.get(f"/api/v1/contacts/{ticket['requester_id']}").json()
+                assert requester["name"] == name and requester["email"] == "olga@example.com"
+                r = http.post(f"/api/v1/tickets/{number}/replies", json={"text": "Ja, es kommt morgen."})
+                assert r.status_code in (200, 201), r.text
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(
+                "Ja, es kommt morgen." in str(m.get_body(preferencelist=("plain",)).get_content())
+                for m in smtp.mailbox.received
+                if m.get_body(preferencelist=("plain",)) is not None
+            ):
+                time.sleep(0.2)  # polling the SMTP sink (a real server in this process)
+            assert any(m["To"] and "olga@example.com" in m["To"] for m in smtp.mailbox.received)
+            back = context.new_page()  # the same browser: the widget remembers the visitor
+            back.goto(server.demo)
+            back.get_by_role("button", name=re.compile("^Chat öffnen")).click()
+            log = back.get_by_role("log", name="Gespräch")
+            expect(log.locator(".msg.them .bubble", has_text="Ja, es kommt morgen.")).to_have_count(1)
+            expect(log.locator(".msg.me .bubble", has_text="Ist mein Paket schon unterwegs?")).to_have_count(
+                1
+            )
+        finally:
+            server.stop()
