@@ -287,14 +287,18 @@ def etag(view: Mapping[str, Any]) -> str:
     return '"' + hashlib.sha256(orjson.dumps(view, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32] + '"'
 
 
-def validate_answers(fields: tuple[FormField, ...], raw: Any) -> dict[str, str]:
+def validate_answers(fields: tuple[FormField, ...], raw: Any, *, partial: bool = False) -> dict[str, str]:
     """Pre-chat answers as the visitor sent them -> cleaned ``{key: value}``; Invalid names the first bad
-    field as ``fields.<key>`` (required and empty, not an email, not a phone, not an option, unknown)."""
+    field as ``fields.<key>`` (required and empty, not an email, not a phone, not an option, unknown).
+    ``partial``: only the form's keys among other fields, and none required (``conversation.start``)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         raise Invalid("fields maps pre-chat field keys to strings", data={"field": "fields"})
     by_key = {f.key: f for f in fields}
+    if partial:
+        raw = {k: v for k, v in raw.items() if k in by_key}
+        fields = tuple(replace(f, required=False) for f in fields)
     for key in raw:
         if key not in by_key:
             raise Invalid(f"unknown pre-chat field {key!r}", data={"field": f"fields.{key}"})

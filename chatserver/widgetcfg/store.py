@@ -13,8 +13,9 @@ from chatserver.model.types import Inbox
 from chatserver.store import rows
 from chatserver.store.db import Database
 from chatserver.store.schema import inboxes
+from chatserver.store.store import Store
 from chatserver.widgetcfg.identity import new_secret
-from chatserver.widgetcfg.model import WidgetSettings, load_widget, parse_widget
+from chatserver.widgetcfg.model import WidgetSettings, load_widget, parse_widget, validate_answers
 
 WIDGET = "widget"
 SECRET_KEY = "identity_secret"
@@ -91,3 +92,13 @@ class WidgetStore:
             await conn.execute(
                 contacts.update().where(contacts.c.id == contact_id).values(verified=True, **values)
             )
+
+
+async def check_start_fields(store: Store, inbox_id: str, fields: dict[str, str]) -> None:
+    """A visitor's ``conversation.start`` fields: the pre-chat answers among them are checked as the form
+    checks them (email, phone, dropdown option). Which are required is the form's business (a site may
+    replace the form with its own), so none is required here."""
+    inbox = await store.get_inbox(inbox_id)
+    prechat = widget_settings(inbox).prechat if inbox.channel == WIDGET else ()
+    if prechat and fields:
+        validate_answers(prechat, fields, partial=True)

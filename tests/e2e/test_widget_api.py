@@ -201,3 +201,19 @@ async def test_contact_form_validates_and_stores(
     later = await http.post(url, json={"email": "new@shop.example", "phone": "+1 555 0100"}, headers=auth)
     assert later.json()["contact"]["email"] == "new@shop.example"
     assert later.json()["contact"]["phone"] == "+1 555 0100"
+
+
+async def test_conversation_start_checks_the_prechat_answers(
+    http: httpx.AsyncClient, server: Server, seeded: Seed
+) -> None:
+    assert (await set_widget(http, server, seeded, {"prechat": PRECHAT})).status_code == 200
+    tok = (await visitor_token(http, server.url, seeded.inbox_key))["token"]
+    async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as visitor:
+        await visitor.expect("hello")
+        for bad, field in [({"email": "nope"}, "fields.email"), ({"topic": "other"}, "fields.topic")]:
+            err = await visitor.request({"type": "conversation.start", "fields": bad})
+            assert err["type"] == "error" and err["data"]["field"] == field, err
+        ok = await visitor.request(
+            {"type": "conversation.start", "fields": {"email": "v@shop.example", "plan": "pro"}}
+        )
+        assert ok["type"] == "ack", ok  # other fields (setAttributes, JS settings) pass; none is required
