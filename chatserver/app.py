@@ -316,7 +316,7 @@ def create_app(settings: Settings) -> Starlette:
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),
-        Mount("/widget", StaticFiles(directory=widget_dir()), name="widget"),
+        Mount("/widget", widget.WidgetAssets(directory=widget_dir()), name="widget"),
         Mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console"),
     ]
     app = ChatApp(

@@ -19,6 +19,8 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
 
 from chatserver.api.common import api, body, ctx, json_response, req_str, str_field
 from chatserver.auth.identity import bearer_token
@@ -218,6 +220,20 @@ async def _update_contact(request: Request) -> Response:
     if values:
         contact = await c.store.update_contact(contact.id, **values)
     return json_response({"contact": _contact_wire(contact), "fields": answers})
+
+
+class WidgetAssets(StaticFiles):
+    """The widget's files (/widget/): loaded by other sites' pages, so readable cross-origin (the catalogues
+    are fetched with fetch(); scripts and styles need no credentials)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"access-control-allow-origin", b"*")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_cors)
 
 
 routes = [
