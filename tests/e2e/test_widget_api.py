@@ -7,11 +7,14 @@ import hashlib
 import hmac
 import logging
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.harness import ORIGIN, Client, Seed, Server, visitor_token
+from tests.e2e.harness import ORIGIN, Client, Seed, Server, run_server, seed, settings_for, visitor_token
+from tests.translation.fakes import serve
+from tests.translation.helpers import make_fake
 
 PRECHAT = [
     {"type": "email", "required": True},
@@ -217,3 +220,48 @@ async def test_conversation_start_checks_the_prechat_answers(
             {"type": "conversation.start", "fields": {"email": "v@shop.example", "plan": "pro"}}
         )
         assert ok["type"] == "ack", ok  # other fields (setAttributes, JS settings) pass; none is required
+
+
+async def test_inbox_texts_translated_once_through_the_provider(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    """No German texts from the admin: the default ones are translated once (cached), then served from the
+    cache; an outage shows the admin's own text and is not cached."""
+    async with serve(make_fake("libretranslate")) as fake:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+        s = await seed(url)
+        settings = settings_for(
+            url,
+            tmp_path,
+            translation_provider="libretranslate",
+            translation_url=fake.url,
+            languages=("de", "es", "en"),
+        )
+        async with run_server(settings) as server:
+            widget = {
+                "title": "Talk to us",
+                "greeting": "Welcome to the shop",
+                "texts": {"es": {"title": "Hola"}},
+            }
+            r = await http.patch(
+                f"{server.url}/api/v1/inboxes/{s.inbox_id}",
+                json={"widget": widget},
+                headers={"Authorization": f"Bearer {s.admin_token}"},
+            )
+            assert r.status_code == 200, r.text
+            config = f"{server.url}/api/v1/widget/config?inbox_key={s.inbox_key}"
+            fake.mode = "server_error"
+            down = (await http.get(config + "&lang=de", headers={"Origin": ORIGIN})).json()
+            assert down["title"] == "Talk to us"  # untranslated, never missing
+            fake.mode = "ok"
+            before = len(fake.requests)
+            de = (await http.get(config + "&lang=de", headers={"Origin": ORIGIN})).json()
+            assert de["title"] == "[de] Talk to us" and de["greeting"] == "[de] Welcome to the shop"
+            asked = len(fake.requests) - before
+            assert asked >= 1
+            again = (await http.get(config + "&lang=de", headers={"Origin": ORIGIN})).json()
+            assert again == de and len(fake.requests) - before == asked  # cached: the provider is not asked
+            es = (await http.get(config + "&lang=es", headers={"Origin": ORIGIN})).json()
+            assert (
+                es["title"] == "Hola" and es["greeting"] == "[es] Welcome to the shop"
+            )  # the admin's own wins
