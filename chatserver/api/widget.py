@@ -236,11 +236,118 @@ class WidgetAssets(StaticFiles):
         await super().__call__(scope, receive, send_with_cors)
 
 
+def _spec(fn: object, openapi: dict[str, object]) -> None:
+    """Request/response schemas for the OpenAPI document (read by api.health.build_openapi)."""
+    setattr(fn, "openapi", openapi)  # noqa: B010 - an attribute on a function
+
+
+_STR = {"type": ["string", "null"]}
+_CONTACT = {
+    "type": "object",
+    "properties": {"name": _STR, "email": _STR, "phone": _STR, "verified": {"type": "boolean"}},
+}
+_USER = {
+    "type": "object",
+    "required": ["id", "expires", "hash"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "email": {"type": "string"},
+        "expires": {"type": "integer", "description": "Unix seconds"},
+        "hash": {"type": "string", "description": 'hex HMAC-SHA256(identity_secret, id + ":" + expires)'},
+    },
+}
+_spec(
+    create_session,
+    {
+        "status": 201,
+        "request": {
+            "type": "object",
+            "required": ["inbox_key"],
+            "properties": {
+                "inbox_key": {"type": "string"},
+                "locale": {"type": "string"},
+                "name": {"type": "string"},
+                "token": {"type": "string"},
+                "user": _USER,
+            },
+        },
+        "response": {
+            "type": "object",
+            "properties": {
+                "token": {"type": "string"},
+                "contact_id": {"type": "string"},
+                "inbox_id": {"type": "string"},
+                "expires_at": {"type": "string"},
+                "identity": {"enum": ["verified", "anonymous"]},
+                "identity_error": {
+                    "type": "object",
+                    "properties": {"reason": {"type": "string"}, "message": {"type": "string"}},
+                },
+                "contact": _CONTACT,
+            },
+        },
+    },
+)
+_FIELD = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "type": {"enum": ["name", "email", "phone", "dropdown", "text"]},
+        "label": {"type": "string"},
+        "required": {"type": "boolean"},
+        "options": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_spec(
+    get_config,
+    {
+        "query": {"inbox_key": {"type": "string"}, "lang": {"type": "string"}},
+        "response": {
+            "type": "object",
+            "properties": {
+                "inbox_id": {"type": "string"},
+                "language": {"type": "string"},
+                "color": _STR,
+                "position": {"enum": ["right", "left", None]},
+                "title": _STR,
+                "subtitle": _STR,
+                "greeting": _STR,
+                "timezone": _STR,
+                "hours": {"type": ["object", "null"]},
+                "open": {"type": "boolean"},
+                "prechat": {"type": "array", "items": _FIELD},
+            },
+        },
+    },
+)
+_spec(
+    update_contact,
+    {
+        "request": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "email": {"type": "string"},
+                "phone": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+        "response": {
+            "type": "object",
+            "properties": {
+                "contact": _CONTACT,
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+    },
+)
+
 routes = [
     Route("/api/v1/widget/sessions", create_session, methods=["POST"]),
-    Route("/api/v1/widget/sessions", preflight, methods=["OPTIONS"]),
+    Route("/api/v1/widget/sessions", preflight, methods=["OPTIONS"], name="widget_sessions_preflight"),
     Route("/api/v1/widget/config", get_config, methods=["GET"]),
-    Route("/api/v1/widget/config", preflight, methods=["OPTIONS"]),
+    Route("/api/v1/widget/config", preflight, methods=["OPTIONS"], name="widget_config_preflight"),
     Route("/api/v1/widget/contact", update_contact, methods=["POST"]),
-    Route("/api/v1/widget/contact", preflight, methods=["OPTIONS"]),
+    Route("/api/v1/widget/contact", preflight, methods=["OPTIONS"], name="widget_contact_preflight"),
 ]
