@@ -1,8 +1,10 @@
 /*! chatserver widget loader. Embed with:
  *   <script src="https://YOUR-SERVER/widget/loader.js" data-inbox-key="KEY" async></script>
  * Optional, before it: window.chatserverSettings = {
- *   inboxKey, server, locale, user: {name}, color, theme: "light" | "dark" | "auto",
- *   position: "right" | "left", title, subtitle, greeting, open, fields: {...}, strings: {...}, zIndex }
+ *   inboxKey, server, locale, user: {id, name, email, expires, hash} (see Chatserver.setUser), color,
+ *   theme: "light" | "dark" | "auto", position: "right" | "left", title, subtitle, greeting, open,
+ *   prechat: [...] (or [] for none), fields: {...}, strings: {...}, zIndex }
+ * These override the inbox's own settings (GET /api/v1/widget/config; docs/protocol.md, "The widget").
  * It creates a host element with an open Shadow DOM, a stub `window.Chatserver` API that queues calls,
  * then loads chat.css and the UI (dom.js, i18n.js, translate.js, panels.js, flow.js, session.js, status.js, chat.js; the visitor's catalogue
  * from i18n/) from the same directory. No build step, no dependencies.

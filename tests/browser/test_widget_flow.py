@@ -288,3 +288,21 @@ def test_nobody_available_notice_email_ticket_and_reply_on_return(
             )
         finally:
             server.stop()
+
+
+def test_closed_inbox_says_so_after_the_first_message(server: Server, new_page: Callable[..., Page]) -> None:
+    set_widget(server, {"timezone": "Europe/Berlin", "hours": {}})  # no opening hours at all: closed
+    try:
+        visitor = demo(new_page(), server)
+        open_widget(visitor)
+        log = widget_log(visitor)
+        expect(log.locator(".msg.them.greet")).to_be_visible()
+        expect(log.locator(".notice")).to_have_count(0)  # nothing before the visitor wrote
+        visitor_send(visitor, "Are you there?")
+        notice = log.locator(".notice")
+        expect(notice).to_contain_text("We are closed right now.")
+        expect(notice.get_by_label(re.compile("Leave your email address"))).to_be_visible()
+        order = log.evaluate("l => [...l.children].map(c => c.className)")
+        assert "notice" in order[-1] and any("msg me" in c for c in order[:-1]), order
+    finally:
+        set_widget(server, {"timezone": None, "hours": None})
