@@ -99,8 +99,11 @@
     ]);
     const input = el("textarea", { id: "cs-input", rows: "1", placeholder: T.placeholder, autocomplete: "off" });
     const sendBtn = el("button", { type: "submit", class: "send", "aria-label": T.send }, [icon(I_SEND)]);
+    // composerTools: where composer buttons go (an attach button, once uploads exist); empty until then
+    const composerTools = el("div", { class: "tools", hidden: true });
     const form = el("form", { class: "composer" }, [
       el("label", { for: "cs-input", class: "sr", text: T.label }),
+      composerTools,
       input,
       sendBtn
     ]);

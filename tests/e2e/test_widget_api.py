@@ -116,6 +116,15 @@ async def test_refused_origin_is_logged_with_the_inbox_and_own_origin_works(
         headers={"Origin": server.url},
     )
     assert own.status_code == 201, own.text
+    token = own.json()["token"]
+    async with Client.connect(f"{server.ws}/ws/visitor?token={token}", origin=server.url) as same_site:
+        await same_site.expect("hello")
+    caplog.clear()
+    async with Client.connect(f"{server.ws}/ws/visitor?token={token}", origin="https://evil.example") as evil:
+        assert await evil.closed_with() == 4403
+    assert any(
+        "https://evil.example" in r.getMessage() and seeded.inbox_id in r.getMessage() for r in caplog.records
+    )
     config = await http.get(
         f"{server.url}/api/v1/widget/config?inbox_key={seeded.inbox_key}",
         headers={"Origin": "https://evil.example"},
