@@ -244,7 +244,7 @@ async def demo_page(request: Request) -> Response:
     c: Context = request.app.state.ctx
     key = request.query_params.get("inbox")
     if key is None:
-        inboxes = await c.store.list_inboxes()
+        inboxes = [i for i in await c.store.list_inboxes() if i.channel == "widget"]
         if not inboxes:
             return HTMLResponse(
                 "<p>No inbox yet: run <code>chatserver create-inbox</code>.</p>", status_code=404
@@ -329,7 +329,7 @@ def create_app(settings: Settings) -> Starlette:
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),
-        Mount("/widget", StaticFiles(directory=widget_dir()), name="widget"),
+        Mount("/widget", widget.WidgetAssets(directory=widget_dir()), name="widget"),
         Mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console"),
     ]
     app = ChatApp(

@@ -602,6 +602,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--agent", required=True, metavar="EMAIL")
     t.add_argument("--name", default="cli")
     t.set_defaults(fn=cmd_create_token)
+    from chatserver.widgetcfg.cli import add_commands as add_widget_commands
+
+    add_widget_commands(sub)  # update-inbox, inbox-secret
     return p
 
 

@@ -1,10 +1,13 @@
 /*! chatserver widget loader. Embed with:
  *   <script src="https://YOUR-SERVER/widget/loader.js" data-inbox-key="KEY" async></script>
  * Optional, before it: window.chatserverSettings = {
- *   inboxKey, server, locale, user: {name}, color, theme: "light" | "dark" | "auto",
- *   position: "right" | "left", title, subtitle, greeting, open, fields: {...}, strings: {...}, zIndex }
+ *   inboxKey, server, locale, user: {id, name, email, expires, hash} (see Chatserver.setUser), color,
+ *   theme: "light" | "dark" | "auto", position: "right" | "left", title, subtitle, greeting, open,
+ *   prechat: [...] (or [] for none), fields: {...}, strings: {...}, zIndex }
+ * These override the inbox's own settings (GET /api/v1/widget/config; docs/protocol.md, "The widget").
  * It creates a host element with an open Shadow DOM, a stub `window.Chatserver` API that queues calls,
- * then loads chat.css and chat.js (the UI) from the same directory. No build step, no dependencies.
+ * then loads chat.css and the UI (dom.js, i18n.js, translate.js, panels.js, flow.js, session.js, status.js, chat.js; the visitor's catalogue
+ * from i18n/) from the same directory. No build step, no dependencies.
  */
 (function (w, d) {
   "use strict";
@@ -29,9 +32,13 @@
   var host = d.createElement("div");
   host.id = "chatserver-widget";
   host.setAttribute("data-chatserver", "");
-  host.style.cssText =
-    "all:initial;position:fixed;z-index:" + (cfg.zIndex || 2147483000) + ";bottom:0;" +
-    (cfg.position === "left" ? "left:0;" : "right:0;") + "width:0;height:0;";
+  // !important inline: a host page's `* { all: unset !important }` must not move or hide the widget
+  var hostStyle = {
+    all: "initial", display: "block", position: "fixed", "z-index": String(cfg.zIndex || 2147483000), bottom: "0",
+    left: cfg.position === "left" ? "0" : "auto", right: cfg.position === "left" ? "auto" : "0",
+    width: "0", height: "0", overflow: "visible"
+  };
+  for (var p in hostStyle) host.style.setProperty(p, hostStyle[p], "important");
   var root = host.attachShadow({ mode: "open" });
 
   var queue = [];
@@ -40,9 +47,11 @@
   }
   w.Chatserver = {
     _root: root, _host: host, _cfg: cfg, _queue: queue,
-    open: stub("open"), close: stub("close"), toggle: stub("toggle"), on: stub("on"), off: stub("off")
+    open: stub("open"), close: stub("close"), toggle: stub("toggle"), on: stub("on"), off: stub("off"),
+    setUser: stub("setUser"), reset: stub("reset"), setAttributes: stub("setAttributes")
   };
 
+  cfg.assets = assets;
   var css = d.createElement("link");
   css.rel = "stylesheet";
   css.href = assets + "chat.css";
@@ -50,11 +59,14 @@
 
   function mount() {
     (d.body || d.documentElement).appendChild(host);
-    var js = d.createElement("script");
-    js.src = assets + "chat.js";
-    js.async = true;
-    js.onerror = function () { if (w.console) w.console.warn("chatserver: could not load " + js.src); };
-    (d.head || d.documentElement).appendChild(js);
+    // the UI, in order (async=false keeps the order while they download in parallel)
+    ["dom.js", "i18n.js", "translate.js", "panels.js", "flow.js", "session.js", "status.js", "chat.js"].forEach(function (name) {
+      var js = d.createElement("script");
+      js.src = assets + name;
+      js.async = false;
+      js.onerror = function () { if (w.console) w.console.warn("chatserver: could not load " + js.src); };
+      (d.head || d.documentElement).appendChild(js);
+    });
   }
   if (d.body) mount();
   else d.addEventListener("DOMContentLoaded", mount);

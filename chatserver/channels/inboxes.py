@@ -53,6 +53,10 @@ def inbox_wire(inbox: Inbox, base_url: str) -> dict[str, Any]:
     if inbox.channel == "email":
         return email_inbox_wire(inbox)
     wire = inbox.to_wire()
+    if inbox.channel == WIDGET:  # admins only: the widget's settings and the identity secret
+        from chatserver.widgetcfg.store import widget_admin_wire
+
+        wire.update(widget_admin_wire(inbox))
     adapter = adapter_for(inbox.channel)
     if adapter is not None:
         wire["config"] = adapter.spec.redact(inbox.config)

@@ -36,6 +36,7 @@ from chatserver.realtime.session import (
     CLOSE_UNAUTHENTICATED,
     Session,
 )
+from chatserver.widgetcfg.origin import origin_allowed
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ async def visitor_endpoint(ws: WebSocket) -> None:
                 raise _Refused(CLOSE_UNAUTHENTICATED, exc.message) from exc
             except StoreError as exc:
                 raise _Refused(CLOSE_TRY_AGAIN, "the database is unavailable; try again") from exc
-            if not inbox.allows_origin(ws.headers.get("origin")):
+            if not origin_allowed(inbox, ws, public_url=c.settings.public_url):
                 raise _Refused(CLOSE_FORBIDDEN, "origin not allowed for this inbox")
             _identity_slot(ws, f"contact:{contact.id}", slots)
             await ws.accept(subprotocol=_subprotocol(ws))

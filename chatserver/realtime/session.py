@@ -60,6 +60,7 @@ from chatserver.realtime.cursor import Cursors, Live
 from chatserver.realtime.hub import Hub
 from chatserver.realtime.ratelimit import TokenBucket
 from chatserver.settings import Settings
+from chatserver.widgetcfg.store import check_start_fields
 
 log = logging.getLogger(__name__)
 
@@ -692,6 +693,7 @@ class Session:
                 self.send(frames.pong(ref))
             case frames.ConversationStart():
                 assert self.contact is not None and self.inbox_id is not None
+                await check_start_fields(service.store, self.inbox_id, frame.fields)  # pre-chat answers
                 conv = await service.start_conversation(
                     contact_id=self.contact.id,
                     inbox_id=self.inbox_id,

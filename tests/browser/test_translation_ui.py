@@ -26,6 +26,7 @@ from tests.browser.test_widget_console import (
     visitor_send,
     waiting_item,
     widget_log,
+    widget_text,
 )
 from tests.translation import fakes
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 # The visitor writes German, the agent Spanish. The first two pairs are in the fake's own phrase table.
+SHOW_ORIGINAL = widget_text("showOriginal", "de")
 DE_QUESTION = "Guten Morgen, ich habe eine Frage zu meiner Bestellung."
 ES_QUESTION = "Buenos días, tengo una pregunta sobre mi pedido."
 ES_REPLY = "Claro, ¿cuál es el número de pedido?"
@@ -136,8 +138,8 @@ def start_chat(server: Server, new_page: Callable[..., Page], who: str) -> tuple
     set_my_language(agent, "es")
     name = unique_name(who)
     visitor = open_demo(new_page(locale="de-DE", viewport={"width": 1100, "height": 760}), server, name)
-    open_widget(visitor)
-    visitor_send(visitor, DE_QUESTION)
+    open_widget(visitor, "de")  # a German browser: the widget speaks German
+    visitor_send(visitor, DE_QUESTION, "de")
     waiting_item(agent, name).click()
     agent.get_by_role("button", name="Take").click()
     expect(agent.locator("#mine")).to_contain_text(name)
@@ -157,7 +159,7 @@ def agent_message(agent: Page, text: str) -> Locator:
 
 def widget_reply(visitor: Page, index: int = 0) -> Locator:
     """The agents' messages in the widget (not the local greeting)."""
-    return widget_log(visitor).locator(".msg.them:not(.greet)").nth(index)
+    return widget_log(visitor, "de").locator(".msg.them:not(.greet)").nth(index)
 
 
 def probe(node: Locator) -> str:
@@ -189,10 +191,10 @@ def test_german_visitor_and_spanish_agent_read_each_other(
     bubble = reply.locator(".bubble")
     expect(bubble).to_have_text(DE_REPLY)
     expect(bubble).to_have_attribute("lang", "de")
-    expect(reply).to_contain_text("Translated")
+    expect(reply).to_contain_text(widget_text("translated", "de"))
 
     # the original is one toggle away, by mouse or keyboard
-    toggle = reply.get_by_role("button", name="Show original")
+    toggle = reply.get_by_role("button", name=SHOW_ORIGINAL)
     expect(toggle).to_have_attribute("aria-pressed", "false")
     toggle.click()
     expect(bubble).to_have_text(ES_REPLY)
@@ -205,12 +207,12 @@ def test_german_visitor_and_spanish_agent_read_each_other(
     expect(bubble).to_have_text(ES_REPLY)
     expect(toggle).to_be_focused()
     # the visitor's own message is shown as written
-    expect(widget_log(visitor).locator(".msg.me .bubble")).to_have_text([DE_QUESTION])
+    expect(widget_log(visitor, "de").locator(".msg.me .bubble")).to_have_text([DE_QUESTION])
 
     # the translation is cached with the message: a reload shows it before (and without) any resend
     visitor.reload()
     expect(widget_reply(visitor).locator(".bubble")).to_have_text(DE_REPLY)
-    expect(widget_reply(visitor).get_by_role("button", name="Show original")).to_have_attribute(
+    expect(widget_reply(visitor).get_by_role("button", name=SHOW_ORIGINAL)).to_have_attribute(
         "aria-pressed", "false"
     )
 
@@ -231,7 +233,7 @@ def test_a_failed_translation_is_filled_in_place(
 
     # the provider fails: the visitor's message arrives anyway, marked untranslated
     provider.mode = "server_error"
-    visitor_send(visitor, DE_NUMBER)
+    visitor_send(visitor, DE_NUMBER, "de")
     number = visitor_message(agent, DE_NUMBER)
     expect(number.locator(".alt")).to_contain_text("Translation unavailable (provider unavailable)")
     expect(number.locator(".main")).to_have_text(DE_NUMBER)
@@ -250,14 +252,14 @@ def test_a_failed_translation_is_filled_in_place(
     )
     reply = widget_reply(visitor)
     expect(reply.locator(".bubble")).to_have_text(ES_CHECKING)
-    expect(reply).to_contain_text("Translation unavailable")
-    expect(reply.get_by_role("button", name="Show original")).to_have_count(0)
+    expect(reply).to_contain_text(widget_text("noTranslation", "de"))
+    expect(reply.get_by_role("button", name=SHOW_ORIGINAL)).to_have_count(0)
     kept = probe(reply)
     provider.mode = "ok"
     expect(reply.locator(".bubble")).to_have_text(DE_CHECKING)
-    expect(reply.get_by_role("button", name="Show original")).to_have_attribute("aria-pressed", "false")
-    expect(reply).not_to_contain_text("Translation unavailable")
-    expect(widget_log(visitor).locator(kept).locator(".bubble")).to_have_text(DE_CHECKING)
+    expect(reply.get_by_role("button", name=SHOW_ORIGINAL)).to_have_attribute("aria-pressed", "false")
+    expect(reply).not_to_contain_text(widget_text("noTranslation", "de"))
+    expect(widget_log(visitor, "de").locator(kept).locator(".bubble")).to_have_text(DE_CHECKING)
     expect(agent_message(agent, ES_CHECKING).locator(".alt-text")).to_have_text(DE_CHECKING)
 
 

@@ -7,6 +7,7 @@ sleeps for a fixed time.
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -75,15 +76,22 @@ def open_demo(page: Page, server: Server, name: str) -> Page:
     return page
 
 
-def open_widget(visitor: Page) -> None:
-    launcher = visitor.get_by_role("button", name=re.compile("^Open chat"))
+def widget_text(key: str, lang: str = "en") -> str:
+    """A label of the widget's UI in ``lang`` (its catalogue, widget/i18n/<lang>.json)."""
+    text: str = json.loads((WIDGET_DIR / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))[key]
+    return text
+
+
+def open_widget(visitor: Page, lang: str = "en") -> None:
+    launcher = visitor.get_by_role("button", name=re.compile("^" + re.escape(widget_text("open", lang))))
     launcher.click()
-    expect(visitor.get_by_role("dialog", name="Chat with us")).to_be_visible()
-    expect(visitor.get_by_role("button", name="Minimize chat")).to_have_attribute("aria-expanded", "true")
+    expect(visitor.get_by_role("dialog", name=widget_text("title", lang))).to_be_visible()
+    minimize = visitor.get_by_role("button", name=widget_text("minimize", lang))
+    expect(minimize).to_have_attribute("aria-expanded", "true")
 
 
-def widget_log(visitor: Page) -> Locator:
-    return visitor.get_by_role("log", name="Conversation")
+def widget_log(visitor: Page, lang: str = "en") -> Locator:
+    return visitor.get_by_role("log", name=widget_text("log", lang))
 
 
 def thread(log: Locator) -> Locator:
@@ -91,13 +99,13 @@ def thread(log: Locator) -> Locator:
     return log.locator(".msg:not(.greet) > .bubble, .msg.event > span")
 
 
-def visitor_send(visitor: Page, text: str) -> None:
-    box = visitor.get_by_role("textbox", name="Message")
+def visitor_send(visitor: Page, text: str, lang: str = "en") -> None:
+    box = visitor.get_by_role("textbox", name=widget_text("label", lang))
     box.fill(text)
     box.press("Enter")
     # shown at once as pending (synchronously on Enter), then acknowledged by the server
-    expect(widget_log(visitor).locator(".msg.pending")).to_have_count(0)
-    mine = widget_log(visitor).locator(".msg.me > .bubble")
+    expect(widget_log(visitor, lang).locator(".msg.pending")).to_have_count(0)
+    mine = widget_log(visitor, lang).locator(".msg.me > .bubble")
     expect(mine.get_by_text(text, exact=True).last).to_be_visible()
 
 
