@@ -1,5 +1,5 @@
 /*! chatserver widget UI, loaded by loader.js into its Shadow DOM after its helpers (dom.js, i18n.js,
- * translate.js, panels.js, flow.js, session.js, status.js). Plain modern JS, no dependencies.
+ * translate.js, panels.js, flow.js, files.js, session.js, status.js). Plain modern JS, no dependencies.
  *
  * It starts once the visitor's catalogue (i18n/<lang>.json) and the inbox's settings
  * (GET /api/v1/widget/config, in that language) are in; JavaScript settings override the inbox's.
@@ -78,11 +78,7 @@
     const msgsOf = (cid) => st.msgs[cid] || (st.msgs[cid] = []);
     const hasSeq = (cid, seq) => msgsOf(cid).some((m) => m.seq === seq);
 
-    function fmtTime(iso) {
-      const t = iso ? new Date(iso) : new Date();
-      if (isNaN(t)) return "";
-      return TIME ? TIME.format(t) : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    }
+    const fmtTime = (iso) => M.i18n.time(TIME, iso);
 
     // -- the UI --------------------------------------------------------------------------------------------
     if (color && w.CSS && CSS.supports("color", color)) host.style.setProperty("--cs-accent", color);
@@ -99,7 +95,7 @@
     ]);
     const input = el("textarea", { id: "cs-input", rows: "1", placeholder: T.placeholder, autocomplete: "off" });
     const sendBtn = el("button", { type: "submit", class: "send", "aria-label": T.send }, [icon(I_SEND)]);
-    // composerTools: where composer buttons go (an attach button, once uploads exist); empty until then
+    // composerTools: the composer's buttons (files.js: attach), shown once there is a conversation
     const composerTools = el("div", { class: "tools", hidden: true });
     const form = el("form", { class: "composer" }, [
       el("label", { for: "cs-input", class: "sr", text: T.label }),
@@ -156,7 +152,9 @@
         "data-client-id": m.client_id || null
       });
       if (!mine) row.appendChild(el("div", { class: "who", text: m.author ? m.author.name : "" }));
-      row.appendChild(el("div", { class: "bubble", text: m.text }));
+      const files = m.attachments && m.attachments.length ? m.attachments : null;
+      if (m.text || !files) row.appendChild(el("div", { class: "bubble", text: m.text }));
+      if (files) row.appendChild(fileUI.render(files, !!pending));
       const acts = !pending && flow.actions(m);
       if (acts) row.appendChild(acts);
       const meta = el("div", { class: "meta" });
@@ -181,6 +179,9 @@
       ensureSession: () => ensureSession(), request: (f) => request(f), send: (f) => send(f),
       closedNow: () => SC.open === false
     });
+    const fileUI = M.files({ T, SERVER, input, st: () => st, ensureSession: () => ensureSession(), enqueue: (o) => enqueue(o) });
+    composerTools.append(fileUI.button, fileUI.picker);
+    form.before(fileUI.status);
 
     function insertNode(node, seq) {
       const kids = log.children;
@@ -233,6 +234,7 @@
       }
       if (st.cid) for (const m of msgsOf(st.cid)) showMessage(st.cid, m, false);
       for (const o of st.out) showPending(o);
+      composerTools.hidden = !st.cid;
       updateReceipt();
       updateHeader();
       flow.refresh();
@@ -261,7 +263,7 @@
     function showPending(o) {
       const key = "p" + o.client_id;
       const old = nodes.get(key);
-      const node = msgNode({ author: me || { kind: "contact", id: "" }, kind: "text", text: o.text, client_id: o.client_id }, o);
+      const node = msgNode({ author: me || { kind: "contact", id: "" }, kind: "text", text: o.text, client_id: o.client_id, attachments: o.attachments }, o);
       if (old) old.replaceWith(node);
       else log.appendChild(node);
       nodes.set(key, node);
@@ -366,19 +368,16 @@
       input.value = "";
       grow();
       stopTyping();
-      const item = { client_id: uid(), text: text, created_at: new Date().toISOString() };
+      enqueue({ text });
+    });
+    function enqueue(o) { // a message to send (text, or files from files.js): queued, shown, sent when connected
+      const item = Object.assign({ client_id: M.dom.uid(), created_at: new Date().toISOString() }, o);
       st.out.push(item);
       save();
       showPending(item);
       scrollBottom();
       connect();
       flush();
-    });
-
-    function uid() {
-      const b = new Uint8Array(16);
-      crypto.getRandomValues(b);
-      return "w" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
     }
 
     function retrySend(item) {
@@ -647,7 +646,8 @@
       }
       const msg = {
         seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id || null,
-        lang: m.lang || null, actions: Array.isArray(m.actions) ? m.actions : undefined
+        lang: m.lang || null, actions: Array.isArray(m.actions) ? m.actions : undefined,
+        attachments: Array.isArray(m.attachments) && m.attachments.length ? m.attachments : undefined
       };
       if (!isMine(m) && m.kind === "text") merge(msg, m.translations, m.untranslated);
       if (list.length && list[list.length - 1].seq > m.seq) {
@@ -686,7 +686,8 @@
       }
       for (const item of items) {
         item.inflight = true;
-        request({ type: "message.send", conversation_id: st.cid, client_id: item.client_id, text: item.text }).then(
+        const files = item.attachments ? item.attachments.map((a) => a.id) : undefined;
+        request({ type: "message.send", conversation_id: st.cid, client_id: item.client_id, text: item.text, attachments: files }).then(
           (a) => onAck(item, a),
           (err) => {
             item.inflight = false;
@@ -707,7 +708,7 @@
     function onAck(item, a) {
       dropPending(item.client_id);
       addMessage(a.conversation_id, {
-        seq: a.seq, id: a.message_id, kind: "text", text: item.text, client_id: item.client_id,
+        seq: a.seq, id: a.message_id, kind: "text", text: item.text, client_id: item.client_id, attachments: item.attachments,
         author: me || { kind: "contact", id: st.contact, name: "" }, created_at: a.created_at
       });
       const stale = nodes.get("p" + item.client_id);

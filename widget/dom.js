@@ -29,8 +29,13 @@
     }
     return s;
   }
+  function uid() { // a client_id: random, never reused
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return "w" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
   M.dom = {
-    el, icon,
+    el, icon, uid,
     I_CHAT: "M21 11.5a8.4 8.4 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.4 8.4 0 0 1-3.8-.9L3 21l1.9-5.7a8.4 8.4 0 0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.4 8.4 0 0 1 3.8-.9h.5a8.5 8.5 0 0 1 8 8z",
     I_X: "M18 6 6 18M6 6l12 12",
     I_DOWN: "m6 9 6 6 6-6",

@@ -31,5 +31,11 @@
     try { return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" }); } catch (e) { return null; }
   }
 
-  M.i18n = { LANGS, pick, load, rtl: (lang) => RTL.includes(base(lang)), timeFmt, fill: (s, k, v) => String(s).split("{" + k + "}").join(v) };
+  function time(fmt, iso) {
+    const t = iso ? new Date(iso) : new Date();
+    if (isNaN(t)) return "";
+    return fmt ? fmt.format(t) : t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  M.i18n = { LANGS, pick, load, rtl: (lang) => RTL.includes(base(lang)), timeFmt, time, fill: (s, k, v) => String(s).split("{" + k + "}").join(v) };
 })(window);
