@@ -130,12 +130,26 @@ async def build_context(settings: Settings) -> Context:
     c = Context(settings, store, bus, presence, service, hub, login_guard(settings, bus), router)
     c.outbox = OutboxQueries(store.db)
     c.senders = build_registry(settings)
+    build_channels(c)
     if settings.workers_in_serve:
         c.outbox_worker = build_worker(settings, c.outbox, c.senders, service.publish)
         await c.outbox_worker.start()
         service.wake_outbox = c.outbox_worker.wake
     await build_tickets(c)
     return c
+
+
+def build_channels(c: Context) -> None:
+    """Channel replies: the builders of agent replies (and WhatsApp templates) on the conversation
+    service, and the ``channel`` sender with its HTTP client on the outbox registry."""
+    from chatserver.channels.outbound import ChannelReplies
+    from chatserver.channels.sender import register_channel_sender
+
+    assert c.senders is not None
+    ChannelReplies(c.store, base_url=c.settings.base_url).register(c.service)
+    translation = c.service.translation
+    translate = translation.translate_text if translation is not None and translation.enabled else None
+    c.channel_client = register_channel_sender(c.senders, c.store, translate)
 
 
 def login_guard(settings: Settings, bus: Bus) -> LoginGuard:
@@ -210,6 +224,8 @@ async def close_context(c: Context) -> None:
         await c.service.tickets.stop()
     if c.outbox_worker is not None:
         await c.outbox_worker.stop()
+    if c.channel_client is not None:
+        await c.channel_client.aclose()
     if c.router is not None:
         await c.router.stop()
     await c.hub.stop()

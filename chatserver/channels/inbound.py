@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adapters.base import DeliveryStatus, Echo, Event, Ignored, InboundMessage
+from chatserver.channels.receipts import ReceiptQueries
 from chatserver.chat import ChatService
 from chatserver.model.types import Inbox, Message
+from chatserver.outbox.worker import delivery_event
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Outcome:
 class Inbound:
     def __init__(self, service: ChatService) -> None:
         self.service = service
+        self.receipts = ReceiptQueries(service.store.db)
         self._locks = [asyncio.Lock() for _ in range(STRIPES)]
 
     def _lock(self, inbox_id: str, sender: str) -> asyncio.Lock:
@@ -64,20 +67,26 @@ class Inbound:
                 out.echoes += 1
             elif isinstance(event, Ignored):
                 out.ignored.append(event.what)
-        if out.ignored or out.statuses:
-            # Delivery states are parsed and logged; they are applied to messages with the outbox.
-            log.info(
-                "%s inbox %s: nothing stored for %s",
+        if out.statuses:
+            await self._apply_statuses(inbox, out.statuses)
+        if out.ignored:
+            log.info("%s inbox %s: nothing stored for %s", inbox.channel, inbox.id, "; ".join(out.ignored))
+        return out
+
+    async def _apply_statuses(self, inbox: Inbox, statuses: Sequence[DeliveryStatus]) -> None:
+        """The platform's delivery states onto our deliveries (forward only), each change published to
+        the conversation as ``message.status``; a report about nothing we sent is dropped."""
+        changed = await self.receipts.apply_all(inbox.id, statuses)
+        items = [item for d in changed for item in delivery_event(d)]
+        if items:
+            self.service.publish(items)
+        if len(changed) < len(statuses):
+            log.debug(
+                "%s inbox %s: %d delivery reports changed nothing",
                 inbox.channel,
                 inbox.id,
-                "; ".join(
-                    [
-                        *out.ignored,
-                        *(f"status {s.state} of {s.external_id or 'watermark'}" for s in out.statuses),
-                    ]
-                ),
+                len(statuses) - len(changed),
             )
-        return out
 
     async def _store(self, inbox: Inbox, event: InboundMessage) -> tuple[Message, bool]:
         profile = event.sender

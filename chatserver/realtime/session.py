@@ -720,6 +720,7 @@ class Session:
                         agent=self.agent,
                         contact_language=self.contact.language if self.contact else None,
                         lang=frame.lang if self.agent else None,
+                        template=frame.template,
                     )
                 except BaseException:
                     in_flight.release()
