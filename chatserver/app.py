@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 from chatserver.api import (
     auth_routes,
     canned,
+    contacts,
     conversations,
     directory,
     health,
@@ -325,6 +326,7 @@ def create_app(settings: Settings) -> Starlette:
         *canned.routes,
         *routing_api.routes,
         *webhooks.routes,
+        *contacts.routes,
         *mail.routes,
         *tickets_api.routes,
         *csat_api.routes,

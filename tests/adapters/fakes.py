@@ -50,7 +50,7 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 class FakePlatforms:
     def __init__(self) -> None:
         self.calls: list[Call] = []
-        self.scripts: dict[str, list[Scripted]] = {}
+        self.scripts: dict[str, list[Scripted | None]] = {}
         self.webhook: dict[str, Any] | None = None
         self.updates: list[dict[str, Any]] = []
         self.updates_changed = asyncio.Event()
@@ -63,6 +63,10 @@ class FakePlatforms:
         """``key``: a Telegram method (``sendMessage``), ``graph`` or ``twilio``."""
         self.scripts.setdefault(key, []).append(Scripted(status, body, headers or {}))
 
+    def pass_next(self, key: str) -> None:
+        """The next call of ``key`` is answered normally (to script a failure of a later call)."""
+        self.scripts.setdefault(key, []).append(None)
+
     def push_update(self, update: dict[str, Any]) -> None:
         self.updates.append(update)
         self.updates_changed.set()
@@ -74,7 +78,7 @@ class FakePlatforms:
         queue = self.scripts.get(key)
         if queue:
             s = queue.pop(0)
-            return _json(s.body, s.status, s.headers)
+            return _json(s.body, s.status, s.headers) if s is not None else None
         return None
 
     # -- Telegram Bot API ----------------------------------------------------------------------------------
