@@ -2,9 +2,10 @@
 
 In one transaction: the merged contact's identities, conversations, tickets (as requester) and CSAT
 ratings move to the survivor, which takes the email, phone and language it lacked; the merged contact
-stays as a pointer (``merged_into``). Replies then go out on the channel of the conversation being
-answered, to the survivor's identity on that channel. Bad input changes nothing: a contact merged into
-itself, or either contact already merged, is a conflict; an unknown one is not found.
+stays as a pointer (``merged_into``). The moved conversations get a new version, so clients take the
+new contact. Replies then go out on the channel of the conversation being answered, to the survivor's
+identity on that channel. Bad input changes nothing: a contact merged into itself, or either contact
+already merged, is a conflict; an unknown one is not found.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from chatserver.errors import Conflict, NotFound
+from chatserver.model.ids import now_ms
 from chatserver.model.types import Contact
 from chatserver.store import rows
 from chatserver.store.db import Database
@@ -50,7 +52,9 @@ async def merge_contacts(db: Database, source_id: str, into_id: str) -> tuple[Co
             .values(contact_id=into_id)
         )
         await conn.execute(
-            conversations.update().where(conversations.c.contact_id == source_id).values(contact_id=into_id)
+            conversations.update()
+            .where(conversations.c.contact_id == source_id)
+            .values(contact_id=into_id, version=conversations.c.version + 1, updated_at=now_ms())
         )
         await conn.execute(
             tickets.update().where(tickets.c.requester_id == source_id).values(requester_id=into_id)
