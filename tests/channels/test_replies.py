@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,8 @@ from tests.adapters import fakes
 from tests.adapters.fakes import FakePlatforms, tg_error_body
 from tests.adapters.test_pure import TELEGRAM_UPDATE
 from tests.channels.test_webhooks import PUBLIC, admin, make_inbox, messages, tg_post
-from tests.e2e.harness import Client, Seed, Server
+from tests.e2e.harness import Client, Seed, Server, run_server, settings_for
+from tests.translation.fakes import LibreTranslateFake, serve
 
 TG_SECRET = "tg-secret_1"
 
@@ -360,3 +362,46 @@ async def test_whatsapp_window_template_reply_and_status_callbacks(
         await meta_send(http, server, "whatsapp", inbox["id"], failure, WA_SECRET)
         failed = await agent.expect("message.status", timeout=10, state="failed")
         assert failed["reason"] == "131026: Receiver is incapable"
+
+
+# -- translation at send time -----------------------------------------------------------------------------
+
+
+async def test_replies_leave_in_the_contacts_language_and_untranslated_when_translation_fails(
+    http: httpx.AsyncClient, sqlite_url: str, seeded: Seed, tmp_path: Path, platforms: FakePlatforms
+) -> None:
+    async with serve(LibreTranslateFake()) as translator:
+        settings = settings_for(
+            sqlite_url,
+            tmp_path,
+            public_url=PUBLIC,
+            workers_in_serve=True,
+            outbox_retry_s=0.2,
+            translation_provider="libretranslate",
+            translation_url=translator.url,
+            translation_retry_s=0.2,
+            languages=("de", "en"),
+        )
+        async with run_server(settings) as server:
+            inbox = await telegram_inbox(http, server, seeded, platforms)
+            async with Client.connect(
+                f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None
+            ) as agent:
+                await agent.expect("hello")
+                r = await tg_post(http, server, inbox["id"], TELEGRAM_UPDATE, TG_SECRET)
+                assert r.status_code == 200
+                conv = await claimed(agent, "telegram")
+                assert conv["language"] == "de"  # Telegram's language_code
+                ack = await reply(agent, conv["id"], "Thank you for waiting", "en1")
+                await status(agent, ack["message_id"], "sent")
+                assert sent_texts(platforms) == ["[de] Thank you for waiting"]
+
+                translator.mode = "server_error"  # the provider is down: the original goes out
+                ack = await reply(agent, conv["id"], "One more thing", "en2")
+                await status(agent, ack["message_id"], "sent")
+                assert sent_texts(platforms)[-1] == "One more thing"
+            stored = await messages(http, server, seeded, conv["id"])
+            assert [m["text"] for m in stored if m["author"]["kind"] == "agent"] == [
+                "Thank you for waiting",
+                "One more thing",
+            ]
