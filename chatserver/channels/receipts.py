@@ -132,6 +132,24 @@ class ReceiptQueries:
                 return await self.outbox.get(delivery_id)
         return None
 
+    async def states_for(self, message_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The outbound deliveries of these messages as message history shows them (any kind)."""
+        if not message_ids:
+            return {}
+        o = outbox.c
+        q = (
+            sa.select(o.id, o.message_id, o.kind, o.state, o.reason)
+            .where(o.message_id.in_(list(message_ids)))
+            .order_by(o.created_at, o.id)
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        async with self.db.read() as conn:
+            for r in await conn.execute(q):
+                out.setdefault(r.message_id, []).append(
+                    {"id": r.id, "kind": r.kind, "state": r.state, "reason": r.reason}
+                )
+        return out
+
     async def apply_all(self, inbox_id: str, statuses: Sequence[DeliveryStatus]) -> list[Delivery]:
         changed: list[Delivery] = []
         for status in statuses:

@@ -146,6 +146,9 @@ async def test_a_400_fails_the_reply_with_the_platforms_reason(
     # the message itself stays in the conversation (nothing is lost), its delivery failed
     stored = [m for m in await messages(http, server, seeded, conv["id"]) if m["author"]["kind"] == "agent"]
     assert [m["text"] for m in stored] == ["Hallo?"]
+    [delivery] = stored[0]["deliveries"]
+    assert delivery["kind"] == "channel" and delivery["state"] == "failed"
+    assert delivery["reason"] == "Telegram sendMessage: Forbidden: bot was blocked by the user"
 
 
 async def test_private_notes_never_leave(
@@ -346,6 +349,8 @@ async def test_whatsapp_window_template_reply_and_status_callbacks(
         )
         late = [f for f in await agent.drain() if f["type"] == "message.status"]
         assert late == []
+        history = {m["id"]: m for m in await messages(http, server, seeded, conv["id"])}
+        assert [d["state"] for d in history[ack["message_id"]]["deliveries"]] == ["read"]
 
         # the template was accepted, then failed on the platform's side: failed with its reason
         failure = whatsapp_status(
