@@ -17,7 +17,7 @@ from tests.adapters.fakes import FakePlatforms
 from tests.adapters.test_pure import MESSENGER, TELEGRAM_UPDATE
 from tests.channels.test_replies import TG_SECRET, claimed, reply, status, telegram_inbox, whatsapp_message
 from tests.channels.test_webhooks import PUBLIC, admin, conversations, make_inbox, meta_post, tg_post
-from tests.e2e.harness import Client, Seed, Server
+from tests.e2e.harness import Client, Seed, Server, visitor_token
 
 
 @pytest.fixture
@@ -243,3 +243,35 @@ async def test_merge_two_contacts_and_reply_on_each_conversations_channel(
             "message", timeout=10, conversation_id=wa_conv["id"], message__text="Thanks"
         )
         assert seen["message"]["author"]["id"] == ann
+
+
+async def test_templates_listing_and_template_frames_refused_where_they_do_not_apply(
+    http: httpx.AsyncClient, server: Server, seeded: Seed, platforms: FakePlatforms
+) -> None:
+    base = f"{server.url}/api/v1/inboxes"
+    assert (await http.get(f"{base}/ib_unknown/templates", headers=admin(seeded))).status_code == 404
+    assert (await http.get(f"{base}/{seeded.inbox_id}/templates")).status_code == 401
+    widget = await http.get(
+        f"{base}/{seeded.inbox_id}/templates", headers={"Authorization": f"Bearer {seeded.agent_token}"}
+    )
+    assert widget.status_code == 200 and widget.json()["items"] == []
+
+    tg = await telegram_inbox(http, server, seeded, platforms)
+    template = {"name": "hello_world", "language": "en_US", "parameters": []}
+    async with Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent:
+        await agent.expect("hello")
+        assert (await tg_post(http, server, tg["id"], TELEGRAM_UPDATE, TG_SECRET)).status_code == 200
+        conv = await claimed(agent, "telegram")
+        refused = await agent.request(
+            {"type": "message.send", "conversation_id": conv["id"], "client_id": "t", "template": template}
+        )
+        assert refused["type"] == "error" and refused["code"] == "invalid", refused
+    assert platforms.calls == []
+
+    tok = (await visitor_token(http, server.url, seeded.inbox_key))["token"]
+    async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as visitor:
+        cid = (await visitor.request({"type": "conversation.start"}))["conversation_id"]
+        refused = await visitor.request(
+            {"type": "message.send", "conversation_id": cid, "client_id": "v", "template": template}
+        )
+        assert refused["type"] == "error" and refused["code"] == "forbidden", refused
