@@ -23,6 +23,9 @@ from chatserver.outbox.worker import delivery_event
 log = logging.getLogger(__name__)
 
 STRIPES = 64
+EARLY_REPORT_RETRY_S = 0.5
+EARLY_REPORT_ATTEMPTS = 6
+"""A report that overtook the worker's record is applied again after 0.5, 1, 2 ... s (about 30 s)."""
 DEFAULT_NAMES = {
     "telegram": "Telegram user",
     "messenger": "Messenger user",
@@ -46,6 +49,7 @@ class Inbound:
         self.service = service
         self.receipts = ReceiptQueries(service.store.db)
         self._locks = [asyncio.Lock() for _ in range(STRIPES)]
+        self._later: set[asyncio.Task[None]] = set()
 
     def _lock(self, inbox_id: str, sender: str) -> asyncio.Lock:
         return self._locks[zlib.crc32(f"{inbox_id}\0{sender}".encode()) % STRIPES]
@@ -75,18 +79,40 @@ class Inbound:
 
     async def _apply_statuses(self, inbox: Inbox, statuses: Sequence[DeliveryStatus]) -> None:
         """The platform's delivery states onto our deliveries (forward only), each change published to
-        the conversation as ``message.status``; a report about nothing we sent is dropped."""
-        changed = await self.receipts.apply_all(inbox.id, statuses)
+        the conversation as ``message.status``; a report about nothing we sent is dropped. A report that
+        overtook the worker (the platform answered, the worker has not recorded ``sent`` yet) is applied
+        again a little later, a few times."""
+        early = await self._apply_now(inbox, statuses)
+        if early:
+            task = asyncio.create_task(self._apply_later(inbox, early))
+            self._later.add(task)
+            task.add_done_callback(self._later.discard)
+
+    async def _apply_now(self, inbox: Inbox, statuses: Sequence[DeliveryStatus]) -> list[DeliveryStatus]:
+        changed, early = await self.receipts.apply_all(inbox.id, statuses)
         items = [item for d in changed for item in delivery_event(d)]
         if items:
             self.service.publish(items)
-        if len(changed) < len(statuses):
-            log.debug(
-                "%s inbox %s: %d delivery reports changed nothing",
-                inbox.channel,
-                inbox.id,
-                len(statuses) - len(changed),
-            )
+        return early
+
+    async def _apply_later(self, inbox: Inbox, statuses: list[DeliveryStatus]) -> None:
+        delay = EARLY_REPORT_RETRY_S
+        for _ in range(EARLY_REPORT_ATTEMPTS):
+            await asyncio.sleep(delay)
+            try:
+                statuses = await self._apply_now(inbox, statuses)
+            except Exception:  # the database is down: the platform's next report will do
+                log.exception("%s inbox %s: applying delivery reports failed", inbox.channel, inbox.id)
+                return
+            if not statuses:
+                return
+            delay *= 2
+        log.info(
+            "%s inbox %s: %d delivery reports for deliveries still being sent were dropped",
+            inbox.channel,
+            inbox.id,
+            len(statuses),
+        )
 
     async def _store(self, inbox: Inbox, event: InboundMessage) -> tuple[Message, bool]:
         profile = event.sender

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from adapters.base import DeliveryStatus
-from chatserver.errors import Duplicate
+from chatserver.errors import Duplicate, NotFound
 from chatserver.model.ids import now_ms
 from chatserver.outbox.registry import Delivery, DeliveryState
 from chatserver.outbox.store import OutboxQueries
@@ -102,23 +102,34 @@ class ReceiptQueries:
         async with self.db.read() as conn:
             return list(await conn.scalars(q.limit(1000)))
 
-    async def apply(self, inbox_id: str, status: DeliveryStatus) -> list[Delivery]:
-        """Apply one report; the deliveries whose state changed (to publish)."""
+    async def apply(self, inbox_id: str, status: DeliveryStatus) -> tuple[list[Delivery], bool]:
+        """Apply one report: the deliveries whose state changed (to publish), and whether the report is
+        about a delivery still being sent (its worker has not recorded ``sent`` yet: apply it again
+        later, see :class:`~chatserver.channels.inbound.Inbound`)."""
         changed: list[Delivery] = []
+        early = False
         reported = DeliveryState(status.state)
         for delivery_id in await self.deliveries_for(inbox_id, status):
             moved = await self._move(delivery_id, reported, status.reason)
-            if moved is not None:
+            if isinstance(moved, Delivery):
                 changed.append(moved)
-        return changed
+            elif moved is DeliveryState.QUEUED and reported is not DeliveryState.SENT:
+                early = True
+        return changed, early
 
-    async def _move(self, delivery_id: str, reported: DeliveryState, reason: str | None) -> Delivery | None:
-        """Compare-and-set: the state changes only from the one the decision was made on."""
+    async def _move(
+        self, delivery_id: str, reported: DeliveryState, reason: str | None
+    ) -> Delivery | DeliveryState | None:
+        """Compare-and-set: the state changes only from the one the decision was made on. The changed
+        delivery; or, when nothing changed, its state (None when it is gone)."""
         for _ in range(3):
-            current = await self.outbox.get(delivery_id)
+            try:
+                current = await self.outbox.get(delivery_id)
+            except NotFound:
+                return None
             target = next_state(current.state, reported)
             if target is None:
-                return None
+                return current.state
             values: dict[str, Any] = {"state": target.value, "updated_at": now_ms()}
             if target is DeliveryState.FAILED:
                 values["reason"] = (reason or "the platform reported the message as not delivered")[:500]
@@ -150,8 +161,15 @@ class ReceiptQueries:
                 )
         return out
 
-    async def apply_all(self, inbox_id: str, statuses: Sequence[DeliveryStatus]) -> list[Delivery]:
+    async def apply_all(
+        self, inbox_id: str, statuses: Sequence[DeliveryStatus]
+    ) -> tuple[list[Delivery], list[DeliveryStatus]]:
+        """Apply the reports: the changed deliveries, and the reports that came too early."""
         changed: list[Delivery] = []
+        early: list[DeliveryStatus] = []
         for status in statuses:
-            changed += await self.apply(inbox_id, status)
-        return changed
+            moved, too_early = await self.apply(inbox_id, status)
+            changed += moved
+            if too_early:
+                early.append(status)
+        return changed, early

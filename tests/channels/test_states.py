@@ -15,7 +15,15 @@ from adapters import twilio
 from tests.adapters import fakes
 from tests.adapters.fakes import FakePlatforms
 from tests.adapters.test_pure import MESSENGER, TELEGRAM_UPDATE
-from tests.channels.test_replies import TG_SECRET, claimed, reply, status, telegram_inbox, whatsapp_message
+from tests.channels.test_replies import (
+    TG_SECRET,
+    claimed,
+    reply,
+    status,
+    telegram_inbox,
+    whatsapp_message,
+    whatsapp_status,
+)
 from tests.channels.test_webhooks import PUBLIC, admin, conversations, make_inbox, meta_post, tg_post
 from tests.e2e.harness import Client, Seed, Server, visitor_token
 
@@ -275,3 +283,30 @@ async def test_templates_listing_and_template_frames_refused_where_they_do_not_a
             {"type": "message.send", "conversation_id": cid, "client_id": "v", "template": template}
         )
         assert refused["type"] == "error" and refused["code"] == "forbidden", refused
+
+
+async def test_a_report_that_overtakes_the_worker_is_applied_once_the_delivery_is_sent(
+    http: httpx.AsyncClient, server: Server, seeded: Seed, platforms: FakePlatforms
+) -> None:
+    config = {
+        "phone_number_id": "106540352242922",
+        "access_token": fakes.WA_TOKEN,
+        "app_secret": WA_SECRET,
+        "verify_token": "vt-2",
+        "graph_base": platforms.url,
+    }
+    inbox = await make_inbox(http, server, seeded, "whatsapp", config)
+    async with Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent:
+        await agent.expect("hello")
+        body = json.dumps(whatsapp_message("wamid.IN1", "Hello", int(time.time()))).encode()
+        assert (await meta_post(http, server, "whatsapp", inbox["id"], body, WA_SECRET)).status_code == 200
+        conv = await claimed(agent, "whatsapp")
+        release = platforms.hold_call("graph", after=1)  # the second part waits
+        ack = await reply(agent, conv["id"], "y" * 5000, "two-parts")
+        assert ack["type"] == "ack", ack
+        await platforms.wait_for_calls("graph", 2)  # part 1 accepted (and recorded), part 2 held
+        report = json.dumps(whatsapp_status("wamid.FAKE1", "delivered")).encode()
+        assert (await meta_post(http, server, "whatsapp", inbox["id"], report, WA_SECRET)).status_code == 200
+        release.set()
+        await status(agent, ack["message_id"], "sent")
+        await status(agent, ack["message_id"], "delivered")
