@@ -130,25 +130,34 @@ async def test_a_long_reply_is_split_and_a_retry_sends_only_the_parts_not_yet_ac
         assert all(len(t) <= 4096 for t in texts)
 
 
-async def test_a_400_fails_the_reply_with_the_platforms_reason(
-    http: httpx.AsyncClient, server: Server, seeded: Seed, platforms: FakePlatforms
+@pytest.mark.parametrize(
+    ("code", "description"),
+    [(400, "Bad Request: chat not found"), (403, "Forbidden: bot was blocked by the user")],
+)
+async def test_a_4xx_fails_the_reply_with_the_platforms_reason(
+    http: httpx.AsyncClient,
+    server: Server,
+    seeded: Seed,
+    platforms: FakePlatforms,
+    code: int,
+    description: str,
 ) -> None:
     inbox = await telegram_inbox(http, server, seeded, platforms)
     async with Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent:
         await agent.expect("hello")
         assert (await tg_post(http, server, inbox["id"], TELEGRAM_UPDATE, TG_SECRET)).status_code == 200
         conv = await claimed(agent, "telegram")
-        platforms.fail_next("sendMessage", 403, tg_error_body(403, "Forbidden: bot was blocked by the user"))
+        platforms.fail_next("sendMessage", code, tg_error_body(code, description))
         ack = await reply(agent, conv["id"], "Hallo?", "blocked")
         failed = await status(agent, ack["message_id"], "failed")
-        assert failed["reason"] == "Telegram sendMessage: Forbidden: bot was blocked by the user"
+        assert failed["reason"] == f"Telegram sendMessage: {description}"
         assert sent_texts(platforms) == ["Hallo?"]  # never retried
     # the message itself stays in the conversation (nothing is lost), its delivery failed
     stored = [m for m in await messages(http, server, seeded, conv["id"]) if m["author"]["kind"] == "agent"]
     assert [m["text"] for m in stored] == ["Hallo?"]
     [delivery] = stored[0]["deliveries"]
     assert delivery["kind"] == "channel" and delivery["state"] == "failed"
-    assert delivery["reason"] == "Telegram sendMessage: Forbidden: bot was blocked by the user"
+    assert delivery["reason"] == f"Telegram sendMessage: {description}"
 
 
 async def test_private_notes_never_leave(
