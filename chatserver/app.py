@@ -225,6 +225,8 @@ async def close_context(c: Context) -> None:
         await c.service.tickets.stop()
     if c.outbox_worker is not None:
         await c.outbox_worker.stop()
+    if c.inbound is not None:
+        await c.inbound.stop()
     if c.channel_client is not None:
         await c.channel_client.aclose()
     if c.router is not None:

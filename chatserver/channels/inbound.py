@@ -9,6 +9,7 @@ identity's primary key do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from collections.abc import Sequence
@@ -50,6 +51,15 @@ class Inbound:
         self.receipts = ReceiptQueries(service.store.db)
         self._locks = [asyncio.Lock() for _ in range(STRIPES)]
         self._later: set[asyncio.Task[None]] = set()
+
+    async def stop(self) -> None:
+        """Cancel the pending re-applications of early delivery reports (the process is stopping)."""
+        tasks = list(self._later)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _lock(self, inbox_id: str, sender: str) -> asyncio.Lock:
         return self._locks[zlib.crc32(f"{inbox_id}\0{sender}".encode()) % STRIPES]
