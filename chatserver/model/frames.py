@@ -301,7 +301,7 @@ def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
             raise Invalid("send text or a template, not both", data={"field": "text"})
         if f.boolean("private"):
             raise Invalid("a template cannot be a private note", data={"field": "private"})
-        return MessageSend(ref, conversation_id, client_id, "", False, None, _template(f))
+        return MessageSend(ref, conversation_id, client_id, "", False, template=_template(f))
     return MessageSend(
         ref, conversation_id, client_id, _text(f, max_text), f.boolean("private"), _language(f, "lang")
     )
