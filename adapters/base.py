@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
@@ -154,6 +154,9 @@ class Outbound:
     template: Template | None = None
     status_callback: str | None = None
     """Where the platform should report delivery states, for platforms that take it per message (Twilio)."""
+    sent: tuple[str, ...] = ()
+    """The platform ids of the parts an earlier attempt already delivered, in order: a retry sends only
+    the parts after them (a split reply is never repeated in part)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,24 @@ class SendResult:
     """The platform ids of what was sent, in order (one per part of a split text, then attachments)."""
 
     external_ids: tuple[str, ...]
+
+
+PartSent = Callable[[int, str], Awaitable[None]]
+"""Called with (part index, platform id) as soon as the platform accepted a part, before the next one is
+sent: the shell records progress there, so a failure later in the message resends nothing already sent."""
+
+
+async def send_in_order(
+    count: int, outbound: Outbound, send_part: Callable[[int], Awaitable[str]], on_part: PartSent | None
+) -> SendResult:
+    """Send parts ``0..count-1`` in order, skipping those ``outbound.sent`` says were sent already."""
+    ids = list(outbound.sent[:count])
+    for i in range(len(ids), count):
+        external_id = await send_part(i)
+        ids.append(external_id)
+        if on_part is not None:
+            await on_part(i, external_id)
+    return SendResult(tuple(ids))
 
 
 # -- configuration ------------------------------------------------------------------------------------------
@@ -227,7 +248,12 @@ class Channel:
         raise NotImplementedError
 
     async def send(
-        self, client: httpx.AsyncClient, config: Mapping[str, str], outbound: Outbound
+        self,
+        client: httpx.AsyncClient,
+        config: Mapping[str, str],
+        outbound: Outbound,
+        *,
+        on_part: PartSent | None = None,
     ) -> SendResult:
         raise NotImplementedError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -28,16 +29,19 @@ from adapters.base import (
     InboundMessage,
     Outbound,
     OutboundAttachment,
+    PartSent,
     Profile,
     SendResult,
+    Template,
     WebhookRequest,
     decode_json,
     json_or_none,
     post,
     retry_after,
     same_secret,
+    send_in_order,
 )
-from chatserver.errors import Forbidden, PermanentDeliveryError, TemporaryDeliveryError
+from chatserver.errors import Forbidden, Invalid, PermanentDeliveryError, TemporaryDeliveryError
 
 GRAPH_BASE = "https://graph.facebook.com"
 GRAPH_VERSION = "v21.0"
@@ -181,21 +185,27 @@ class MessagingChannel(GraphChannel):
         return Ignored(f"{self.name} event of type {kinds[0] if kinds else 'unknown'}")
 
     async def send(
-        self, client: httpx.AsyncClient, config: Mapping[str, str], outbound: Outbound
+        self,
+        client: httpx.AsyncClient,
+        config: Mapping[str, str],
+        outbound: Outbound,
+        *,
+        on_part: PartSent | None = None,
     ) -> SendResult:
         if outbound.template is not None:
             raise PermanentDeliveryError(f"{self.name} messages cannot be templates here")
         url = self.messages_url(config, self.send_node(config))
-        ids: list[str] = []
         bodies: list[dict[str, Any]] = (
             [{"text": part} for part in self.split(outbound.text)] if outbound.text else []
         )
         bodies += [_messaging_outbound_attachment(a) for a in outbound.attachments]
-        for message in bodies:
-            body = {"recipient": {"id": outbound.to}, "messaging_type": "RESPONSE", "message": message}
+
+        async def send_part(i: int) -> str:
+            body = {"recipient": {"id": outbound.to}, "messaging_type": "RESPONSE", "message": bodies[i]}
             data = await self.graph_post(client, url, config["page_access_token"], body)
-            ids.append(str(data.get("message_id", "")))
-        return SendResult(tuple(ids))
+            return str(data.get("message_id", ""))
+
+        return await send_in_order(len(bodies), outbound, send_part, on_part)
 
 
 class Messenger(MessagingChannel):
@@ -239,6 +249,16 @@ class WhatsApp(GraphChannel):
     text_limit: ClassVar[int] = 4096
     limit_unit: ClassVar[Literal["chars", "bytes"]] = "chars"
 
+    def validate_config(self, config: Any) -> dict[str, Any]:
+        """The string keys of the spec, plus ``templates``: the approved templates agents may send."""
+        if not isinstance(config, dict):
+            raise Invalid("config must be a JSON object", data={"field": "config"})
+        rest = {k: v for k, v in config.items() if k != "templates"}
+        out: dict[str, Any] = self.spec.validate(rest)
+        if "templates" in config:
+            out["templates"] = [t.to_config() for t in parse_templates(config["templates"])]
+        return out
+
     def parse(self, request: WebhookRequest, config: Mapping[str, str]) -> list[Event]:
         data = decode_json(request.body)
         if not isinstance(data, dict) or data.get("object") != "whatsapp_business_account":
@@ -265,7 +285,12 @@ class WhatsApp(GraphChannel):
         return events or [Ignored("WhatsApp webhook without messages or statuses")]
 
     async def send(
-        self, client: httpx.AsyncClient, config: Mapping[str, str], outbound: Outbound
+        self,
+        client: httpx.AsyncClient,
+        config: Mapping[str, str],
+        outbound: Outbound,
+        *,
+        on_part: PartSent | None = None,
     ) -> SendResult:
         url = self.messages_url(config, config["phone_number_id"])
         base = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": outbound.to}
@@ -291,15 +316,17 @@ class WhatsApp(GraphChannel):
                 if att.filename:
                     document["filename"] = att.filename
                 bodies.append({"type": "document", "document": document})
-        ids: list[str] = []
-        for i, body in enumerate(bodies):
+
+        async def send_part(i: int) -> str:
+            body = bodies[i]
             if i == 0 and outbound.reply_to is not None:
                 body = {**body, "context": {"message_id": outbound.reply_to}}
             data = await self.graph_post(client, url, config["access_token"], {**base, **body})
             messages = data.get("messages")
             first = messages[0] if isinstance(messages, list) and messages else {}
-            ids.append(str(first.get("id", "")) if isinstance(first, dict) else "")
-        return SendResult(tuple(ids))
+            return str(first.get("id", "")) if isinstance(first, dict) else ""
+
+        return await send_in_order(len(bodies), outbound, send_part, on_part)
 
 
 def _whatsapp_message(m: dict[str, Any], names: dict[Any, Any]) -> Event:
@@ -384,6 +411,100 @@ def whatsapp_window(last_inbound_s: float | None, now_s: float) -> WindowDecisio
             False, "more than 24 hours since the contact's last message: send an approved template"
         )
     return WindowDecision(True)
+
+
+# -- WhatsApp message templates -----------------------------------------------------------------------------
+
+MAX_TEMPLATES = 200
+MAX_PARAMETERS = 20
+TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(_[A-Za-z0-9]{2,8})?")
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """An approved template as the inbox's config lists it: ``parameters`` is how many body parameters it
+    takes; ``body`` its text with ``{{1}}``..``{{n}}`` placeholders (what agents see in the thread)."""
+
+    name: str
+    language: str
+    parameters: int = 0
+    body: str | None = None
+
+    def to_config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "language": self.language, "parameters": self.parameters}
+        if self.body is not None:
+            out["body"] = self.body
+        return out
+
+    def render(self, parameters: tuple[str, ...]) -> str:
+        """The text the template shows with these parameters (stored as the message's text)."""
+        if self.body is None:
+            shown = f" ({', '.join(parameters)})" if parameters else ""
+            return f"[template {self.name}]{shown}"
+        text = self.body
+        for i, value in enumerate(parameters, start=1):
+            text = text.replace("{{" + str(i) + "}}", value)
+        return text
+
+
+def parse_templates(raw: Any) -> tuple[TemplateSpec, ...]:
+    """The ``templates`` config key: a list of ``{name, language, parameters?, body?}``; Invalid names
+    the first bad field."""
+    if not isinstance(raw, list) or len(raw) > MAX_TEMPLATES:
+        raise Invalid(
+            f"config.templates must be a list of at most {MAX_TEMPLATES}", data={"field": "config.templates"}
+        )
+    out: list[TemplateSpec] = []
+    for i, item in enumerate(raw):
+        where = f"config.templates[{i}]"
+        if not isinstance(item, dict) or set(item) - {"name", "language", "parameters", "body"}:
+            raise Invalid(f"{where} must be {{name, language, parameters?, body?}}", data={"field": where})
+        name, language = item.get("name"), item.get("language")
+        if not isinstance(name, str) or not TEMPLATE_NAME.fullmatch(name):
+            raise Invalid(
+                f"{where}.name must be lower-case letters, digits and _", data={"field": f"{where}.name"}
+            )
+        if not isinstance(language, str) or not LANGUAGE_CODE.fullmatch(language):
+            raise Invalid(
+                f"{where}.language must be a code such as en_US", data={"field": f"{where}.language"}
+            )
+        body = item.get("body")
+        if body is not None and (not isinstance(body, str) or not body.strip() or len(body) > 1024):
+            raise Invalid(
+                f"{where}.body must be a text of at most 1024 characters", data={"field": f"{where}.body"}
+            )
+        count = item.get("parameters", _placeholders(body) if isinstance(body, str) else 0)
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_PARAMETERS:
+            raise Invalid(
+                f"{where}.parameters must be a count from 0 to {MAX_PARAMETERS}",
+                data={"field": f"{where}.parameters"},
+            )
+        if any(t.name == name and t.language == language for t in out):
+            raise Invalid(f"{where} repeats {name} ({language})", data={"field": f"{where}.name"})
+        out.append(TemplateSpec(name, language, count, body))
+    return tuple(out)
+
+
+def _placeholders(body: str) -> int:
+    found = [int(n) for n in re.findall(r"\{\{(\d+)\}\}", body)]
+    return max(found, default=0)
+
+
+def choose_template(specs: tuple[TemplateSpec, ...], template: Template) -> TemplateSpec:
+    """The approved template a request names, with the right number of parameters; Invalid otherwise."""
+    for spec in specs:
+        if spec.name == template.name and spec.language == template.language:
+            if len(template.parameters) != spec.parameters:
+                raise Invalid(
+                    f"template {spec.name} takes {spec.parameters} parameters",
+                    data={"field": "template.parameters"},
+                )
+            return spec
+    raise Invalid(
+        f"no approved template {template.name} ({template.language}) in this inbox",
+        data={"field": "template.name"},
+    )
 
 
 # -- small shared parsing helpers ---------------------------------------------------------------------------

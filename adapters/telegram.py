@@ -22,6 +22,7 @@ from adapters.base import (
     Ignored,
     InboundMessage,
     Outbound,
+    PartSent,
     Profile,
     SendResult,
     WebhookRequest,
@@ -29,6 +30,7 @@ from adapters.base import (
     json_or_none,
     post,
     same_secret,
+    send_in_order,
 )
 from chatserver.errors import Forbidden, Invalid, PermanentDeliveryError, TemporaryDeliveryError
 
@@ -76,23 +78,31 @@ class Telegram(Channel):
     # -- outbound -----------------------------------------------------------------------------------------
 
     async def send(
-        self, client: httpx.AsyncClient, config: Mapping[str, str], outbound: Outbound
+        self,
+        client: httpx.AsyncClient,
+        config: Mapping[str, str],
+        outbound: Outbound,
+        *,
+        on_part: PartSent | None = None,
     ) -> SendResult:
         if outbound.template is not None:
             raise PermanentDeliveryError("Telegram has no message templates")
         chat_id: int | str = int(outbound.to) if outbound.to.lstrip("-").isdigit() else outbound.to
-        ids: list[str] = []
+        calls: list[tuple[str, dict[str, Any]]] = []
         for i, part in enumerate(self.split(outbound.text) if outbound.text else []):
             body: dict[str, Any] = {"chat_id": chat_id, "text": part}
             if i == 0 and outbound.reply_to is not None:
                 body["reply_parameters"] = {"message_id": _message_id(outbound.reply_to)}
-            result = await call(client, config, "sendMessage", body)
-            ids.append(f"{chat_id}:{result['message_id']}")
+            calls.append(("sendMessage", body))
         for att in outbound.attachments:
             method, key = ("sendPhoto", "photo") if att.kind == "image" else ("sendDocument", "document")
-            result = await call(client, config, method, {"chat_id": chat_id, key: att.url})
-            ids.append(f"{chat_id}:{result['message_id']}")
-        return SendResult(tuple(ids))
+            calls.append((method, {"chat_id": chat_id, key: att.url}))
+
+        async def send_part(i: int) -> str:
+            result = await call(client, config, *calls[i])
+            return f"{chat_id}:{result['message_id']}"
+
+        return await send_in_order(len(calls), outbound, send_part, on_part)
 
 
 def parse_update(update: Any) -> Event:

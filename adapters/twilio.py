@@ -27,6 +27,7 @@ from adapters.base import (
     Ignored,
     InboundMessage,
     Outbound,
+    PartSent,
     Profile,
     SendResult,
     WebhookRequest,
@@ -34,6 +35,7 @@ from adapters.base import (
     post,
     retry_after,
     same_secret,
+    send_in_order,
 )
 from chatserver.errors import BadFrame, Forbidden, PermanentDeliveryError, TemporaryDeliveryError
 
@@ -126,7 +128,12 @@ class Twilio(Channel):
         return [parse_status(params)]
 
     async def send(
-        self, client: httpx.AsyncClient, config: Mapping[str, str], outbound: Outbound
+        self,
+        client: httpx.AsyncClient,
+        config: Mapping[str, str],
+        outbound: Outbound,
+        *,
+        on_part: PartSent | None = None,
     ) -> SendResult:
         if outbound.template is not None:
             raise PermanentDeliveryError("SMS has no message templates")
@@ -141,18 +148,18 @@ class Twilio(Channel):
                 parts[-1]["MediaUrl"] = media  # MMS: the media ride with the last part
             else:
                 parts.append({"MediaUrl": media})
-        ids: list[str] = []
-        for fields in parts:
-            data: dict[str, str | list[str]] = {"To": outbound.to, "From": config["from_number"], **fields}
+
+        async def send_part(i: int) -> str:
+            data: dict[str, str | list[str]] = {"To": outbound.to, "From": config["from_number"], **parts[i]}
             if outbound.status_callback:
                 data["StatusCallback"] = outbound.status_callback
             response = await post(client, url, data=data, auth=(config["account_sid"], config["auth_token"]))
             body = json_or_none(response)
             if 200 <= response.status_code < 300 and isinstance(body, dict):
-                ids.append(str(body.get("sid", "")))
-                continue
+                return str(body.get("sid", ""))
             raise _error(response, body)
-        return SendResult(tuple(ids))
+
+        return await send_in_order(len(parts), outbound, send_part, on_part)
 
 
 def parse_status(params: Mapping[str, str]) -> Event:

@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket
 from chatserver.api import (
     auth_routes,
     canned,
+    contacts,
     conversations,
     directory,
     health,
@@ -139,6 +140,7 @@ async def build_context(settings: Settings) -> Context:
     c = Context(settings, store, bus, presence, service, hub, login_guard(settings, bus), router)
     c.outbox = OutboxQueries(store.db)
     c.senders = build_registry(settings)
+    build_channels(c)
     if settings.workers_in_serve:
         c.outbox_worker = build_worker(settings, c.outbox, c.senders, service.publish)
         await c.outbox_worker.start()
@@ -148,6 +150,19 @@ async def build_context(settings: Settings) -> Context:
 
     install_email_outbound(settings, service)  # email replies and ticket mails in the mail thread
     return c
+
+
+def build_channels(c: Context) -> None:
+    """Channel replies: the builders of agent replies (and WhatsApp templates) on the conversation
+    service, and the ``channel`` sender with its HTTP client on the outbox registry."""
+    from chatserver.channels.outbound import ChannelReplies
+    from chatserver.channels.sender import register_channel_sender
+
+    assert c.senders is not None
+    ChannelReplies(c.store, base_url=c.settings.base_url).register(c.service)
+    translation = c.service.translation
+    translate = translation.translate_text if translation is not None and translation.enabled else None
+    c.channel_client = register_channel_sender(c.senders, c.store, translate)
 
 
 def login_guard(settings: Settings, bus: Bus) -> LoginGuard:
@@ -222,6 +237,10 @@ async def close_context(c: Context) -> None:
         await c.service.tickets.stop()
     if c.outbox_worker is not None:
         await c.outbox_worker.stop()
+    if c.inbound is not None:
+        await c.inbound.stop()
+    if c.channel_client is not None:
+        await c.channel_client.aclose()
     if c.router is not None:
         await c.router.stop()
     await c.hub.stop()
@@ -322,6 +341,7 @@ def create_app(settings: Settings) -> Starlette:
         *canned.routes,
         *routing_api.routes,
         *webhooks.routes,
+        *contacts.routes,
         *mail.routes,
         *tickets_api.routes,
         *csat_api.routes,

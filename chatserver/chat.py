@@ -51,6 +51,7 @@ from chatserver.translation.service import TranslationResult
 
 if TYPE_CHECKING:
     from chatserver.files.service import AttachmentService
+    from chatserver.model.frames import TemplateRequest
     from chatserver.outbox.registry import NewDelivery
     from chatserver.tickets.csat import CsatService
     from chatserver.tickets.service import TicketService
@@ -65,6 +66,11 @@ OutboundBuilder = Callable[[Conversation, Author, str], Awaitable[Sequence["NewD
 """The outbound deliveries of a public reply in a conversation of one channel (an email, a platform
 message), written in the reply's own transaction. It may refuse the reply before anything is stored
 (raise ``Conflict``, e.g. outside WhatsApp's 24-hour window)."""
+TemplateBuilder = Callable[
+    [Conversation, Author, "TemplateRequest"], Awaitable[tuple[str, Sequence["NewDelivery"]]]
+]
+"""An agent's template message (WhatsApp): the text to store for it and its deliveries; Invalid for a
+template the inbox does not list."""
 
 
 class ChatService:
@@ -85,6 +91,8 @@ class ChatService:
         """Called after each commit with the new messages (tickets thread contacts' messages)."""
         self.outbound: dict[str, OutboundBuilder] = {}
         """channel -> the deliveries of a public reply in its conversations (registered by the app)."""
+        self.templates: dict[str, TemplateBuilder] = {}
+        """channel -> the text and deliveries of a template message (registered by the app)."""
         self.wake_outbox: Callable[[], None] = lambda: None
         """Set by the app when this process runs the outbox worker: send new deliveries now."""
         self.files: AttachmentService | None = None
@@ -268,6 +276,7 @@ class ChatService:
         external_id: str | None = None,
         attachments: Sequence[str] = (),
         stored_files: tuple[dict[str, Any], ...] = (),
+        template: TemplateRequest | None = None,
     ) -> Coroutine[Any, Any, tuple[Message, bool]]:
         """Check and queue a message for the group commit, in call order, without waiting for the commit.
         Await the returned coroutine for the stored message (and whether it was a duplicate); so one
@@ -294,7 +303,15 @@ class ChatService:
                 lang = stated or self._agent_language(agent)
         deliveries: tuple[NewDelivery, ...] = ()
         builder = self.outbound.get(conv.channel)
-        if builder is not None and kind is MessageKind.TEXT and author.kind is not AuthorKind.CONTACT:
+        outbound = builder is not None and kind is MessageKind.TEXT and author.kind is not AuthorKind.CONTACT
+        if attachments and (outbound or template is not None):
+            # the platform or the mail would get the text without the files: refuse, nothing stored
+            raise Invalid(
+                f"files cannot be sent in {conv.channel} conversations yet", data={"field": "attachments"}
+            )
+        if template is not None:
+            text, deliveries = await self._template(conv, author, agent, kind, template)
+        elif builder is not None and outbound:
             deliveries = tuple(await builder(conv, author, text))
         files = stored_files
         if attachments:
@@ -314,6 +331,22 @@ class ChatService:
         )
         future = await self.store.writer.submit(item)
         return self._after_commit(future, conv, agent, kind, queued=bool(deliveries))
+
+    async def _template(
+        self,
+        conv: Conversation,
+        author: Author,
+        agent: Agent | None,
+        kind: MessageKind,
+        template: TemplateRequest,
+    ) -> tuple[str, tuple[NewDelivery, ...]]:
+        if agent is None or kind is not MessageKind.TEXT:
+            raise Forbidden("only agents send templates, and never as notes")
+        build = self.templates.get(conv.channel)
+        if build is None:
+            raise Invalid(f"{conv.channel} conversations take no templates", data={"field": "template"})
+        text, deliveries = await build(conv, author, template)
+        return text, tuple(deliveries)
 
     async def _after_commit(
         self,

@@ -97,18 +97,25 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     and one worker at a time (a lease) emits SLA events."""
     from chatserver.app import sla_lease
     from chatserver.bus import MemoryBus, make_bus
+    from chatserver.channels.sender import register_channel_sender
     from chatserver.model.ids import now_ms
     from chatserver.outbox import OutboxQueries
     from chatserver.outbox.setup import BusPublisher, build_registry, build_worker
     from chatserver.tickets.sla import SlaService, SlaWorker
     from chatserver.tickets.store import TicketQueries
+    from chatserver.translation.service import build_translator
 
     async def housekeeping() -> None:
         store = await _with_store(settings)
         polling = None if args.once or settings.embedded else asyncio.create_task(_poll_channels(settings))
         bus = make_bus(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         publisher = BusPublisher(bus) if bus is not None else None
-        worker = build_worker(settings, OutboxQueries(store.db), build_registry(settings), publisher)
+        registry = build_registry(settings)
+        translator = build_translator(settings.translation_config()) if settings.translation_enabled else None
+        channel_client = register_channel_sender(
+            registry, store, translator.translate if translator is not None else None
+        )
+        worker = build_worker(settings, OutboxQueries(store.db), registry, publisher)
         sla = SlaService(store, TicketQueries(store.db))
         sla_worker = SlaWorker(sla, sla_lease(settings, bus or MemoryBus(), sla), publisher)
         try:
@@ -133,6 +140,9 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
                     await polling
             await sla_worker.stop()
             await worker.stop()
+            await channel_client.aclose()
+            if translator is not None:
+                await translator.aclose()
             if publisher is not None:
                 await publisher.drain()
             if bus is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from chatserver.auth.login import LoginGuard
 from chatserver.bus import Bus
 from chatserver.channels.inbound import Inbound
@@ -33,3 +35,5 @@ class Context:
     outbox_worker: OutboxWorker | None = None
     """Running in this process when ``workers_in_serve``."""
     sla_worker: SlaWorker | None = None
+    channel_client: httpx.AsyncClient | None = None
+    """The HTTP client of channel replies (the ``channel`` outbox sender), closed on shutdown."""

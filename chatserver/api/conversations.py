@@ -16,6 +16,7 @@ from chatserver.api.common import (
     limit_param,
     str_field,
 )
+from chatserver.channels.receipts import ReceiptQueries
 from chatserver.errors import Invalid
 from chatserver.model.status import Status
 
@@ -67,13 +68,12 @@ async def list_messages(request: Request) -> Response:
         found = await c.store.messages_before(conv.id, before, limit=limit, include_private=True)
     else:
         found = await c.store.messages_after(conv.id, after or 0, limit=limit)
-    return json_response(
-        {
-            "conversation_id": conv.id,
-            "last_seq": conv.last_seq,
-            "items": [{"seq": m.seq, **m.to_wire()} for m in found],
-        }
-    )
+    items = [{"seq": m.seq, **m.to_wire()} for m in found]
+    states = await ReceiptQueries(c.store.db).states_for([m.id for m in found])
+    for item in items:
+        if item["id"] in states:
+            item["deliveries"] = states[item["id"]]  # outbound channel replies: queued ... read, failed
+    return json_response({"conversation_id": conv.id, "last_seq": conv.last_seq, "items": items})
 
 
 @api

@@ -9,18 +9,24 @@ identity's primary key do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adapters.base import DeliveryStatus, Echo, Event, Ignored, InboundMessage
+from chatserver.channels.receipts import ReceiptQueries
 from chatserver.chat import ChatService
 from chatserver.model.types import Inbox, Message
+from chatserver.outbox.worker import delivery_event
 
 log = logging.getLogger(__name__)
 
 STRIPES = 64
+EARLY_REPORT_RETRY_S = 0.5
+EARLY_REPORT_ATTEMPTS = 6
+"""A report that overtook the worker's record is applied again after 0.5, 1, 2 ... s (about 30 s)."""
 DEFAULT_NAMES = {
     "telegram": "Telegram user",
     "messenger": "Messenger user",
@@ -42,7 +48,18 @@ class Outcome:
 class Inbound:
     def __init__(self, service: ChatService) -> None:
         self.service = service
+        self.receipts = ReceiptQueries(service.store.db)
         self._locks = [asyncio.Lock() for _ in range(STRIPES)]
+        self._later: set[asyncio.Task[None]] = set()
+
+    async def stop(self) -> None:
+        """Cancel the pending re-applications of early delivery reports (the process is stopping)."""
+        tasks = list(self._later)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _lock(self, inbox_id: str, sender: str) -> asyncio.Lock:
         return self._locks[zlib.crc32(f"{inbox_id}\0{sender}".encode()) % STRIPES]
@@ -64,20 +81,48 @@ class Inbound:
                 out.echoes += 1
             elif isinstance(event, Ignored):
                 out.ignored.append(event.what)
-        if out.ignored or out.statuses:
-            # Delivery states are parsed and logged; they are applied to messages with the outbox.
-            log.info(
-                "%s inbox %s: nothing stored for %s",
-                inbox.channel,
-                inbox.id,
-                "; ".join(
-                    [
-                        *out.ignored,
-                        *(f"status {s.state} of {s.external_id or 'watermark'}" for s in out.statuses),
-                    ]
-                ),
-            )
+        if out.statuses:
+            await self._apply_statuses(inbox, out.statuses)
+        if out.ignored:
+            log.info("%s inbox %s: nothing stored for %s", inbox.channel, inbox.id, "; ".join(out.ignored))
         return out
+
+    async def _apply_statuses(self, inbox: Inbox, statuses: Sequence[DeliveryStatus]) -> None:
+        """The platform's delivery states onto our deliveries (forward only), each change published to
+        the conversation as ``message.status``; a report about nothing we sent is dropped. A report that
+        overtook the worker (the platform answered, the worker has not recorded ``sent`` yet) is applied
+        again a little later, a few times."""
+        early = await self._apply_now(inbox, statuses)
+        if early:
+            task = asyncio.create_task(self._apply_later(inbox, early))
+            self._later.add(task)
+            task.add_done_callback(self._later.discard)
+
+    async def _apply_now(self, inbox: Inbox, statuses: Sequence[DeliveryStatus]) -> list[DeliveryStatus]:
+        changed, early = await self.receipts.apply_all(inbox.id, statuses)
+        items = [item for d in changed for item in delivery_event(d)]
+        if items:
+            self.service.publish(items)
+        return early
+
+    async def _apply_later(self, inbox: Inbox, statuses: list[DeliveryStatus]) -> None:
+        delay = EARLY_REPORT_RETRY_S
+        for _ in range(EARLY_REPORT_ATTEMPTS):
+            await asyncio.sleep(delay)
+            try:
+                statuses = await self._apply_now(inbox, statuses)
+            except Exception:  # the database is down: the platform's next report will do
+                log.exception("%s inbox %s: applying delivery reports failed", inbox.channel, inbox.id)
+                return
+            if not statuses:
+                return
+            delay *= 2
+        log.info(
+            "%s inbox %s: %d delivery reports for deliveries still being sent were dropped",
+            inbox.channel,
+            inbox.id,
+            len(statuses),
+        )
 
     async def _store(self, inbox: Inbox, event: InboundMessage) -> tuple[Message, bool]:
         profile = event.sender

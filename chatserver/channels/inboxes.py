@@ -60,6 +60,8 @@ def inbox_wire(inbox: Inbox, base_url: str) -> dict[str, Any]:
     adapter = adapter_for(inbox.channel)
     if adapter is not None:
         wire["config"] = adapter.spec.redact(inbox.config)
+        if "templates" in inbox.config:
+            wire["config"]["templates"] = inbox.config["templates"]
         wire["webhook_url"] = webhook_url(base_url, inbox)
         if inbox.channel == "sms":
             wire["status_callback_url"] = f"{wire['webhook_url']}/status"

@@ -5,20 +5,36 @@ conversation's channel and to which address (the contact's identity on that chan
 24-hour window is checked here, so a free-form reply outside it is refused with ``conflict`` and the
 reason. :func:`deliver` then sends it through the inbox's adapter; its delivery errors (temporary with a
 retry hint, or permanent with the platform's reason) are for the outbox to act on.
+
+:class:`ChannelReplies` is what the app registers on the conversation service: for every public agent
+reply in a channel conversation, one ``channel`` delivery written in the reply's own transaction (sent
+by :class:`~chatserver.channels.sender.ChannelSender`); for a WhatsApp template, the text to store and
+its delivery.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
 from adapters.base import Channel, Outbound, OutboundAttachment, SendResult, Template
-from adapters.meta import whatsapp_window
+from adapters.channels import CHANNELS
+from adapters.meta import choose_template, parse_templates, whatsapp_window
 from chatserver.channels.inboxes import adapter_for, webhook_url
+from chatserver.channels.sender import CHANNEL_KIND, reply_payload
 from chatserver.errors import Conflict, Invalid
-from chatserver.model.types import Conversation, Inbox
+from chatserver.model.frames import TemplateRequest
+from chatserver.model.ids import new_id
+from chatserver.model.types import Author, Conversation, Inbox
+from chatserver.outbox.registry import NewDelivery
 from chatserver.store.store import Store
+
+if TYPE_CHECKING:
+    from chatserver.chat import ChatService
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +82,50 @@ async def prepare_reply(
 
 async def deliver(client: httpx.AsyncClient, reply: Reply) -> SendResult:
     return await reply.adapter.send(client, reply.inbox.config, reply.outbound)
+
+
+def reply_delivery(reply: Reply) -> NewDelivery:
+    o = reply.outbound
+    return NewDelivery(
+        kind=CHANNEL_KIND,
+        idempotency_key=new_id("chr_"),
+        payload=reply_payload(
+            inbox_id=reply.inbox.id,
+            to=o.to,
+            text=o.text,
+            status_callback=o.status_callback,
+            template=o.template,
+        ),
+    )
+
+
+class ChannelReplies:
+    """The outbound builders of the channel conversations, registered on a ChatService."""
+
+    def __init__(self, store: Store, *, base_url: str, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.base_url = base_url
+        self.clock = clock
+
+    def register(self, service: ChatService) -> None:
+        for channel in CHANNELS:
+            service.outbound[channel] = self.reply
+        service.templates["whatsapp"] = self.template
+
+    async def reply(self, conv: Conversation, author: Author, text: str) -> Sequence[NewDelivery]:
+        reply = await prepare_reply(self.store, conv, text=text, now_s=self.clock(), base_url=self.base_url)
+        return [reply_delivery(reply)]
+
+    async def template(
+        self, conv: Conversation, author: Author, request: TemplateRequest
+    ) -> tuple[str, Sequence[NewDelivery]]:
+        """An approved template of the conversation's inbox (Invalid for one it does not list); allowed
+        outside WhatsApp's 24-hour window."""
+        inbox = await self.store.get_inbox(conv.inbox_id)
+        specs = parse_templates(inbox.config.get("templates", []))
+        wanted = Template(request.name, request.language, request.parameters)
+        spec = choose_template(specs, wanted)
+        reply = await prepare_reply(
+            self.store, conv, template=wanted, now_s=self.clock(), base_url=self.base_url
+        )
+        return spec.render(request.parameters), [reply_delivery(reply)]

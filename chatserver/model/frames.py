@@ -50,6 +50,15 @@ class ConversationStart:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateRequest:
+    """``message.send {template: {name, language, parameters}}``: an approved message template (WhatsApp)."""
+
+    name: str
+    language: str
+    parameters: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class MessageSend:
     ref: str | None
     conversation_id: str
@@ -60,6 +69,8 @@ class MessageSend:
     """The language the text is in, when the sender knows (e.g. a translated draft)."""
     attachments: tuple[str, ...] = ()
     """Ids of files uploaded to this conversation (``POST /api/v1/widget/uploads`` or ``/api/v1/uploads``)."""
+    template: TemplateRequest | None = None
+    """Agents: send this approved template instead of free text (``text`` is then empty)."""
 
 
 MAX_ATTACHMENTS = 10
@@ -305,6 +316,12 @@ def _attachment_ids(f: _Fields) -> tuple[str, ...]:
 def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
     conversation_id = f.req_string("conversation_id")
     client_id = f.req_string("client_id")
+    if f.raw.get("template") is not None:
+        if f.raw.get("text") not in (None, ""):
+            raise Invalid("send text or a template, not both", data={"field": "text"})
+        if f.boolean("private"):
+            raise Invalid("a template cannot be a private note", data={"field": "private"})
+        return MessageSend(ref, conversation_id, client_id, "", False, template=_template(f))
     attachments = _attachment_ids(f)
     # a message with files may have no text (a photo)
     text = "" if attachments and f.raw.get("text") in (None, "") else _text(f, max_text)
@@ -317,6 +334,30 @@ def _send(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:
         _language(f, "lang"),
         attachments,
     )
+
+
+MAX_TEMPLATE_PARAMETERS = 20
+
+
+def _template(f: _Fields) -> TemplateRequest:
+    t = _Fields(f.mapping("template"))
+    try:
+        name = t.req_string("name", max_len=512)
+        language = t.req_string("language", max_len=35)
+        raw = t._get("parameters", False) or []
+    except Invalid as exc:
+        field = exc.data.get("field")
+        raise Invalid(f"template.{exc.message}", data={"field": f"template.{field}"}) from None
+    if (
+        not isinstance(raw, list)
+        or len(raw) > MAX_TEMPLATE_PARAMETERS
+        or not all(isinstance(p, str) and 0 < len(p) <= 1000 and "\x00" not in p for p in raw)
+    ):
+        raise Invalid(
+            f"template.parameters must be a list of at most {MAX_TEMPLATE_PARAMETERS} non-empty strings",
+            data={"field": "template.parameters"},
+        )
+    return TemplateRequest(name, language, tuple(raw))
 
 
 def _draft(ref: str | None, f: _Fields, max_text: int) -> ClientFrame:

@@ -108,9 +108,11 @@ class Contact:
     verified: bool = False
     attributes: dict[str, Any] = field(default_factory=dict)
     created_at: int = 0
+    merged_into: str | None = None
+    """Set once this contact was merged into another (the survivor holds its identities now)."""
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "email": self.email,
@@ -120,6 +122,9 @@ class Contact:
             "attributes": self.attributes,
             "created_at": iso(self.created_at),
         }
+        if self.merged_into is not None:
+            wire["merged_into"] = self.merged_into
+        return wire
 
 
 @dataclass(frozen=True, slots=True)

@@ -723,6 +723,7 @@ class Session:
                         contact_language=self.contact.language if self.contact else None,
                         lang=frame.lang if self.agent else None,
                         attachments=frame.attachments,
+                        template=frame.template,
                     )
                 except BaseException:
                     in_flight.release()

@@ -56,6 +56,7 @@ def contact(r: Row[Any]) -> Contact:
         verified=bool(r.verified),
         attributes=dict(r.attributes or {}),
         created_at=r.created_at,
+        merged_into=getattr(r, "merged_into", None),
     )
 
 

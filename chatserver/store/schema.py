@@ -79,6 +79,7 @@ contacts = sa.Table(
     sa.Column("verified", sa.Boolean, nullable=False),
     sa.Column("attributes", sa.JSON, nullable=False),
     sa.Column("created_at", MS, nullable=False),
+    sa.Column("merged_into", ID, nullable=True),  # merged contacts point to the survivor
 )
 
 contact_identities = sa.Table(
@@ -248,6 +249,19 @@ channel_cursors = sa.Table(
     sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", MS, nullable=False),
+)
+
+channel_receipts = sa.Table(
+    "channel_receipts",
+    metadata,
+    # one row per message part a platform accepted: its id, for the platform's delivery states
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("external_id", sa.String(200), primary_key=True),
+    sa.Column("delivery_id", ID, nullable=False, index=True),
+    sa.Column("part", sa.Integer, nullable=False),
+    sa.Column("thread", sa.String(200), nullable=False),  # the recipient (PSID, wa_id, phone, chat id)
+    sa.Column("sent_at", MS, nullable=False),
+    sa.Index("ix_channel_receipts_thread", "inbox_id", "thread", "sent_at"),
 )
 
 # -- email -------------------------------------------------------------------------------------------------

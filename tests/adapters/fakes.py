@@ -50,10 +50,13 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 class FakePlatforms:
     def __init__(self) -> None:
         self.calls: list[Call] = []
-        self.scripts: dict[str, list[Scripted]] = {}
+        self.scripts: dict[str, list[Scripted | None]] = {}
+        self.holds: dict[str, list[asyncio.Event | None]] = {}
+        self._all_holds: list[asyncio.Event] = []
         self.webhook: dict[str, Any] | None = None
         self.updates: list[dict[str, Any]] = []
         self.updates_changed = asyncio.Event()
+        self.called = asyncio.Event()
         self.url = ""
         self._ids = itertools.count(1)
 
@@ -63,9 +66,35 @@ class FakePlatforms:
         """``key``: a Telegram method (``sendMessage``), ``graph`` or ``twilio``."""
         self.scripts.setdefault(key, []).append(Scripted(status, body, headers or {}))
 
+    def pass_next(self, key: str) -> None:
+        """The next call of ``key`` is answered normally (to script a failure of a later call)."""
+        self.scripts.setdefault(key, []).append(None)
+
+    def hold_call(self, key: str, after: int = 0) -> asyncio.Event:
+        """The call of ``key`` after the next ``after`` ones is recorded, then answered only once the
+        returned event is set."""
+        event = asyncio.Event()
+        self.holds.setdefault(key, []).extend([*([None] * after), event])
+        self._all_holds.append(event)
+        return event
+
+    async def _held(self, key: str) -> None:
+        queue = self.holds.get(key)
+        if queue:
+            event = queue.pop(0)
+            if event is not None:
+                await event.wait()
+
     def push_update(self, update: dict[str, Any]) -> None:
         self.updates.append(update)
         self.updates_changed.set()
+
+    async def wait_for_calls(self, api: str, count: int, timeout: float = 10.0) -> None:
+        """Until ``count`` calls of ``api`` were received (each call sets ``called``)."""
+        async with asyncio.timeout(timeout):
+            while len(self.sent(api)) < count:
+                self.called.clear()
+                await self.called.wait()
 
     def sent(self, api: str) -> list[Call]:
         return [c for c in self.calls if c.api == api]
@@ -74,7 +103,7 @@ class FakePlatforms:
         queue = self.scripts.get(key)
         if queue:
             s = queue.pop(0)
-            return _json(s.body, s.status, s.headers)
+            return _json(s.body, s.status, s.headers) if s is not None else None
         return None
 
     # -- Telegram Bot API ----------------------------------------------------------------------------------
@@ -132,9 +161,11 @@ class FakePlatforms:
         self.calls.append(
             Call("graph", f"/{request.path_params['version']}/{node}/messages", body, dict(request.headers))
         )
+        self.called.set()
         auth = request.headers.get("authorization", "")
         if auth not in (f"Bearer {PAGE_TOKEN}", f"Bearer {WA_TOKEN}"):
             return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        await self._held("graph")
         scripted = self._scripted("graph")
         if scripted is not None:
             return scripted
@@ -255,4 +286,6 @@ async def running() -> AsyncIterator[FakePlatforms]:
     finally:
         server.should_exit = True
         fake.updates_changed.set()
+        for event in fake._all_holds:  # a held call must not keep the server from stopping
+            event.set()
         await task

@@ -265,3 +265,44 @@ async def test_twilio_mms_media_ride_with_the_last_part(
         ("MediaUrl", "https://x/a.png"),
         ("MediaUrl", "https://x/b.pdf"),
     ]
+
+
+# -- progress: a retry sends only what the platform has not accepted yet ----------------------------------
+
+
+@pytest.mark.parametrize("channel", ["telegram", "messenger", "whatsapp", "sms"])
+async def test_a_failed_part_is_resumed_without_resending_earlier_parts(
+    channel: str, fake: FakePlatforms, client: httpx.AsyncClient
+) -> None:
+    adapter, config, to, key, limit = {
+        "telegram": (telegram.CHANNEL, tg(fake), "42", "sendMessage", 4096),
+        "messenger": (meta.MESSENGER, page(fake), "PSID1", "graph", 2000),
+        "whatsapp": (meta.WHATSAPP, wa(fake), "16505551234", "graph", 4096),
+        "sms": (twilio.CHANNEL, sms(fake), "+15557654321", "twilio", 1600),
+    }[channel]
+    text = "x" * (limit * 2 + 10)  # three parts
+    recorded: list[tuple[int, str]] = []
+
+    async def on_part(i: int, external_id: str) -> None:
+        recorded.append((i, external_id))
+
+    fake.pass_next(key)
+    fake.fail_next(key, 503, {"error": {"message": "down", "code": 2}, "ok": False, "description": "down"})
+    with pytest.raises(TemporaryDeliveryError):
+        await adapter.send(client, config, Outbound(to=to, text=text), on_part=on_part)
+    assert [i for i, _ in recorded] == [0]
+    result = await adapter.send(
+        client, config, Outbound(to=to, text=text, sent=(recorded[0][1],)), on_part=on_part
+    )
+    assert [i for i, _ in recorded] == [0, 1, 2]
+    assert result.external_ids == tuple(e for _, e in recorded)
+    assert len(set(result.external_ids)) == 3
+    assert len(fake.calls) == 4  # part 1, part 2 refused, part 2, part 3: part 1 once
+
+
+async def test_nothing_is_sent_again_when_every_part_was_accepted(
+    fake: FakePlatforms, client: httpx.AsyncClient
+) -> None:
+    result = await telegram.CHANNEL.send(client, tg(fake), Outbound(to="42", text="hi", sent=("42:7",)))
+    assert result.external_ids == ("42:7",)
+    assert fake.calls == []
