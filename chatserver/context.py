@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatserver.adapterapi.service import AdapterService
 from chatserver.auth.login import LoginGuard
 from chatserver.bus import Bus
 from chatserver.channels.inbound import Inbound
@@ -15,6 +16,7 @@ from chatserver.routing.service import Router
 from chatserver.settings import Settings
 from chatserver.store.store import Store
 from chatserver.tickets.sla import SlaWorker
+from chatserver.webhooks.service import WebhookService
 
 
 @dataclass
@@ -33,3 +35,7 @@ class Context:
     outbox_worker: OutboxWorker | None = None
     """Running in this process when ``workers_in_serve``."""
     sla_worker: SlaWorker | None = None
+    adapters: AdapterService | None = None
+    """The adapter API (bots, custom channels)."""
+    webhooks: WebhookService | None = None
+    """Outgoing webhooks."""

@@ -285,12 +285,16 @@ async def update_inbox(request: Request) -> Response:
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
     data = await body(request)
-    inbox = await c.store.update_inbox(
-        request.path_params["inbox_id"],
-        name=str_field(data, "name", required=False),
-        allowed_origins=_origins(data),
-    )
-    return json_response(inbox_wire(inbox, c.settings.base_url))
+    name, origins = str_field(data, "name", required=False), _origins(data)
+    if "bot" in data:  # the adapter API: this inbox's bot (an adapter id), or null for none
+        from chatserver.api.adapters import set_inbox_bot
+
+        await set_inbox_bot(request, request.path_params["inbox_id"], data["bot"])
+    inbox = await c.store.update_inbox(request.path_params["inbox_id"], name=name, allowed_origins=origins)
+    wire = inbox_wire(inbox, c.settings.base_url)
+    if c.adapters is not None:
+        wire["bot"] = await c.adapters.queries.bot_for_inbox(inbox.id)
+    return json_response(wire)
 
 
 @api

@@ -17,6 +17,7 @@ from chatserver.model.types import (
     Conversation,
     Inbox,
     Message,
+    MessageAction,
     MessageKind,
     Role,
 )
@@ -100,6 +101,7 @@ def message(r: Row[Any]) -> Message:
         lang=r.lang,
         translations=dict(r.translations or {}),
         untranslated=dict(r.untranslated or {}),
+        actions=tuple(MessageAction.from_wire(a) for a in r._mapping.get("actions") or ()),
     )
 
 

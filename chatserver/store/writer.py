@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.errors import ApiError, Duplicate, NotFound, StoreError
 from chatserver.model.ids import new_id, now_ms
-from chatserver.model.types import Author, AuthorKind, Message, MessageKind
+from chatserver.model.types import Author, AuthorKind, Message, MessageAction, MessageKind
 from chatserver.store import rows
 from chatserver.store.db import Database
-from chatserver.store.schema import conversations, messages
+from chatserver.store.schema import conversations, message_actions, messages
 
 if TYPE_CHECKING:
     from chatserver.outbox.registry import NewDelivery
@@ -44,6 +44,8 @@ class PendingMessage:
     lang: str | None = None
     deliveries: tuple[NewDelivery, ...] = ()
     """Outbound deliveries of this message (an email, a channel reply), written in its transaction."""
+    actions: tuple[MessageAction, ...] = ()
+    """A bot's buttons (or the button a visitor clicked), written in its transaction."""
     future: asyncio.Future[tuple[Message, bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -221,6 +223,7 @@ async def _append_all(
                     created_at=now,
                     client_id=item.client_id,
                     lang=item.lang,
+                    actions=item.actions,
                 )
                 results[i] = (msg, False)
                 new_rows.append(
@@ -254,6 +257,7 @@ async def _append_all(
             )
         if new_rows:
             await conn.execute(messages.insert(), new_rows)
+        await _insert_actions(conn, results)
         outbound = [
             (batch[i], result[0])
             for i, result in enumerate(results)
@@ -279,3 +283,20 @@ async def _append_all(
             first = results[first_of_key[key]]
             results[i] = (first[0], True) if isinstance(first, tuple) else first
     return [r for r in results if r is not None]
+
+
+async def _insert_actions(
+    conn: AsyncConnection, results: list[tuple[Message, bool] | ApiError | None]
+) -> None:
+    """Buttons of the new messages (adapter API), in the messages' own transaction."""
+    rows_ = [
+        {
+            "message_id": r[0].id,
+            "conversation_id": r[0].conversation_id,
+            "actions": [a.to_wire() for a in r[0].actions],
+        }
+        for r in results
+        if isinstance(r, tuple) and not r[1] and r[0].actions
+    ]
+    if rows_:
+        await conn.execute(message_actions.insert(), rows_)
