@@ -47,10 +47,14 @@ def refusal(ip: IPAddress, *, allow_private: bool) -> str | None:
         ip = ip.ipv4_mapped
     if any(ip in net for net in METADATA if net.version == ip.version):
         return "link-local and metadata addresses are never reachable"
-    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+    if ip.is_unspecified or ip.is_multicast:
         return "that address is not a reachable host"
-    if (ip.is_loopback or ip.is_private) and not allow_private:
+    if ip.is_loopback or ip.is_private:
+        if allow_private:
+            return None
         return "loopback and private addresses need CHATSERVER_WEBHOOK_ALLOW_PRIVATE=true"
+    if ip.is_reserved:
+        return "that address is not a reachable host"
     return None
 
 
