@@ -4,8 +4,10 @@ and as signed POSTs to its URL through the outbox while not, and reports deliver
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -129,3 +131,44 @@ async def test_custom_channel_round_trip(http: httpx.AsyncClient, server: Server
         event: Any = posted.event
         assert event["type"] == "delivery" and event["data"]["message"]["id"] == reply["message_id"]
         assert event["data"]["contact"] == {"external_id": "u-42"}
+
+
+async def test_the_example_echo_channel_bridges_both_ways(
+    http: httpx.AsyncClient, server: Server, seeded: Seed
+) -> None:
+    from chatserver.client import AdapterClient
+    from tests.adapterapi.test_example_bot import load_example
+
+    echo = load_example("echo_channel")
+    inbox = (
+        await http.post(
+            f"{server.url}/api/v1/inboxes", json={"name": "Echo", "channel": "api"}, headers=admin(seeded)
+        )
+    ).json()
+    bridge = await create_adapter(http, server, seeded, kind="channel", inboxes=[inbox["id"]], name="Echo")
+    platform: list[tuple[str | None, str]] = []
+
+    async def lines() -> AsyncIterator[str]:
+        yield "Is anyone there?"
+
+    async with (
+        AdapterClient(server.url, bridge["token"]) as client,
+        Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent,
+    ):
+        await agent.expect("hello")
+        replies = asyncio.create_task(
+            echo.bridge_replies(client, lambda user, text: platform.append((user, text)))
+        )
+        await echo.bridge_inbound(client, inbox["id"], lines())
+        waiting = await agent.expect("conversation", conversation__inbox_id=inbox["id"], timeout=10)
+        cid = waiting["conversation"]["id"]
+        await agent.request({"type": "conversation.claim", "conversation_id": cid})
+        reply = await agent.request(
+            {"type": "message.send", "conversation_id": cid, "client_id": "e1", "text": "Yes, hello!"}
+        )
+        status = await agent.expect("message.status", message_id=reply["message_id"], timeout=10)
+        assert status["state"] == "delivered"
+        assert platform == [("platform-user-1", "Yes, hello!")]
+        replies.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await replies
