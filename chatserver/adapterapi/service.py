@@ -264,9 +264,14 @@ class AdapterService:
         conv = await self.chat.store.get_conversation(conversation_id)
         if conv.status is not Status.BOT:
             return
-        with contextlib.suppress(Conflict):
+        bot_id = await self.queries.bot_for_inbox(conv.inbox_id)
+        bot = None
+        if bot_id is not None:
+            with contextlib.suppress(NotFound):
+                bot = await self.queries.get(bot_id)
+        with contextlib.suppress(Conflict, Forbidden):
             asked = Handoff("The visitor asked for a person.", reason="visitor")
-            await self.hand_off(None, conversation_id, asked)
+            await self.hand_off(bot, conversation_id, asked)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -303,9 +308,9 @@ class AdapterService:
         for adapter_id in due:
             adapter = next(a for a in bots if a.id == adapter_id)
             for conv in await self.queries.conversations_in(adapter.inbox_ids, [Status.BOT]):
-                with contextlib.suppress(Conflict, NotFound):
+                with contextlib.suppress(Conflict, NotFound, Forbidden):
                     await self.hand_off(
-                        None,
+                        adapter,
                         conv.id,
                         Handoff(f"{adapter.name} is unavailable; the visitor was waiting.", reason="grace"),
                     )
