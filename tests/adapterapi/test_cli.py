@@ -54,9 +54,7 @@ async def test_adapter_and_webhook_commands(tmp_path: Path) -> None:
     )
 
     hook = json.loads(
-        run_cli(
-            env, "create-webhook", "--url", "https://93.184.216.34/chat", "--events", "message.created"
-        )
+        run_cli(env, "create-webhook", "--url", "https://93.184.216.34/chat", "--events", "message.created")
     )
     assert hook["events"] == ["message.created"] and len(hook["secret"]) >= 32
     assert "metadata" in _fails(
