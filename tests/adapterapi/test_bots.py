@@ -257,3 +257,29 @@ async def test_inbox_bot_validation(
     assert (await http.get(f"{server.url}/api/v1/adapters", headers=admin(seeded))).json()["items"] == [
         {k: v for k, v in channel.items() if k not in ("token", "secret")}
     ]
+
+
+async def test_handoff_to_a_team_by_name(http: httpx.AsyncClient, server: Server, seeded: Seed) -> None:
+    team = (
+        await http.post(f"{server.url}/api/v1/teams", json={"name": "Billing"}, headers=admin(seeded))
+    ).json()
+    bot = await make_bot(http, server, seeded)
+    _, visitor_url = await _visitor_chat(http, server, seeded)
+    async with (
+        Client.connect(f"{server.ws}/ws/adapter?token={bot['token']}", origin=None) as b,
+        Client.connect(visitor_url) as v,
+    ):
+        await b.expect("snapshot")
+        await v.expect("hello")
+        cid = (await v.request({"type": "conversation.start"}))["conversation_id"]
+        await b.expect("conversation", conversation__id=cid, conversation__status="bot")
+        unknown = await b.request(
+            {"type": "conversation.handoff", "conversation_id": cid, "summary": "", "team": "Nope"}
+        )
+        assert unknown["code"] == "not_found"
+        done = await b.request(
+            {"type": "conversation.handoff", "conversation_id": cid, "summary": "", "team": "Billing"}
+        )
+        assert done["status"] == "queued", done
+        seen = await b.expect("conversation", conversation__id=cid, conversation__status="queued")
+        assert seen["conversation"]["team"] == team["id"]

@@ -187,3 +187,45 @@ async def test_bad_webhooks_are_refused(http: httpx.AsyncClient, server: Server,
     )
     assert r.status_code == 403
     assert (await http.get(url, headers=admin(seeded))).json()["items"] == []
+
+
+async def test_ticket_and_csat_events(http: httpx.AsyncClient, server: Server, seeded: Seed) -> None:
+    async with running_receiver() as rx:
+        await _register(http, server, seeded, rx.url + "/ok", ["ticket.updated", "csat.submitted"])
+        tok = (await visitor_token(http, server.url, seeded.inbox_key))["token"]
+        async with (
+            Client.connect(f"{server.ws}/ws/visitor?token={tok}") as v,
+            Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent,
+        ):
+            await v.expect("hello")
+            await agent.expect("hello")
+            cid = (await v.request({"type": "conversation.start"}))["conversation_id"]
+            await v.request(
+                {
+                    "type": "message.send",
+                    "conversation_id": cid,
+                    "client_id": "v1",
+                    "text": "My order is late",
+                }
+            )
+            await agent.request({"type": "conversation.claim", "conversation_id": cid})
+            escalated = await agent.request({"type": "conversation.escalate", "conversation_id": cid})
+            assert escalated["type"] == "ack", escalated
+            closed = await agent.request({"type": "conversation.close", "conversation_id": cid})
+            assert closed["status"] == "resolved", closed
+            rated = await v.request(
+                {"type": "csat.submit", "conversation_id": cid, "score": 5, "comment": "quick"}
+            )
+            assert rated["type"] == "ack", rated
+        reqs = await rx.wait_for(
+            lambda rs: {"ticket.updated", "csat.submitted"} <= {str(r.event["type"]) for r in rs}
+        )
+        assert all(signed_by("s3cret-for-the-test-0001", r) for r in reqs)
+        ticket: Any = next(r.event for r in reqs if r.event["type"] == "ticket.updated")
+        assert ticket["data"]["ticket"]["subject"] == "My order is late"
+        csat: Any = next(r.event for r in reqs if r.event["type"] == "csat.submitted")
+        assert csat["data"]["conversation_id"] == cid and "5/5" in csat["data"]["message"]["text"]
+        assert {str(r.event["type"]) for r in reqs} <= {
+            "ticket.updated",
+            "csat.submitted",
+        }  # only what it asked for
