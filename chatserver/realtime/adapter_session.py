@@ -114,11 +114,25 @@ class AdapterSession(Session):
         convs = await self.api.queries.conversations_in(self.adapter.inbox_ids, statuses)
         for conv in convs:
             await self._track(conv, announce=False, hold=True)
+            cursor = self._cursors.get(conv.id)
+            if self.adapter.kind is AdapterKind.BOT and cursor is not None and not cursor.sent_any:
+                cursor.seq = 0  # a bot gets the whole chat unless its resume says what it has seen
             self._versions[conv.id] = max(self._versions.get(conv.id, 0), conv.version)
             payload = await self.service.conversation_payload(conv)
             self._payloads[conv.id] = payload
             await self._write(frames.conversation(payload))
         await self._write(frames.snapshot([conv.id for conv in convs]))
+
+    async def _track(
+        self, conv: Conversation, *, announce: bool = True, hold: bool = False, wake: bool = True
+    ) -> None:
+        new = conversation_topic(conv.id) not in self.topics
+        await super()._track(conv, announce=announce, hold=hold, wake=wake)
+        if new and not hold and self.adapter.kind is AdapterKind.BOT:
+            # a conversation that just started: its first messages may have committed before the
+            # subscription, and the bot needs them all
+            self._cursors.resume(conv.id, 0)
+            await self._fill(conv.id, None)
 
     # -- the receiver ------------------------------------------------------------------------------------
 

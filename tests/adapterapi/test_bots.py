@@ -283,3 +283,26 @@ async def test_handoff_to_a_team_by_name(http: httpx.AsyncClient, server: Server
         assert done["status"] == "queued", done
         seen = await b.expect("conversation", conversation__id=cid, conversation__status="queued")
         assert seen["conversation"]["team"] == team["id"]
+
+
+async def test_a_bot_connecting_later_gets_the_chat_so_far_or_what_it_missed(
+    http: httpx.AsyncClient, server: Server, seeded: Seed
+) -> None:
+    bot = await make_bot(http, server, seeded)
+    _, visitor_url = await _visitor_chat(http, server, seeded)
+    async with Client.connect(visitor_url) as v:
+        await v.expect("hello")
+        cid = (await v.request({"type": "conversation.start"}))["conversation_id"]
+        for i in range(3):
+            await v.request(
+                {"type": "message.send", "conversation_id": cid, "client_id": f"m{i}", "text": f"m{i}"}
+            )
+    async with Client.connect(f"{server.ws}/ws/adapter?token={bot['token']}", origin=None) as b:
+        snap = await b.expect("snapshot")
+        assert cid in snap["conversation_ids"]
+        got = [await b.expect("message", conversation_id=cid) for _ in range(3)]
+        assert [f["message"]["text"] for f in got] == ["m0", "m1", "m2"]
+    async with Client.connect(f"{server.ws}/ws/adapter?token={bot['token']}", origin=None) as b:
+        await b.send({"type": "resume", "cursors": {cid: 2}})
+        await b.expect("resumed")
+        assert [f["seq"] for f in b.frames if f.get("type") == "message"] == [3]
