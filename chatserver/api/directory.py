@@ -277,7 +277,10 @@ async def get_inbox(request: Request) -> Response:
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
     inbox = await c.store.get_inbox(request.path_params["inbox_id"])
-    return json_response(inbox_wire(inbox, c.settings.base_url))
+    wire = inbox_wire(inbox, c.settings.base_url)
+    if c.adapters is not None:  # the adapter API: the inbox's bot
+        wire["bot"] = await c.adapters.queries.bot_for_inbox(inbox.id)
+    return json_response(wire)
 
 
 @api

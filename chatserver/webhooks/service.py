@@ -136,9 +136,9 @@ class WebhookService:
                         continue
                     status = str(e.payload.get("status"))
                     changed, previous = await self.queries.status_change(e.conversation_id, status, e.version)
-                    if e.version == 1 or (changed and previous is None):
+                    if e.version == 1:
                         events.append(event("conversation.created", {"conversation": e.payload}))
-                    elif changed:
+                    elif changed and previous is not None:  # (None: first seen now, e.g. a new webhook)
                         data = {"conversation": e.payload, "previous_status": previous, "status": status}
                         events.append(event("conversation.status_changed", data))
                 case TicketEvent():

@@ -38,4 +38,6 @@ async def make_bot(
         f"{server.url}/api/v1/inboxes/{seeded.inbox_id}", json={"bot": bot["id"]}, headers=admin(seeded)
     )
     assert r.status_code == 200 and r.json()["bot"] == bot["id"], r.text
+    shown = await http.get(f"{server.url}/api/v1/inboxes/{seeded.inbox_id}", headers=admin(seeded))
+    assert shown.json()["bot"] == bot["id"]
     return bot
