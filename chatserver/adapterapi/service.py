@@ -47,7 +47,6 @@ from chatserver.store.writer import PendingMessage
 log = logging.getLogger(__name__)
 
 MAX_ATTRIBUTES = 100
-MAX_SUMMARY = 4000
 
 
 def adapter_key(adapter_id: str) -> str:
@@ -70,11 +69,13 @@ class AdapterService:
         self.presence = presence
         self.handoff_words = tuple(handoff_words)
         self.clock = GraceClock(grace_s)
+        self.down: set[str] = set()
+        """Bots away longer than the grace period (and not back yet): their inboxes go to people."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.chat.bot_for_inbox = self.queries.bot_for_inbox
+        self.chat.bot_for_inbox = self.bot_for_inbox
         self.chat.message_hooks.append(self._on_messages)
         self._watcher = asyncio.create_task(self._watch(), name="bot-grace")
 
@@ -88,7 +89,17 @@ class AdapterService:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def bot_for_inbox(self, inbox_id: str) -> str | None:
+        """The bot a new conversation of this inbox starts with; None while that bot is down."""
+        bot = await self.queries.bot_for_inbox(inbox_id)
+        return None if bot in self.down else bot
+
     # -- tokens --------------------------------------------------------------------------------------------
+
+    def connected(self, adapter_id: str) -> None:
+        """A connection of this adapter opened here: it is back (other processes see it in presence)."""
+        self.clock.connected(adapter_id)
+        self.down.discard(adapter_id)
 
     async def authenticate(self, token: str | None) -> Adapter | None:
         if not token:
@@ -302,10 +313,12 @@ class AdapterService:
         for key, adapter in keys.items():
             if key in connected:
                 self.clock.connected(adapter.id)
+                self.down.discard(adapter.id)
             else:
                 self.clock.disconnected(adapter.id, now)
         due = self.clock.due(now)
         for adapter_id in due:
+            self.down.add(adapter_id)
             adapter = next(a for a in bots if a.id == adapter_id)
             for conv in await self.queries.conversations_in(adapter.inbox_ids, [Status.BOT]):
                 with contextlib.suppress(Conflict, NotFound, Forbidden):

@@ -202,6 +202,7 @@ async def adapter_endpoint(ws: WebSocket) -> None:
             ws, settings=c.settings, service=c.service, hub=c.hub, adapter=adapter, api=api
         )
         await c.presence.connect(adapter_key(adapter.id), session.id)
+        api.connected(adapter.id)
         try:
             await session.run()
         finally:

@@ -232,6 +232,23 @@ async def test_a_disconnected_bot_hands_off_after_the_grace_period(
     )
     assert r.json()["handoff"]["reason"] == "grace"
     assert r.json()["status"] == "queued"
+    # while the bot stays away, new conversations go straight to people; once it is back, to the bot
+    _, second_url = await _visitor_chat(http, server, seeded)
+    async with Client.connect(second_url) as v2:
+        await v2.expect("hello")
+        second = (await v2.request({"type": "conversation.start"}))["conversation_id"]
+        assert (await v2.expect("conversation", conversation__id=second))["conversation"][
+            "status"
+        ] == "queued"
+    async with Client.connect(f"{server.ws}/ws/adapter?token={bot['token']}", origin=None) as b:
+        await b.expect("snapshot")
+        _, third_url = await _visitor_chat(http, server, seeded)
+        async with Client.connect(third_url) as v3:
+            await v3.expect("hello")
+            third = (await v3.request({"type": "conversation.start"}))["conversation_id"]
+            assert (await v3.expect("conversation", conversation__id=third))["conversation"][
+                "status"
+            ] == "bot"
 
 
 async def test_inbox_bot_validation(
