@@ -86,14 +86,14 @@ class ChatService:
         """Called after each commit with the new messages (tickets thread contacts' messages)."""
         self.outbound: dict[str, OutboundBuilder] = {}
         """channel -> the deliveries of a public reply in its conversations (registered by the app)."""
-        self.wake_outbox: Callable[[], None] = lambda: None
-        """Set by the app when this process runs the outbox worker: send new deliveries now."""
         self.bot_for_inbox: Callable[[str], Awaitable[str | None]] | None = None
         """Set by the adapter API: the bot serving an inbox; its new conversations start in ``bot``."""
         self.publish_taps: list[Callable[[list[tuple[str, Event]]], None]] = []
         """Called with everything published after a commit (outgoing webhooks)."""
         self.adapters: AdapterService | None = None
         """The adapter API (bots' buttons, handoffs), set by the app."""
+        self.wake_outbox: Callable[[], None] = lambda: None
+        """Set by the app when this process runs the outbox worker: send new deliveries now."""
 
     async def start(self) -> None:
         self.store.writer.on_commit = self._on_commit
@@ -274,9 +274,9 @@ class ChatService:
         private: bool = False,
         agent: Agent | None = None,
         contact_language: str | None = None,
+        actions: tuple[MessageAction, ...] = (),
         lang: str | None = None,
         external_id: str | None = None,
-        actions: tuple[MessageAction, ...] = (),
     ) -> Coroutine[Any, Any, tuple[Message, bool]]:
         """Check and queue a message for the group commit, in call order, without waiting for the commit.
         Await the returned coroutine for the stored message (and whether it was a duplicate); so one
@@ -309,10 +309,10 @@ class ChatService:
             kind,
             text,
             client_id=client_id,
+            actions=actions,
             lang=lang,
             external_id=external_id,
             deliveries=deliveries,
-            actions=actions,
         )
         future = await self.store.writer.submit(item)
         return self._after_commit(future, conv, agent, kind, queued=bool(deliveries))

@@ -98,10 +98,10 @@ def message(r: Row[Any]) -> Message:
         text=r.text,
         created_at=r.created_at,
         client_id=r.client_id,
+        actions=tuple(MessageAction.from_wire(a) for a in r._mapping.get("actions") or ()),
         lang=r.lang,
         translations=dict(r.translations or {}),
         untranslated=dict(r.untranslated or {}),
-        actions=tuple(MessageAction.from_wire(a) for a in r._mapping.get("actions") or ()),
     )
 
 

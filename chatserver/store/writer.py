@@ -22,12 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.errors import ApiError, Duplicate, NotFound, StoreError
 from chatserver.model.ids import new_id, now_ms
-from chatserver.model.types import Author, AuthorKind, Message, MessageAction, MessageKind
+from chatserver.model.types import Author, AuthorKind, Message, MessageKind
 from chatserver.store import rows
 from chatserver.store.db import Database
-from chatserver.store.schema import conversations, message_actions, messages
+from chatserver.store.schema import conversations, messages
 
 if TYPE_CHECKING:
+    from chatserver.model.types import MessageAction
     from chatserver.outbox.registry import NewDelivery
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,11 @@ class PendingMessage:
     text: str
     client_id: str | None = None
     external_id: str | None = None
+    actions: tuple[MessageAction, ...] = ()
+    """A bot's buttons (or the button a visitor clicked), written in its transaction."""
     lang: str | None = None
     deliveries: tuple[NewDelivery, ...] = ()
     """Outbound deliveries of this message (an email, a channel reply), written in its transaction."""
-    actions: tuple[MessageAction, ...] = ()
-    """A bot's buttons (or the button a visitor clicked), written in its transaction."""
     future: asyncio.Future[tuple[Message, bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -220,10 +221,10 @@ async def _append_all(
                     author=item.author,
                     kind=item.kind,
                     text=item.text,
+                    actions=item.actions,
                     created_at=now,
                     client_id=item.client_id,
                     lang=item.lang,
-                    actions=item.actions,
                 )
                 results[i] = (msg, False)
                 new_rows.append(
@@ -289,6 +290,8 @@ async def _insert_actions(
     conn: AsyncConnection, results: list[tuple[Message, bool] | ApiError | None]
 ) -> None:
     """Buttons of the new messages (adapter API), in the messages' own transaction."""
+    from chatserver.store.schema import message_actions
+
     rows_ = [
         {
             "message_id": r[0].id,
