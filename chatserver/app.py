@@ -136,10 +136,11 @@ async def build_context(settings: Settings) -> Context:
         c.outbox_worker = build_worker(settings, c.outbox, c.senders, service.publish)
         await c.outbox_worker.start()
         service.wake_outbox = c.outbox_worker.wake
-    await build_tickets(c)
     from chatserver.adapterapi.setup import build_adapter_api
 
-    await build_adapter_api(c)
+    await build_adapter_api(c)  # bots, custom channels, outgoing webhooks (needs the senders, the worker)
+
+    await build_tickets(c)
     return c
 
 
