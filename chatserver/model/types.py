@@ -92,12 +92,12 @@ class Message:
     text: str
     created_at: int
     client_id: str | None = None
-    actions: tuple[MessageAction, ...] = ()
-    """A bot's buttons, or the button a visitor clicked (adapter API)."""
     lang: str | None = None
     translations: dict[str, str] = field(default_factory=dict)
     untranslated: dict[str, str] = field(default_factory=dict)
     """Target language -> why there is no translation yet (provider_unavailable, unsupported_pair, ...)."""
+    actions: tuple[MessageAction, ...] = ()
+    """A bot's buttons, or the button a visitor clicked (adapter API). Keep it last: positional use."""
 
     @property
     def private(self) -> bool:
