@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from chatserver.api import adapters as adapters_api
 from chatserver.api import (
     auth_routes,
     canned,
@@ -29,6 +30,7 @@ from chatserver.api import (
     health,
     http_errors,
     mail,
+    outgoing_webhooks,
     webhooks,
     widget,
 )
@@ -145,6 +147,10 @@ async def build_context(settings: Settings) -> Context:
         c.outbox_worker = build_worker(settings, c.outbox, c.senders, service.publish)
         await c.outbox_worker.start()
         service.wake_outbox = c.outbox_worker.wake
+    from chatserver.adapterapi.setup import build_adapter_api
+
+    await build_adapter_api(c)  # bots, custom channels, outgoing webhooks (needs the senders, the worker)
+
     await build_tickets(c)
     from chatserver.mail.outbound import install_email_outbound
 
@@ -231,6 +237,9 @@ def build_translation(
 
 
 async def close_context(c: Context) -> None:
+    from chatserver.adapterapi.setup import close_adapter_api
+
+    await close_adapter_api(c)
     if c.sla_worker is not None:
         await c.sla_worker.stop()
     if c.service.tickets is not None:
@@ -346,6 +355,8 @@ def create_app(settings: Settings) -> Starlette:
         *tickets_api.routes,
         *csat_api.routes,
         *sla_api.routes,
+        *adapters_api.routes,
+        *outgoing_webhooks.routes,
         *endpoints.routes,
         Route("/", lambda r: RedirectResponse("/console/"), methods=["GET"]),
         Route("/demo", demo_page, methods=["GET"]),

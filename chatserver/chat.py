@@ -40,6 +40,7 @@ from chatserver.model.types import (
     Conversation,
     Inbox,
     Message,
+    MessageAction,
     MessageKind,
 )
 from chatserver.presence import Presence
@@ -50,6 +51,7 @@ from chatserver.translation.delivery import TranslationDelivery
 from chatserver.translation.service import TranslationResult
 
 if TYPE_CHECKING:
+    from chatserver.adapterapi.service import AdapterService
     from chatserver.files.service import AttachmentService
     from chatserver.model.frames import TemplateRequest
     from chatserver.outbox.registry import NewDelivery
@@ -93,6 +95,12 @@ class ChatService:
         """channel -> the deliveries of a public reply in its conversations (registered by the app)."""
         self.templates: dict[str, TemplateBuilder] = {}
         """channel -> the text and deliveries of a template message (registered by the app)."""
+        self.bot_for_inbox: Callable[[str], Awaitable[str | None]] | None = None
+        """Set by the adapter API: the bot serving an inbox; its new conversations start in ``bot``."""
+        self.publish_taps: list[Callable[[list[tuple[str, Event]]], None]] = []
+        """Called with everything published after a commit (outgoing webhooks)."""
+        self.adapters: AdapterService | None = None
+        """The adapter API (bots' buttons, handoffs), set by the app."""
         self.wake_outbox: Callable[[], None] = lambda: None
         """Set by the app when this process runs the outbox worker: send new deliveries now."""
         self.files: AttachmentService | None = None
@@ -118,6 +126,8 @@ class ChatService:
 
     def publish(self, items: list[tuple[str, Event]]) -> None:
         self.publisher.publish(items)
+        for tap in self.publish_taps:
+            tap(items)
 
     def revoke_access(self, agent_id: str, reason: str, *, session_hash: str | None = None) -> None:
         """End an agent's live connections on every process: ``deactivated`` and ``role`` all of them,
@@ -133,6 +143,8 @@ class ChatService:
             with contextlib.suppress(NotFound):
                 assignee = (await self.store.get_agent(conv.assignee_id)).author
         payload = conv.to_wire(contact=contact, assignee=assignee)
+        if conv.routing.get("handoff"):  # a bot's handoff summary (adapter API)
+            payload["handoff"] = conv.routing["handoff"]
         payload["reads"] = [
             {"reader": {"kind": kind, "id": reader_id}, "seq": seq}
             for kind, reader_id, seq in await self.store.read_cursors_for(conv.id)
@@ -198,8 +210,10 @@ class ChatService:
                 max_wait_s=rule.max_wait_s,
                 offer_timeout_s=rule.offer_timeout_s,
             )
+        bot = await self.bot_for_inbox(inbox.id) if self.bot_for_inbox is not None else None
         conv = await self.store.create_conversation(
             inbox=inbox,
+            status=Status.BOT if bot is not None else Status.QUEUED,
             contact_id=contact_id,
             language=_base_language(language or contact_language),
             skills=skills,
@@ -209,7 +223,8 @@ class ChatService:
             routing=routing,
         )
         await self.publish_conversation(conv)
-        self.wake_router("queued")
+        if bot is None:
+            self.wake_router("queued")
         return conv
 
     async def receive_channel_message(
@@ -272,6 +287,7 @@ class ChatService:
         private: bool = False,
         agent: Agent | None = None,
         contact_language: str | None = None,
+        actions: tuple[MessageAction, ...] = (),
         lang: str | None = None,
         external_id: str | None = None,
         attachments: Sequence[str] = (),
@@ -324,6 +340,7 @@ class ChatService:
             kind,
             text,
             client_id=client_id,
+            actions=actions,
             lang=lang,
             external_id=external_id,
             deliveries=deliveries,

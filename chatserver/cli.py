@@ -110,12 +110,16 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         polling = None if args.once or settings.embedded else asyncio.create_task(_poll_channels(settings))
         bus = make_bus(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
         publisher = BusPublisher(bus) if bus is not None else None
+        from chatserver.webhooks.setup import ATTEMPTS, register_senders
+
         registry = build_registry(settings)
         translator = build_translator(settings.translation_config()) if settings.translation_enabled else None
         channel_client = register_channel_sender(
             registry, store, translator.translate if translator is not None else None
         )
+        http = register_senders(registry, settings, store.db)
         worker = build_worker(settings, OutboxQueries(store.db), registry, publisher)
+        worker.max_attempts_by_kind.update(ATTEMPTS)
         sla = SlaService(store, TicketQueries(store.db))
         sla_worker = SlaWorker(sla, sla_lease(settings, bus or MemoryBus(), sla), publisher)
         try:
@@ -141,6 +145,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             await sla_worker.stop()
             await worker.stop()
             await channel_client.aclose()
+            await http.aclose()
             if translator is not None:
                 await translator.aclose()
             if publisher is not None:
@@ -391,6 +396,82 @@ def cmd_create_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_create_adapter(settings: Settings, args: argparse.Namespace) -> int:
+    """A bot or custom channel adapter; prints its token once (only its hash is stored)."""
+    from chatserver.adapterapi.model import AdapterKind
+    from chatserver.adapterapi.store import AdapterQueries
+
+    async def run() -> str:
+        store = await _with_store(settings)
+        try:
+            url = args.url
+            secret = None
+            if url:
+                from chatserver.webhooks.ssrf import check_url
+
+                await check_url(url, allow_private=settings.webhook_allow_private)
+                secret = new_api_token()
+            token = new_api_token()
+            adapter = await AdapterQueries(store.db).create(
+                name=args.name,
+                kind=AdapterKind(args.kind),
+                token_hash=sha256_hex(token),
+                inbox_ids=args.inbox or [],
+                url=url,
+                secret=secret,
+            )
+            if args.bot_for:
+                for inbox_id in args.inbox or []:
+                    await AdapterQueries(store.db).set_inbox_bot(inbox_id, adapter.id)
+        finally:
+            await store.db.dispose()
+        if args.json:
+            return json.dumps({**adapter.to_wire(), "token": token, "secret": secret})
+        return token
+
+    print(asyncio.run(run()))
+    return 0
+
+
+def cmd_revoke_adapter(settings: Settings, args: argparse.Namespace) -> int:
+    from chatserver.adapterapi.store import AdapterQueries
+
+    async def run() -> None:
+        store = await _with_store(settings)
+        try:
+            await AdapterQueries(store.db).revoke(args.id)
+        finally:
+            await store.db.dispose()
+
+    asyncio.run(run())
+    print(f"revoked {args.id}")
+    return 0
+
+
+def cmd_create_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    """An outgoing webhook; prints it as JSON with its signing secret (shown once)."""
+    from chatserver.api.outgoing_webhooks import create_webhook
+    from chatserver.webhooks.service import WebhookService
+    from chatserver.webhooks.store import WebhookQueries
+
+    async def run() -> str:
+        store = await _with_store(settings)
+        try:
+            hook = await create_webhook(
+                WebhookService(WebhookQueries(store.db)),
+                args.url,
+                [e.strip() for e in args.events.split(",") if e.strip()],
+                args.secret,
+                allow_private=settings.webhook_allow_private,
+            )
+        finally:
+            await store.db.dispose()
+        return json.dumps({**hook.to_wire(), "secret": hook.secret})
+
+    print(asyncio.run(run()))
+    return 0
+
+
 def _levels(text: str | None, what: str) -> dict[str, int] | None:
     """``billing=4,de=3`` -> {"billing": 4, "de": 3}."""
     if text is None:
@@ -615,6 +696,22 @@ def parser() -> argparse.ArgumentParser:
     from chatserver.widgetcfg.cli import add_commands as add_widget_commands
 
     add_widget_commands(sub)  # update-inbox, inbox-secret
+    ad = sub.add_parser("create-adapter", help="create a bot or custom channel adapter; prints its token")
+    ad.add_argument("--name", required=True)
+    ad.add_argument("--kind", required=True, choices=["bot", "channel"])
+    ad.add_argument("--inbox", action="append", metavar="ID", help="an inbox it serves (repeatable)")
+    ad.add_argument("--url", help="channel adapters: where replies are POSTed while it is not connected")
+    ad.add_argument("--bot-for", action="store_true", help="bots: also make it the bot of these inboxes")
+    ad.add_argument("--json", action="store_true", help="print the adapter as JSON (with the token)")
+    ad.set_defaults(fn=cmd_create_adapter)
+    ra = sub.add_parser("revoke-adapter", help="revoke an adapter's token")
+    ra.add_argument("--id", required=True)
+    ra.set_defaults(fn=cmd_revoke_adapter)
+    wh = sub.add_parser("create-webhook", help="register an outgoing webhook; prints it as JSON")
+    wh.add_argument("--url", required=True)
+    wh.add_argument("--events", required=True, help="comma-separated, e.g. message.created,ticket.updated")
+    wh.add_argument("--secret", help="the signing secret (default: generated)")
+    wh.set_defaults(fn=cmd_create_webhook)
     return p
 
 

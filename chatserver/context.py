@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from chatserver.adapterapi.service import AdapterService
 from chatserver.auth.login import LoginGuard
 from chatserver.bus import Bus
 from chatserver.channels.inbound import Inbound
@@ -17,6 +18,7 @@ from chatserver.routing.service import Router
 from chatserver.settings import Settings
 from chatserver.store.store import Store
 from chatserver.tickets.sla import SlaWorker
+from chatserver.webhooks.service import WebhookService
 
 
 @dataclass
@@ -37,3 +39,7 @@ class Context:
     sla_worker: SlaWorker | None = None
     channel_client: httpx.AsyncClient | None = None
     """The HTTP client of channel replies (the ``channel`` outbox sender), closed on shutdown."""
+    adapters: AdapterService | None = None
+    """The adapter API (bots, custom channels)."""
+    webhooks: WebhookService | None = None
+    """Outgoing webhooks."""

@@ -157,6 +157,14 @@ class Settings:
     outbox_retry_s: float = 10.0
     """The first retry of a failed delivery; later ones double, with jitter."""
     outbox_max_attempts: int = 8
+    bot_grace_s: float = 30.0
+    """A bot disconnected this long hands its conversations to people."""
+    bot_handoff_words: tuple[str, ...] = ("agent", "human", "person")
+    """A visitor's message that is one of these words hands a bot conversation to people."""
+    webhook_allow_private: bool = False
+    """Allow webhook URLs on loopback and private addresses (on-premises receivers, tests)."""
+    webhook_timeout_s: float = 10.0
+    """Connect + response deadline of one webhook delivery; its body is read up to 64 KiB."""
     ticket_reopen_days: float = 7.0
     """A customer's reply reopens a solved ticket within this many days; later it opens a new one."""
     visitor_gone_s: float = 60.0
@@ -258,6 +266,10 @@ class Settings:
             mail_from=env.get("CHATSERVER_MAIL_FROM") or "support@localhost",
             outbox_retry_s=_float(env, "CHATSERVER_OUTBOX_RETRY_S", 10.0),
             outbox_max_attempts=_int(env, "CHATSERVER_OUTBOX_MAX_ATTEMPTS", 8),
+            bot_grace_s=_float(env, "CHATSERVER_BOT_GRACE_S", 30.0),
+            bot_handoff_words=_list(env, "CHATSERVER_BOT_HANDOFF_WORDS") or ("agent", "human", "person"),
+            webhook_allow_private=_bool(env, "CHATSERVER_WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_timeout_s=_float(env, "CHATSERVER_WEBHOOK_TIMEOUT_S", 10.0),
             ticket_reopen_days=_float(env, "CHATSERVER_TICKET_REOPEN_DAYS", 7.0),
             visitor_gone_s=_float(env, "CHATSERVER_VISITOR_GONE_S", 60.0),
             workers_in_serve=_bool(env, "CHATSERVER_WORKERS_IN_SERVE", embedded_db and redis_url is None),

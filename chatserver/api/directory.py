@@ -292,7 +292,10 @@ async def get_inbox(request: Request) -> Response:
     inbox = await c.store.get_inbox(request.path_params["inbox_id"])
     if inbox.channel == "widget":  # an inbox from before identity secrets gets one when an admin looks
         inbox, _ = await WidgetStore(c.store.db).ensure_secret(inbox.id)
-    return json_response(inbox_wire(inbox, c.settings.base_url))
+    wire = inbox_wire(inbox, c.settings.base_url)
+    if c.adapters is not None:  # the adapter API: the inbox's bot
+        wire["bot"] = await c.adapters.queries.bot_for_inbox(inbox.id)
+    return json_response(wire)
 
 
 @api
@@ -304,8 +307,15 @@ async def update_inbox(request: Request) -> Response:
     origins = _origins(data)
     if data.get("widget") is not None:  # the widget's settings (chatserver/widgetcfg/); validated first
         await WidgetStore(c.store.db).update_widget(request.path_params["inbox_id"], data["widget"])
+    if "bot" in data:  # the adapter API: this inbox's bot (an adapter id), or null for none
+        from chatserver.api.adapters import set_inbox_bot
+
+        await set_inbox_bot(request, request.path_params["inbox_id"], data["bot"])
     inbox = await c.store.update_inbox(request.path_params["inbox_id"], name=name, allowed_origins=origins)
-    return json_response(inbox_wire(inbox, c.settings.base_url))
+    wire = inbox_wire(inbox, c.settings.base_url)
+    if c.adapters is not None:
+        wire["bot"] = await c.adapters.queries.bot_for_inbox(inbox.id)
+    return json_response(wire)
 
 
 @api

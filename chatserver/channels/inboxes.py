@@ -13,7 +13,9 @@ from chatserver.mail.views import email_inbox_wire
 from chatserver.model.types import Inbox
 
 WIDGET = "widget"
-CHANNEL_NAMES = (WIDGET, *CHANNELS)
+API = "api"
+"""A custom channel: a channel adapter injects its messages and sends agents' replies (adapter API)."""
+CHANNEL_NAMES = (WIDGET, API, *CHANNELS)
 
 
 def adapter_for(channel: str) -> Channel | None:
@@ -23,9 +25,9 @@ def adapter_for(channel: str) -> Channel | None:
 def validate_channel_config(channel: str, config: Any) -> dict[str, str]:
     """The config to store for a new inbox of ``channel``; Invalid names the bad field. A Telegram webhook
     inbox without a ``secret_token`` gets a generated one (Telegram echoes it on every update)."""
-    if channel == WIDGET:
+    if channel in (WIDGET, API):
         if config not in (None, {}):
-            raise Invalid("widget inboxes take no config", data={"field": "config"})
+            raise Invalid(f"{channel} inboxes take no config", data={"field": "config"})
         return {}
     adapter = adapter_for(channel)
     if adapter is None:
@@ -43,7 +45,7 @@ def validate_channel_config(channel: str, config: Any) -> dict[str, str]:
 
 
 def webhook_url(base_url: str, inbox: Inbox) -> str | None:
-    if inbox.channel == WIDGET:
+    if inbox.channel in (WIDGET, API):
         return None
     return f"{base_url.rstrip('/')}/webhooks/{inbox.channel}/{inbox.id}"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from chatserver.model.types import Author, AuthorKind, Message, MessageKind
+from chatserver.model.types import Author, AuthorKind, Message, MessageAction, MessageKind
 
 AGENTS_TOPIC = "agents"
 ROUTING_TOPIC = "routing"
@@ -212,6 +212,10 @@ def encode_event(event: Event) -> bytes:
                 "tr": m.translations,
                 "un": m.untranslated,
             }
+            if m.actions:  # a bot's buttons (adapter API)
+                body["ac"] = [a.to_wire() for a in m.actions]
+            if m.attachments:
+                body["att"] = [dict(a) for a in m.attachments]
         case ConversationEvent():
             body = {"t": "conversation", "c": event.conversation_id, "v": event.version, "p": event.payload}
         case TypingEvent():
@@ -321,6 +325,8 @@ def decode_event(data: bytes | str) -> Event:
                     lang=raw["lang"],
                     translations=raw["tr"],
                     untranslated=raw.get("un") or {},
+                    actions=tuple(MessageAction.from_wire(a) for a in raw.get("ac") or ()),
+                    attachments=tuple(dict(a) for a in raw.get("att") or ()),
                 )
             )
         case "conversation":

@@ -161,6 +161,16 @@ class CsatSubmit:
     comment: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ActionClick:
+    """A visitor clicked a bot's button (adapter API): stored as their message with its label."""
+
+    ref: str | None
+    conversation_id: str
+    message_id: str
+    action_id: str
+
+
 ClientFrame = (
     Ping
     | ConversationStart
@@ -177,10 +187,11 @@ ClientFrame = (
     | ConversationTransfer
     | ConversationEscalate
     | CsatSubmit
+    | ActionClick
 )
 
 VISITOR_TYPES = frozenset(
-    {"ping", "conversation.start", "message.send", "typing", "read", "resume", "csat.submit"}
+    {"ping", "conversation.start", "message.send", "typing", "read", "resume", "csat.submit", "action"}
 )
 AGENT_TYPES = frozenset(
     {
@@ -459,6 +470,9 @@ _DECODERS: dict[str, Callable[[str | None, _Fields, int], ClientFrame]] = {
     "conversation.transfer": _transfer,
     "conversation.escalate": _escalate,
     "csat.submit": _csat,
+    "action": lambda ref, f, _: ActionClick(
+        ref, f.req_string("conversation_id"), f.req_string("message_id"), f.req_string("action_id")
+    ),
 }
 
 

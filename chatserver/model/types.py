@@ -63,6 +63,26 @@ SYSTEM_AUTHOR = Author(AuthorKind.SYSTEM, "system", "System")
 
 
 @dataclass(frozen=True, slots=True)
+class MessageAction:
+    """A button under a bot's message (``{id, label}``); on a visitor's click message, the button
+    clicked, with ``reply_to`` the id of the bot's message it belonged to."""
+
+    id: str
+    label: str
+    reply_to: str | None = None
+
+    def to_wire(self) -> dict[str, str]:
+        wire = {"id": self.id, "label": self.label}
+        if self.reply_to is not None:
+            wire["reply_to"] = self.reply_to
+        return wire
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> MessageAction:
+        return cls(str(raw["id"]), str(raw["label"]), raw.get("reply_to"))
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     id: str
     conversation_id: str
@@ -78,12 +98,20 @@ class Message:
     """Target language -> why there is no translation yet (provider_unavailable, unsupported_pair, ...)."""
     attachments: tuple[dict[str, Any], ...] = ()
     """The files sent with it: ``{id, name, content_type, size}`` each (chatserver/files/)."""
+    actions: tuple[MessageAction, ...] = ()
+    """A bot's buttons, or the button a visitor clicked (adapter API). Keep it last: positional use."""
 
     @property
     def private(self) -> bool:
         return self.kind is MessageKind.NOTE
 
     def to_wire(self) -> dict[str, Any]:
+        wire = self._wire()
+        if self.actions:
+            wire["actions"] = [a.to_wire() for a in self.actions]
+        return wire
+
+    def _wire(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "author": self.author.to_wire(),

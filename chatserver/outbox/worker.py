@@ -56,6 +56,8 @@ class OutboxWorker:
         self.poll_s = poll_s
         self.batch = batch
         self._jitter = jitter
+        self.max_attempts_by_kind: dict[str, int] = {}
+        """Kinds retried longer than ``max_attempts`` (webhooks: for a day)."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
@@ -124,7 +126,7 @@ class OutboxWorker:
             decision = after_failure(
                 error,
                 attempts=attempts,
-                max_attempts=self.max_attempts,
+                max_attempts=self.max_attempts_by_kind.get(d.kind, self.max_attempts),
                 now_ms=now,
                 base_s=self.retry_s,
                 jitter=self._jitter(),

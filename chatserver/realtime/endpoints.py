@@ -179,3 +179,35 @@ routes = [
     WebSocketRoute("/ws/visitor", visitor_endpoint),
     WebSocketRoute("/ws/agent", agent_endpoint),
 ]
+
+
+async def adapter_endpoint(ws: WebSocket) -> None:
+    """Bots and custom channels (adapter token as ``?token=`` or ``Authorization: Bearer``). No Origin
+    check: adapters are servers, not pages, and their token never lives in a browser."""
+    from chatserver.adapterapi.service import adapter_key
+    from chatserver.realtime.adapter_session import AdapterSession
+
+    c: Context = ws.app.state.ctx
+    api = c.adapters
+    async with _handshake(ws) as slots:
+        async with _deadline(c.settings.ws_handshake_timeout_s):
+            try:
+                adapter = await api.authenticate(bearer_token(ws, allow_query=True)) if api else None
+            except StoreError as exc:
+                raise _Refused(CLOSE_TRY_AGAIN, "the database is unavailable; try again") from exc
+            if adapter is None or api is None:
+                raise _Refused(CLOSE_UNAUTHENTICATED, "invalid or revoked adapter token")
+            _identity_slot(ws, f"adapter:{adapter.id}", slots)
+            await ws.accept(subprotocol=_subprotocol(ws))
+        session = AdapterSession(
+            ws, settings=c.settings, service=c.service, hub=c.hub, adapter=adapter, api=api
+        )
+        await c.presence.connect(adapter_key(adapter.id), session.id)
+        api.connected(adapter.id)
+        try:
+            await session.run()
+        finally:
+            await c.presence.disconnect(adapter_key(adapter.id), session.id)
+
+
+routes.append(WebSocketRoute("/ws/adapter", adapter_endpoint))

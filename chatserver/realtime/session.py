@@ -210,8 +210,9 @@ class Session:
         inbox_id: str | None = None,
         agent: Agent | None = None,
         login_hash: str | None = None,
+        author: Author | None = None,
     ) -> None:
-        assert (contact is None) != (agent is None)
+        assert (contact is None) != (agent is None) or author is not None  # author: an adapter
         self.ws = ws
         self.settings = settings
         self.service = service
@@ -222,7 +223,9 @@ class Session:
         self.login_hash = login_hash
         """The hash of the login session (cookie) this connection was opened with; None for API tokens."""
         self.id = new_id("ws_")
-        self.author: Author = agent.author if agent else Author(AuthorKind.CONTACT, contact.id, contact.name)  # type: ignore[union-attr]
+        self.author: Author = author or (
+            agent.author if agent else Author(AuthorKind.CONTACT, contact.id, contact.name)  # type: ignore[union-attr]
+        )
         self.allowed = frames.AGENT_TYPES if agent else frames.VISITOR_TYPES
         self._out = _Outbox(settings.send_queue_size)
         self._cursors = Cursors()
@@ -795,6 +798,10 @@ class Session:
                 from chatserver.tickets.frames import handle_ticket_frame
 
                 self.send(await handle_ticket_frame(service, self.agent, self.contact, frame))
+            case frames.ActionClick():
+                from chatserver.realtime.adapter_session import handle_action
+
+                self.send(await handle_action(service, self.contact, frame))
 
     async def _ack_when_committed(
         self,

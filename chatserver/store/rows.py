@@ -17,6 +17,7 @@ from chatserver.model.types import (
     Conversation,
     Inbox,
     Message,
+    MessageAction,
     MessageKind,
     Role,
 )
@@ -98,6 +99,7 @@ def message(r: Row[Any]) -> Message:
         text=r.text,
         created_at=r.created_at,
         client_id=r.client_id,
+        actions=tuple(MessageAction.from_wire(a) for a in r._mapping.get("actions") or ()),
         lang=r.lang,
         translations=dict(r.translations or {}),
         untranslated=dict(r.untranslated or {}),

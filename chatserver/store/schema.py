@@ -453,3 +453,62 @@ sla_events = sa.Table(
     sa.Column("token", sa.BigInteger, nullable=False),
     sa.UniqueConstraint("ticket_id", "target", "kind", "started_at", name="uq_sla_events_once"),
 )
+
+# -- the adapter API (bots, custom channels) and outgoing webhooks -------------------------------------------
+
+adapters = sa.Table(
+    "adapters",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # bot | channel
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("url", sa.String(2000), nullable=True),
+    # channel adapters: where agents' replies are POSTed (signed) while no socket is open
+    sa.Column("secret", sa.String(200), nullable=True),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("revoked_at", MS, nullable=True),
+)
+
+adapter_inboxes = sa.Table(
+    "adapter_inboxes",
+    metadata,
+    sa.Column("adapter_id", ID, sa.ForeignKey("adapters.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True),
+)
+
+inbox_bots = sa.Table(
+    "inbox_bots",
+    metadata,
+    sa.Column("inbox_id", ID, sa.ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("adapter_id", ID, sa.ForeignKey("adapters.id", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+message_actions = sa.Table(
+    "message_actions",
+    metadata,
+    sa.Column("message_id", ID, sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("conversation_id", ID, nullable=False, index=True),
+    sa.Column("actions", sa.JSON, nullable=False),
+    # a bot's buttons [{id, label}]; or, for a visitor's click, {"action_id", "message_id"}
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("created_at", MS, nullable=False),
+    sa.Column("deleted_at", MS, nullable=True),
+)
+
+webhook_conversation_state = sa.Table(
+    "webhook_conversation_state",
+    metadata,
+    sa.Column("conversation_id", ID, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+"""The last conversation status announced to webhooks (``conversation.status_changed`` says from what)."""

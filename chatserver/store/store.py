@@ -42,12 +42,20 @@ from chatserver.store.schema import (
     contacts,
     conversations,
     inboxes,
+    message_actions,
     messages,
     read_cursors,
 )
 from chatserver.store.writer import MessageWriter, PendingMessage
 
 PAGE_MAX = 200
+
+
+def _messages() -> sa.Select[Any]:
+    """Messages with their buttons (adapter API; most have none)."""
+    return sa.select(messages, message_actions.c.actions).select_from(
+        messages.outerjoin(message_actions, message_actions.c.message_id == messages.c.id)
+    )
 
 
 class Store(RoutingQueries, ChannelQueries):
@@ -562,7 +570,7 @@ class Store(RoutingQueries, ChannelQueries):
 
     async def get_message(self, message_id: str) -> Message:
         async with self.db.read() as conn:
-            r = (await conn.execute(sa.select(messages).where(messages.c.id == message_id))).first()
+            r = (await conn.execute(_messages().where(messages.c.id == message_id))).first()
         if r is None:
             raise NotFound("message not found")
         return rows.message(r)
@@ -619,7 +627,7 @@ class Store(RoutingQueries, ChannelQueries):
         include_private: bool = True,
     ) -> list[Message]:
         stmt = (
-            sa.select(messages)
+            _messages()
             .where(messages.c.conversation_id == conversation_id, messages.c.seq > after_seq)
             .order_by(messages.c.seq)
             .limit(limit)
@@ -635,7 +643,7 @@ class Store(RoutingQueries, ChannelQueries):
         self, conversation_id: str, before_seq: int, *, limit: int, include_private: bool
     ) -> list[Message]:
         stmt = (
-            sa.select(messages)
+            _messages()
             .where(messages.c.conversation_id == conversation_id, messages.c.seq < before_seq)
             .order_by(messages.c.seq.desc())
             .limit(limit)

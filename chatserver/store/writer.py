@@ -28,6 +28,7 @@ from chatserver.store.db import Database
 from chatserver.store.schema import attachments, conversations, messages
 
 if TYPE_CHECKING:
+    from chatserver.model.types import MessageAction
     from chatserver.outbox.registry import NewDelivery
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ class PendingMessage:
     text: str
     client_id: str | None = None
     external_id: str | None = None
+    actions: tuple[MessageAction, ...] = ()
+    """A bot's buttons (or the button a visitor clicked), written in its transaction."""
     lang: str | None = None
     deliveries: tuple[NewDelivery, ...] = ()
     """Outbound deliveries of this message (an email, a channel reply), written in its transaction."""
@@ -220,6 +223,7 @@ async def _append_all(
                     author=item.author,
                     kind=item.kind,
                     text=item.text,
+                    actions=item.actions,
                     created_at=now,
                     client_id=item.client_id,
                     lang=item.lang,
@@ -258,6 +262,7 @@ async def _append_all(
             )
         if new_rows:
             await conn.execute(messages.insert(), new_rows)
+        await _insert_actions(conn, results)
         outbound = [
             (batch[i], result[0])
             for i, result in enumerate(results)
@@ -301,3 +306,22 @@ async def _append_all(
             first = results[first_of_key[key]]
             results[i] = (first[0], True) if isinstance(first, tuple) else first
     return [r for r in results if r is not None]
+
+
+async def _insert_actions(
+    conn: AsyncConnection, results: list[tuple[Message, bool] | ApiError | None]
+) -> None:
+    """Buttons of the new messages (adapter API), in the messages' own transaction."""
+    from chatserver.store.schema import message_actions
+
+    rows_ = [
+        {
+            "message_id": r[0].id,
+            "conversation_id": r[0].conversation_id,
+            "actions": [a.to_wire() for a in r[0].actions],
+        }
+        for r in results
+        if isinstance(r, tuple) and not r[1] and r[0].actions
+    ]
+    if rows_:
+        await conn.execute(message_actions.insert(), rows_)

@@ -49,6 +49,18 @@ def test_token_bucket_allows_burst_then_rate() -> None:
     "event",
     [
         MessageEvent(Message("m", "c", 3, ANN, MessageKind.NOTE, "hi <b>", 1, "k", "de", {"en": "hi"})),
+        MessageEvent(
+            Message(
+                "m",
+                "c",
+                4,
+                ANN,
+                MessageKind.TEXT,
+                "",
+                2,
+                attachments=({"id": "att_1", "name": "a.png", "content_type": "image/png", "size": 3},),
+            )
+        ),
         ConversationEvent("c", 4, {"id": "c", "status": "queued"}),
         TypingEvent("c", ANN, "start"),
         ReadEvent("c", ANN, 9),

@@ -1,0 +1,340 @@
+"""What adapters may do, on top of the conversation service: bots reply (with buttons), set contact
+attributes and routing fields, and hand off; visitors click buttons and ask for a person; a bot that is
+away longer than its grace period hands its conversations off by itself.
+
+Every check happens before anything changes: a bot acting on a conversation of an inbox it does not
+serve is ``Forbidden``; a handoff of a conversation not in ``bot`` is ``Conflict``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from chatserver.adapterapi.frames import Inject
+from chatserver.adapterapi.model import (
+    Action,
+    Adapter,
+    AdapterKind,
+    GraceClock,
+    Handoff,
+    handoff_requested,
+)
+from chatserver.adapterapi.store import AdapterQueries
+from chatserver.auth.secrets import sha256_hex
+from chatserver.chat import ChatService
+from chatserver.errors import Conflict, Forbidden, Invalid, NotFound
+from chatserver.model.events import DeliveryEvent, conversation_topic
+from chatserver.model.ids import now_ms
+from chatserver.model.status import Status
+from chatserver.model.types import (
+    SYSTEM_AUTHOR,
+    Author,
+    AuthorKind,
+    Contact,
+    Conversation,
+    Message,
+    MessageKind,
+)
+from chatserver.presence import Presence
+from chatserver.store.writer import PendingMessage
+
+log = logging.getLogger(__name__)
+
+MAX_ATTRIBUTES = 100
+
+
+def adapter_key(adapter_id: str) -> str:
+    """The presence key of an adapter's connections (any process)."""
+    return f"adapter:{adapter_id}"
+
+
+class AdapterService:
+    def __init__(
+        self,
+        chat: ChatService,
+        queries: AdapterQueries,
+        presence: Presence,
+        *,
+        grace_s: float,
+        handoff_words: Sequence[str],
+    ) -> None:
+        self.chat = chat
+        self.queries = queries
+        self.presence = presence
+        self.handoff_words = tuple(handoff_words)
+        self.clock = GraceClock(grace_s)
+        self.down: set[str] = set()
+        """Bots away longer than the grace period (and not back yet): their inboxes go to people."""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.chat.bot_for_inbox = self.bot_for_inbox
+        self.chat.message_hooks.append(self._on_messages)
+        self._watcher = asyncio.create_task(self._watch(), name="bot-grace")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def bot_for_inbox(self, inbox_id: str) -> str | None:
+        """The bot a new conversation of this inbox starts with; None while that bot is down."""
+        bot = await self.queries.bot_for_inbox(inbox_id)
+        return None if bot in self.down else bot
+
+    # -- tokens --------------------------------------------------------------------------------------------
+
+    def connected(self, adapter_id: str) -> None:
+        """A connection of this adapter opened here: it is back (other processes see it in presence)."""
+        self.clock.connected(adapter_id)
+        self.down.discard(adapter_id)
+
+    async def authenticate(self, token: str | None) -> Adapter | None:
+        if not token:
+            return None
+        return await self.queries.for_token(sha256_hex(token))
+
+    # -- access --------------------------------------------------------------------------------------------
+
+    async def conversation(self, adapter: Adapter, conversation_id: str) -> Conversation:
+        conv = await self.chat.store.get_conversation(conversation_id)
+        if not adapter.serves(conv.inbox_id):
+            raise Forbidden("this conversation belongs to an inbox this adapter does not serve")
+        return conv
+
+    # -- bots ----------------------------------------------------------------------------------------------
+
+    async def bot_send(
+        self,
+        adapter: Adapter,
+        conversation_id: str,
+        *,
+        text: str,
+        client_id: str,
+        actions: Sequence[Action] = (),
+    ) -> tuple[Message, bool]:
+        conv = await self.conversation(adapter, conversation_id)
+        if adapter.kind is not AdapterKind.BOT:
+            raise Forbidden("only bot adapters reply in conversations; channels inject messages")
+        if conv.status is not Status.BOT:
+            raise Conflict(f"the conversation is {conv.status.value}: it was handed off")
+        message, duplicate = await self.chat.send(
+            author=adapter.author, conv=conv, text=text, client_id=client_id, actions=tuple(actions)
+        )
+        return message, duplicate
+
+    async def set_contact(self, adapter: Adapter, conversation_id: str, values: dict[str, Any]) -> Contact:
+        """A bot fills in what it learned: name, email, language, custom attributes (merged)."""
+        conv = await self.conversation(adapter, conversation_id)
+        contact = await self.chat.store.get_contact(conv.contact_id)
+        update: dict[str, Any] = {}
+        for name in ("name", "email", "language"):
+            if values.get(name) is not None:
+                update[name] = values[name]
+        attributes = values.get("attributes")
+        if attributes:
+            merged = {**contact.attributes, **attributes}
+            if len(merged) > MAX_ATTRIBUTES:
+                raise Invalid(
+                    f"a contact has at most {MAX_ATTRIBUTES} attributes", data={"field": "attributes"}
+                )
+            update["attributes"] = merged
+        if not update:
+            return contact
+        contact = await self.chat.store.update_contact(contact.id, **update)
+        await self.chat.publish_conversation(await self.chat.store.get_conversation(conv.id))
+        return contact
+
+    async def set_routing(
+        self, adapter: Adapter, conversation_id: str, *, skills: dict[str, int] | None, priority: int | None
+    ) -> Conversation:
+        conv = await self.conversation(adapter, conversation_id)
+        if conv.status is not Status.BOT:
+            raise Conflict(f"the conversation is {conv.status.value}: it was handed off")
+        conv = await self.queries.set_routing_fields(conv, skills=skills, priority=priority)
+        await self.chat.publish_conversation(conv)
+        return conv
+
+    async def hand_off(self, adapter: Adapter | None, conversation_id: str, handoff: Handoff) -> Conversation:
+        """``bot`` -> ``queued``: the summary becomes a note at the top of what the agent sees and part
+        of the conversation payload; routing offers it like any other."""
+        if adapter is not None:
+            conv = await self.conversation(adapter, conversation_id)
+        else:
+            conv = await self.chat.store.get_conversation(conversation_id)
+        if conv.status is not Status.BOT:
+            raise Conflict(f"the conversation is {conv.status.value}, not bot: nothing to hand off")
+        if handoff.team is not None:
+            teams = {t.id: t for t in await self.chat.store.list_teams()}
+            by_name = {t.name: t for t in teams.values()}
+            found = teams.get(handoff.team) or by_name.get(handoff.team)
+            if found is None:
+                raise NotFound("no such team")
+            handoff = Handoff(handoff.summary, handoff.skills, handoff.priority, found.id, handoff.reason)
+        by = adapter.name if adapter is not None else "bot"
+        routing = dict(conv.routing)
+        routing["handoff"] = {
+            "summary": handoff.summary,
+            "by": by,
+            "reason": handoff.reason,
+            "at": now_ms(),
+        }
+        conv = await self.queries.hand_off(
+            conv, routing, skills=handoff.skills, priority=handoff.priority, team=handoff.team
+        )
+        note = f"Handoff from {by}: {handoff.summary}" if handoff.summary else f"Handoff from {by}"
+        await self.chat.store.append_message(PendingMessage(conv.id, SYSTEM_AUTHOR, MessageKind.NOTE, note))
+        await self.chat.publish_conversation(conv)
+        self.chat.wake_router("handoff")
+        return conv
+
+    # -- custom channels -----------------------------------------------------------------------------------
+
+    async def inject(self, adapter: Adapter, frame: Inject) -> tuple[Message, bool]:
+        """A custom channel's inbound message, into the contact's open conversation of that inbox
+        (deduped on the platform's ``external_id``); routed and translated like any other."""
+        if adapter.kind is not AdapterKind.CHANNEL:
+            raise Forbidden("only channel adapters inject messages")
+        if not adapter.serves(frame.inbox_id):
+            raise Forbidden("this adapter does not serve that inbox")
+        inbox = await self.chat.store.get_inbox(frame.inbox_id)
+        c = frame.contact
+        message, duplicate = await self.chat.receive_channel_message(
+            inbox,
+            identity=channel_identity(adapter.id, c.external_id),
+            external_id=frame.external_id,
+            text=frame.text,
+            name=c.name or c.external_id,
+            language=c.language,
+        )
+        if c.email and not duplicate:
+            conv = await self.chat.store.get_conversation(message.conversation_id)
+            contact = await self.chat.store.get_contact(conv.contact_id)
+            if contact.email is None:
+                await self.chat.store.update_contact(contact.id, email=c.email)
+        return message, duplicate
+
+    async def channel_identity(self, conv: Conversation) -> str | None:
+        """The platform's id of the conversation's contact (what a channel adapter sends replies to)."""
+        found = await self.queries.identity(conv.contact_id, conv.channel)
+        return found.split(":", 1)[1] if found and ":" in found else found
+
+    async def report_status(self, adapter: Adapter, message_id: str, state: str, reason: str | None) -> None:
+        """A custom channel says how far an agent's reply got (sent, delivered, read, failed): agents
+        see it as ``message.status``."""
+        message = await self.chat.store.get_message(message_id)
+        await self.conversation(adapter, message.conversation_id)  # Forbidden for another inbox's
+        event = DeliveryEvent(
+            message.conversation_id, message.id, f"adapter:{message.id}", "adapter", state, reason
+        )
+        self.chat.publish([(conversation_topic(message.conversation_id), event)])
+
+    # -- visitors ------------------------------------------------------------------------------------------
+
+    async def visitor_action(
+        self, contact: Contact, conversation_id: str, message_id: str, action_id: str
+    ) -> tuple[Message, bool]:
+        """A click on a bot's button: stored as the visitor's message with the button's label."""
+        conv = await self.chat.visitor_conversation(contact.id, conversation_id)
+        message = await self.chat.store.get_message(message_id)
+        if message.conversation_id != conv.id:
+            raise NotFound("message not found")
+        label = next((a.label for a in message.actions if a.id == action_id), None)
+        if label is None:
+            raise Invalid("that message has no button with this id", data={"field": "action_id"})
+        key = hashlib.sha256(f"{message_id}:{action_id}".encode()).hexdigest()[:40]
+        return await self.chat.send(
+            author=contact_author(contact),
+            conv=conv,
+            text=label,
+            client_id="act:" + key,
+            contact_language=contact.language,
+            actions=(Action(action_id, label, reply_to=message_id),),
+        )
+
+    def _on_messages(self, messages: Sequence[Message]) -> None:
+        """After each commit: a visitor who types a handoff word in a bot conversation gets a person."""
+        for m in messages:
+            spoken = m.author.kind is AuthorKind.CONTACT and m.kind is MessageKind.TEXT and not m.actions
+            if spoken and handoff_requested(m.text, self.handoff_words):
+                self._spawn(self._visitor_handoff(m.conversation_id))
+
+    async def _visitor_handoff(self, conversation_id: str) -> None:
+        conv = await self.chat.store.get_conversation(conversation_id)
+        if conv.status is not Status.BOT:
+            return
+        bot_id = await self.queries.bot_for_inbox(conv.inbox_id)
+        bot = None
+        if bot_id is not None:
+            with contextlib.suppress(NotFound):
+                bot = await self.queries.get(bot_id)
+        with contextlib.suppress(Conflict, Forbidden):
+            asked = Handoff("The visitor asked for a person.", reason="visitor")
+            await self.hand_off(bot, conversation_id, asked)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("bot handoff failed: %r", task.exception())
+
+    # -- grace period --------------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        interval = max(0.05, min(5.0, self.clock.grace_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check_bots(time.monotonic())
+            except Exception:
+                log.exception("bot grace check failed")
+
+    async def check_bots(self, now: float) -> list[str]:
+        """Hand off the conversations of bots away longer than the grace period; their ids."""
+        bots = [a for a in await self.queries.all() if a.kind is AdapterKind.BOT and a.revoked_at is None]
+        keys = {adapter_key(a.id): a for a in bots}
+        connected = await self.presence.connected(list(keys))
+        for key, adapter in keys.items():
+            if key in connected:
+                self.clock.connected(adapter.id)
+                self.down.discard(adapter.id)
+            else:
+                self.clock.disconnected(adapter.id, now)
+        due = self.clock.due(now)
+        for adapter_id in due:
+            self.down.add(adapter_id)
+            adapter = next(a for a in bots if a.id == adapter_id)
+            for conv in await self.queries.conversations_in(adapter.inbox_ids, [Status.BOT]):
+                with contextlib.suppress(Conflict, NotFound, Forbidden):
+                    await self.hand_off(
+                        adapter,
+                        conv.id,
+                        Handoff(f"{adapter.name} is unavailable; the visitor was waiting.", reason="grace"),
+                    )
+            self.clock.disconnected(adapter_id, now)  # still away: again after another grace period
+        return due
+
+
+def channel_identity(adapter_id: str, external_id: str) -> str:
+    """A custom channel's contact identity: its platform id, scoped to the adapter."""
+    return f"{adapter_id}:{external_id}"
+
+
+def contact_author(contact: Contact) -> Author:
+    return Author(AuthorKind.CONTACT, contact.id, contact.name)
