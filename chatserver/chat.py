@@ -209,6 +209,7 @@ class ChatService:
                 steps=[[r, s] for r, s in rule.steps],
                 max_wait_s=rule.max_wait_s,
                 offer_timeout_s=rule.offer_timeout_s,
+                ticket_on=list(rule.ticket_on),
             )
         bot = await self.bot_for_inbox(inbox.id) if self.bot_for_inbox is not None else None
         conv = await self.store.create_conversation(

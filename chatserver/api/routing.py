@@ -19,6 +19,7 @@ from chatserver.routing.config import (
     parse_holidays,
     parse_hours,
     parse_steps,
+    parse_ticket_on,
     parse_timezone,
 )
 
@@ -122,6 +123,7 @@ def rule_from_json(rule_id: str, data: dict[str, Any]) -> Rule:
         "steps",
         "offer_timeout_s",
         "max_wait_s",
+        "ticket_on",
     }
     if unknown:
         raise Invalid(f"unknown fields {sorted(unknown)}", data={"field": sorted(unknown)[0]})
@@ -140,6 +142,7 @@ def rule_from_json(rule_id: str, data: dict[str, Any]) -> Rule:
             raise Invalid(f"{name} must be an integer from -1000 to 1000", data={"field": name})
     try:
         steps = parse_steps(data.get("steps"))
+        ticket_on = parse_ticket_on(data.get("ticket_on"))
     except ConfigProblem as exc:
         raise _problem(exc) from exc
     team_id = data.get("team_id")
@@ -158,6 +161,7 @@ def rule_from_json(rule_id: str, data: dict[str, Any]) -> Rule:
         steps=steps,
         offer_timeout_s=_number(data, "offer_timeout_s", minimum=1, maximum=600),
         max_wait_s=_number(data, "max_wait_s", minimum=1, maximum=86400),
+        ticket_on=ticket_on,
     )
 
 
@@ -171,7 +175,8 @@ async def list_rules(request: Request) -> Response:
 @api
 async def create_rule(request: Request) -> Response:
     """Create a routing rule: ``{name, position?, match: {inbox_id?, channel?, fields?}, team_id?, skills?,
-    priority?, steps?: [{requirement: "language:de>=4", after_s: 30}], offer_timeout_s?, max_wait_s?}``."""
+    priority?, steps?: [{requirement: "language:de>=4", after_s: 30}], offer_timeout_s?, max_wait_s?,
+    ticket_on?: [no_agent_eligible | outside_business_hours | max_wait_exceeded]}``."""
     c = ctx(request)
     await current_agent(request, role=Role.ADMIN)
     rule = await c.store.save_rule(rule_from_json(new_id("rr_"), await body(request)))

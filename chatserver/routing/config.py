@@ -110,6 +110,19 @@ def parse_holidays(raw: Any) -> frozenset[str]:
     return frozenset(out)
 
 
+TICKET_REASONS = ("no_agent_eligible", "outside_business_hours", "max_wait_exceeded")
+"""The escalation reasons of the routing engine (routing/model.py ``EscalationReason``)."""
+DEFAULT_TICKET_ON = ("max_wait_exceeded",)
+
+
+def parse_ticket_on(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return DEFAULT_TICKET_ON
+    if not isinstance(raw, list) or not all(isinstance(r, str) and r in TICKET_REASONS for r in raw):
+        raise ConfigProblem("ticket_on", "ticket_on is a list of " + ", ".join(TICKET_REASONS))
+    return tuple(dict.fromkeys(raw))
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     id: str
@@ -125,6 +138,9 @@ class Rule:
     """(requirement, expires after seconds), e.g. ("language:de>=4", 30)."""
     offer_timeout_s: float | None = None
     max_wait_s: float | None = None
+    ticket_on: tuple[str, ...] = DEFAULT_TICKET_ON
+    """Why routing gives up on a conversation (``TICKET_REASONS``) that makes it a ticket at once; for the
+    others it stays pending while the visitor is there (and becomes a ticket when they leave)."""
 
     def matches(self, *, inbox_id: str, channel: str, fields: Mapping[str, str]) -> bool:
         return (
@@ -163,6 +179,7 @@ class Rule:
             "steps": [{"requirement": r, "after_s": s} for r, s in self.steps],
             "offer_timeout_s": self.offer_timeout_s,
             "max_wait_s": self.max_wait_s,
+            "ticket_on": list(self.ticket_on),
         }
 
 

@@ -20,7 +20,7 @@ from chatserver.errors import Conflict, Duplicate, Forbidden, Invalid, NotFound
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.status import OPEN_STATUSES, Move, Status
 from chatserver.model.types import Agent, AuthorKind, Conversation
-from chatserver.routing.config import Rule, Team
+from chatserver.routing.config import DEFAULT_TICKET_ON, Rule, Team
 from chatserver.store import rows
 from chatserver.store.db import Database
 from chatserver.store.moves import status_update
@@ -84,6 +84,7 @@ def _rule(r: Any) -> Rule:
         steps=tuple((s["requirement"], float(s["after_s"])) for s in r.steps or ()),
         offer_timeout_s=r.offer_timeout_s,
         max_wait_s=r.max_wait_s,
+        ticket_on=tuple(r.ticket_on) if r.ticket_on is not None else DEFAULT_TICKET_ON,
     )
 
 
@@ -193,6 +194,7 @@ class RoutingQueries:
             "steps": [{"requirement": r, "after_s": s} for r, s in rule.steps],
             "offer_timeout_s": rule.offer_timeout_s,
             "max_wait_s": rule.max_wait_s,
+            "ticket_on": list(rule.ticket_on),
         }
         async with self.db.write() as conn:
             if (

@@ -223,6 +223,7 @@ routing_rules = sa.Table(
     sa.Column("offer_timeout_s", sa.Float, nullable=True),
     sa.Column("max_wait_s", sa.Float, nullable=True),
     sa.Column("created_at", MS, nullable=False),
+    sa.Column("ticket_on", sa.JSON(none_as_null=True), nullable=True),  # null: the default (max wait)
 )
 
 routing_fence = sa.Table(

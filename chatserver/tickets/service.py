@@ -20,6 +20,7 @@ from chatserver.model.status import WAITING_STATUSES, Status
 from chatserver.model.types import Agent, Author, AuthorKind, Contact, Conversation, Message, MessageKind
 from chatserver.outbox.registry import NewDelivery
 from chatserver.outbox.store import OutboxQueries
+from chatserver.routing.config import DEFAULT_TICKET_ON
 from chatserver.settings import Settings
 from chatserver.store.store import Store
 from chatserver.store.writer import PendingMessage
@@ -504,20 +505,45 @@ class TicketService:
         )
         out = []
         for conv in waiting:
-            has_message = any(
-                m.author.kind is AuthorKind.CONTACT
-                for m in await self.store.messages_after(conv.id, 0, limit=50, include_private=False)
-            )
-            if has_message and await self.q.for_conversation(conv.id) is None:
+            if await self._contact_wrote(conv.id) and await self.q.for_conversation(conv.id) is None:
                 out.append(await self.escalate(SYSTEM, conv.id, reason="the visitor left"))
         return out
 
     async def after_router_escalation(self, conv: Conversation, reason: str) -> Ticket | None:
-        """Routing gave up on a conversation. A rule's wait limit (``max_wait_s``) says "ticket now";
-        otherwise (nobody eligible, closed) it stays pending while the visitor is there."""
-        if reason != "max_wait_exceeded":
+        """Routing gave up on a conversation. Its rule's ``ticket_on`` says which reasons make a ticket
+        at once (by default only its wait limit, ``max_wait_s``); otherwise (nobody eligible, closed) it
+        stays pending while the visitor is there. A conversation nobody has written in yet becomes a
+        ticket once the contact's first message is in (within ``FIRST_MESSAGE_WAIT_S``)."""
+        if reason not in conv.routing.get("ticket_on", DEFAULT_TICKET_ON):
             return None
-        return await self.escalate(SYSTEM, conv.id, priority=_priority_of(conv), reason="it waited too long")
+        if not await self._contact_wrote(conv.id):
+            task = asyncio.get_running_loop().create_task(self._ticket_when_written(conv, reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return None
+        why = ESCALATION_WHY.get(reason, reason)
+        return await self.escalate(SYSTEM, conv.id, priority=_priority_of(conv), reason=why)
+
+    async def _contact_wrote(self, conversation_id: str) -> bool:
+        return any(
+            m.author.kind is AuthorKind.CONTACT
+            for m in await self.store.messages_after(conversation_id, 0, limit=50, include_private=False)
+        )
+
+    async def _ticket_when_written(self, conv: Conversation, reason: str) -> None:
+        try:
+            deadline = asyncio.get_running_loop().time() + FIRST_MESSAGE_WAIT_S
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.5)
+                current = await self.store.get_conversation(conv.id)
+                if current.status not in WAITING_STATUSES:
+                    return  # an agent took it, or it closed
+                if await self._contact_wrote(conv.id):
+                    why = ESCALATION_WHY.get(reason, reason)
+                    await self.escalate(SYSTEM, conv.id, priority=_priority_of(current), reason=why)
+                    return
+        except Exception:
+            log.exception("ticket for %s after routing gave up failed", conv.id)
 
     # -- contacts' later messages -------------------------------------------------------------------------
 
@@ -573,6 +599,16 @@ class TicketService:
             )
         await self.publish(ticket)
         return ticket
+
+
+FIRST_MESSAGE_WAIT_S = 30.0
+"""How long a conversation routing gave up on waits for its first message before the ticket is made
+(after that, the visitor-gone path makes it when the visitor leaves)."""
+ESCALATION_WHY = {
+    "max_wait_exceeded": "it waited too long",
+    "no_agent_eligible": "nobody was available",
+    "outside_business_hours": "it came outside business hours",
+}
 
 
 def _priority_of(conv: Conversation) -> Priority:

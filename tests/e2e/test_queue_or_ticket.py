@@ -137,3 +137,53 @@ async def test_a_rules_wait_limit_escalates_to_a_ticket(
             frame = await sup.expect("ticket", ticket__conversation_id=cid, timeout=15)
             assert frame["ticket"]["priority"] == "urgent"
             assert frame["ticket"]["subject"] == "Order 42?"
+
+
+async def test_a_rule_can_make_nobody_available_a_ticket_at_once(
+    routed: tuple[Server, Seed], http: httpx.AsyncClient
+) -> None:
+    server, s = routed
+    for bad in (["bogus"], "no_agent_eligible", [1]):
+        r = await http.post(
+            f"{server.url}/api/v1/routing/rules",
+            json={"name": "x", "ticket_on": bad},
+            headers=auth(s.admin_token),
+        )
+        assert r.status_code == 422 and r.json()["error"]["data"]["field"] == "ticket_on", r.text
+    r = await http.post(
+        f"{server.url}/api/v1/routing/rules",
+        json={
+            "name": "async",
+            "priority": 1,
+            "match": {"channel": "widget"},
+            "ticket_on": ["no_agent_eligible"],
+        },
+        headers=auth(s.admin_token),
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["ticket_on"] == ["no_agent_eligible"]
+    listed = await http.get(f"{server.url}/api/v1/routing/rules", headers=auth(s.admin_token))
+    assert [x["ticket_on"] for x in listed.json()["items"]] == [["no_agent_eligible"]]
+    async with Client.connect(f"{server.ws}/ws/agent", token=s.admin_token, origin=None) as sup:
+        await sup.expect("hello")
+        await sup.request({"type": "status.set", "status": "away"})
+        tok = (await visitor_token(http, server.url, s.inbox_key))["token"]
+        async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as v:
+            await v.expect("hello")
+            cid = (await v.request({"type": "conversation.start"}))["conversation_id"]
+            await v.request(
+                {"type": "message.send", "conversation_id": cid, "client_id": "m1", "text": "Refund please"}
+            )
+            # the visitor is still there, but the rule says: nobody available -> a ticket now
+            frame = await sup.expect("ticket", ticket__conversation_id=cid, timeout=15)
+            assert frame["ticket"]["subject"] == "Refund please"
+            assert frame["ticket"]["priority"] == "high"
+            told = await v.next(
+                lambda f: f.get("type") == "message" and "Escalated to ticket" in f["message"]["text"],
+                timeout=10,
+            )
+            assert "nobody was available" in told["message"]["text"]
+        conv = (
+            await http.get(f"{server.url}/api/v1/conversations/{cid}", headers=auth(s.admin_token))
+        ).json()
+        assert conv["status"] == "resolved" and conv["ticket"]["number"] == frame["ticket"]["number"]
