@@ -8,6 +8,7 @@ import pytest
 from chatserver.store.db import Database, make_engine
 from chatserver.store.migrate import upgrade
 from chatserver.store.store import Store
+from tests.e2e.harness import ServerProcess
 from tests.services import check_redis, create_pg_database, drop_pg_database
 
 
@@ -19,6 +20,15 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(url)
+
+
+@pytest.fixture
+def procs() -> Iterator[list[ServerProcess]]:
+    """Server processes a test starts (tests/e2e/harness.py ``ServerProcess``), killed at its end."""
+    started: list[ServerProcess] = []
+    yield started
+    for p in started:
+        p.kill()
 
 
 @pytest.fixture(scope="session")

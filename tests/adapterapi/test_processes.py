@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,14 +13,6 @@ from tests.e2e.harness import ISSUED_SECRETS, Client, ServerProcess, run_cli, se
 from tests.services import REDIS_PREFIX
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
-
-
-@pytest.fixture
-def procs() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for p in started:
-        p.kill()
 
 
 async def test_bot_on_one_process_visitor_on_the_other(

@@ -18,14 +18,6 @@ from tests.services import REDIS_PREFIX
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def procs() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for p in started:
-        p.kill()
-
-
 def start(procs: list[ServerProcess], env: dict[str, str], log: Path) -> ServerProcess:
     p = ServerProcess(env=env, log=log)
     procs.append(p)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,14 +13,6 @@ from tests.e2e.harness import Client, ServerProcess, seed, visitor_token
 from tests.services import REDIS_PREFIX
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def procs() -> Iterator[list[ServerProcess]]:
-    started: list[ServerProcess] = []
-    yield started
-    for p in started:
-        p.kill()
 
 
 async def test_two_processes_number_tickets_without_a_clash(
