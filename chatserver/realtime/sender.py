@@ -100,6 +100,14 @@ class Sender:
     def is_agent(self) -> bool:
         return self.agent is not None
 
+    @property
+    def watches_queue(self) -> bool:
+        """Supervisors, and every agent with manual routing (they take conversations from it), get each
+        waiting conversation; other agents get their offers, their own, the pending conversations (which
+        routing gave up on and anyone may take) and a summary of the queue."""
+        agent = self.agent
+        return agent is not None and (agent.role.supervises or self.settings.routing == "manual")
+
     async def close(self, code: int, reason: str = "") -> None:
         if self._closing:
             return
@@ -260,9 +268,11 @@ class Sender:
             )
         else:
             assert self.agent is not None
+            statuses = WAITING_STATUSES if self.watches_queue else {Status.PENDING}
             waiting = await service.store.list_conversations(
-                statuses=[s.value for s in WAITING_STATUSES], limit=200, newest_first=False
+                statuses=[s.value for s in statuses], limit=200, newest_first=False
             )
+            self.hub.note_waiting([(conv.id, conv.status.value) for conv in waiting])
             mine = await service.store.list_conversations(
                 assignee_id=self.agent.id, statuses=[s.value for s in OPEN_STATUSES], limit=200
             )

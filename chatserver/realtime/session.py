@@ -17,6 +17,8 @@ import logging
 from chatserver.model import frames
 from chatserver.model.events import (
     AGENTS_TOPIC,
+    PENDING_TOPIC,
+    QUEUE_TOPIC,
     AccessEvent,
     ConversationEvent,
     DeliveryEvent,
@@ -44,6 +46,7 @@ from chatserver.realtime.outbox import (
     SendText,
     Snapshot,
 )
+from chatserver.realtime.queueboard import ThrottledSummary
 from chatserver.realtime.receiver import Receiver
 from chatserver.realtime.sender import (
     CLOSE_FORBIDDEN,
@@ -75,17 +78,26 @@ class Session(Receiver):
         await self.ws.send_text(frames.encode(hello))
         self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.id}")
         release_timer: asyncio.TimerHandle | None = None
+        summary: ThrottledSummary | None = None
         try:
             if self.agent is not None:
-                for topic in (AGENTS_TOPIC, agent_topic(self.agent.id)):
+                topics = [AGENTS_TOPIC, agent_topic(self.agent.id)]
+                topics.append(QUEUE_TOPIC if self.watches_queue else PENDING_TOPIC)
+                for topic in topics:
                     await self.hub.subscribe(self, topic)
                     self.topics.add(topic)
             self._put(Snapshot())
+            if self.agent is not None:  # every agent sees how many wait ("3 waiting")
+                summary = ThrottledSummary(self.send)
+                await self.hub.watch_summary(summary)
             release_timer = asyncio.get_running_loop().call_later(RESUME_WINDOW_S, self._put, Release())
             await self._receive_loop()
         finally:
             if release_timer is not None:
                 release_timer.cancel()
+            if summary is not None:
+                summary.cancel()
+                await self.hub.unwatch_summary(summary)
             if self._acks:  # let messages already queued for commit be answered (bounded wait)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(2):
@@ -194,7 +206,7 @@ class Session(Receiver):
     def _on_conversation(self, topic: str, event: ConversationEvent) -> None:
         cid = event.conversation_id
         if event.version <= self._versions.get(cid, 0):
-            return  # already sent (it arrives on the agents topic and the conversation topic)
+            return  # already sent (it arrives on the conversation's, the queue's and the agent's topics)
         self._versions[cid] = event.version
         self._convs.pop(cid, None)  # refetched when next needed
         self._payloads[cid] = event.payload
