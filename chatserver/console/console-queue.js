@@ -1,0 +1,2 @@
+/* chatserver agent console: the queue summary (`queue` frames) (see console.js). */
+"use strict";
