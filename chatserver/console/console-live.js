@@ -104,6 +104,7 @@ function onFrame(text) {
     case "message.translated": return onTranslated(f);
     case "snapshot": return onSnapshot(f);
     case "offer": return onOffer(f);
+    case "queue": return onQueue(f);
     case "offer.revoked": return onOfferRevoked(f);
     case "notice": return onNotice(f);
     case "ticket":
@@ -161,8 +162,9 @@ function onHello(f) {
     if (Date.now() - lastRx > hb * 2.5) drop(sock);
     else send({ type: "ping" });
   }, hb);
-  // The burst of `conversation` frames that follows lists every waiting conversation and all of mine; the
-  // `snapshot` frame that ends it says which: the others are pruned then (no empty lists meanwhile).
+  // The burst of `conversation` frames that follows lists the waiting conversations this agent sees (all of
+  // them for supervisors and with manual routing, else the pending ones) and all of mine; the `snapshot`
+  // frame that ends it says which: the others are pruned then (no empty lists meanwhile).
   const cursors = {};
   for (const id of loaded) {
     cursors[id] = lastSeq(id);
@@ -206,7 +208,10 @@ function onSnapshot(f) {
 }
 
 function bucket(c) {
-  if (WAITING.has(c.status)) return "waiting";
+  if (WAITING.has(c.status)) {
+    const offeredToMe = c.status === "offered" && [...offers.values()].some((o) => o.cid === c.id);
+    return watchesQueue() || c.status === "pending" || offeredToMe ? "waiting" : null;
+  }
   if (c.status !== "resolved" && c.assignee && me && c.assignee.id === me.id) return "mine";
   return null;
 }
@@ -230,11 +235,13 @@ function renderLists() {
       itemNodes.delete(id);
     }
   }
-  $("waiting-count").textContent = waiting.length;
+  const count = waitingCount(waiting.length);
+  $("waiting-count").textContent = count;
   $("mine-count").textContent = mine.length;
-  show($("waiting-empty"), !waiting.length);
+  show($("waiting-empty"), !waiting.length && (watchesQueue() || !queueSummary));
   show($("mine-empty"), !mine.length);
-  updateTitle(waiting.length);
+  renderQueueSummary();
+  updateTitle(count);
 }
 
 function fillList(ul, list, isWaiting) {

@@ -204,6 +204,7 @@ $("logout").addEventListener("click", async () => {
 
 function teardown() {
   loggedIn = false;
+  queueSummary = null;
   clearTimeout(retryTimer);
   clearInterval(beat);
   retire(retiring);
