@@ -49,6 +49,7 @@ class Receiver(Sender):
             msg = await self.ws.receive()
             if msg["type"] == "websocket.disconnect":
                 return
+            self._heard = True
             try:
                 if not await self._receive_one(msg.get("text")):
                     return

@@ -48,6 +48,10 @@ CLOSE_RATE_LIMITED = 4429
 CLOSE_TRY_AGAIN = 1013
 """The database is unreachable while the connection is set up: reconnect later."""
 PAGE = 500
+RESUME_WINDOW_S = 2.0
+"""How long live messages of the snapshot's conversations wait for the client's first frame (its resume),
+counted from the end of the snapshot; a first frame that arrived but is still being handled (a slow
+database in a reconnect storm) is waited for however long it takes."""
 
 
 class Sender:
@@ -81,6 +85,9 @@ class Sender:
         self._out = Outbox(settings.send_queue_size)
         self._cursors = Cursors()
         self._first_frame = False
+        self._heard = False
+        """The client's first frame arrived (its handling may not be over)."""
+        self._release_timer: asyncio.TimerHandle | None = None
         self._versions: dict[str, int] = {}
         self._convs: dict[str, Conversation] = {}
         self._payloads: dict[str, dict[str, Any]] = {}
@@ -221,7 +228,12 @@ class Sender:
                 conv = await self.service.store.get_conversation(cid)
                 await self._track(conv)
             case Snapshot():
-                await self._snapshot()
+                try:
+                    await self._snapshot()
+                finally:  # the window starts once the client has its snapshot
+                    if self._release_timer is None and not self._first_frame:
+                        loop = asyncio.get_running_loop()
+                        self._release_timer = loop.call_later(RESUME_WINDOW_S, self._release_if_silent)
             case Refresh(frame=frame):
                 await self._refresh_agent()
                 await self._write(frame)
@@ -229,6 +241,12 @@ class Sender:
                 await self.ws.close(code, reason)
                 return True  # the session is over
         return False
+
+    def _release_if_silent(self) -> None:
+        """The window passed: a client that has sent nothing gets its live stream now."""
+        if not self._heard and not self._first_frame:
+            self._first_frame = True
+            self._put(Release())
 
     async def _send_message(self, m: Message) -> None:
         cid = m.conversation_id

@@ -40,7 +40,6 @@ from chatserver.model.events import (
 from chatserver.realtime.outbox import (
     Follow,
     Refresh,
-    Release,
     SendFrame,
     SendMessage,
     SendText,
@@ -58,9 +57,6 @@ from chatserver.realtime.sender import (
 
 log = logging.getLogger(__name__)
 
-RESUME_WINDOW_S = 2.0
-"""How long live messages of the snapshot's conversations wait for the client's first frame (its resume)."""
-
 
 class Session(Receiver):
     """Shared by visitors and agents; the identity decides what is allowed and visible."""
@@ -77,7 +73,6 @@ class Session(Receiver):
             hello["routing"] = self.settings.routing  # offers: wait for offers; manual: take conversations
         await self.ws.send_text(frames.encode(hello))
         self._sender = asyncio.create_task(self._send_loop(), name=f"sender-{self.id}")
-        release_timer: asyncio.TimerHandle | None = None
         summary: ThrottledSummary | None = None
         try:
             if self.agent is not None:
@@ -90,11 +85,10 @@ class Session(Receiver):
             if self.agent is not None:  # every agent sees how many wait ("3 waiting")
                 summary = ThrottledSummary(self.send)
                 await self.hub.watch_summary(summary)
-            release_timer = asyncio.get_running_loop().call_later(RESUME_WINDOW_S, self._put, Release())
             await self._receive_loop()
         finally:
-            if release_timer is not None:
-                release_timer.cancel()
+            if self._release_timer is not None:
+                self._release_timer.cancel()
             if summary is not None:
                 summary.cancel()
                 await self.hub.unwatch_summary(summary)
