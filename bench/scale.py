@@ -361,6 +361,7 @@ async def storm(cfg: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         t0 = time.monotonic()
         exact = 0
         attempts: list[int] = []
+        errors: Counter[str] = Counter()
 
         async def come_back(cid: str, tok: str) -> None:
             nonlocal exact
@@ -368,17 +369,23 @@ async def storm(cfg: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             while True:
                 await asyncio.sleep(widget_backoff(attempt, rng))
                 attempt += 1
-                try:
-                    ws = await connect(f"ws://127.0.0.1:{port}/ws/visitor?token={tok}")
-                    await ws.send(orjson.dumps({"type": "resume", "ref": "r", "cursors": {cid: 0}}).decode())
-                    seqs: list[int] = []
-                    while True:
-                        f = orjson.loads(await ws.recv())
-                        if f.get("type") == "message":
-                            seqs.append(f["seq"])
-                        elif f.get("type") == "resumed":
-                            break
-                except Exception:
+                try:  # the widget gives up on a silent connection after its heartbeat (here 30 s)
+                    async with asyncio.timeout(30):
+                        ws = await connect(f"ws://127.0.0.1:{port}/ws/visitor?token={tok}")
+                        await ws.send(
+                            orjson.dumps({"type": "resume", "ref": "r", "cursors": {cid: 0}}).decode()
+                        )
+                        seqs: list[int] = []
+                        while True:
+                            f = orjson.loads(await ws.recv())
+                            if f.get("type") == "message":
+                                seqs.append(f["seq"])
+                            elif f.get("type") == "resumed":
+                                break
+                            elif f.get("type") == "error":
+                                errors[str(f.get("code"))] += 1
+                except Exception as exc:
+                    errors[type(exc).__name__] += 1
                     continue
                 attempts.append(attempt)
                 if seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 1:
@@ -386,14 +393,20 @@ async def storm(cfg: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 await ws.close()
                 return
 
-        await asyncio.gather(*(come_back(cid, tok) for cid, tok in by_cid.items()))
+        back = [asyncio.create_task(come_back(cid, tok)) for cid, tok in by_cid.items()]
+        _, late = await asyncio.wait(back, timeout=cfg.storm_limit)
+        for t in late:
+            t.cancel()
         took = time.monotonic() - t0
         await agent.close()
         return {
             "visitors": cfg.storm,
             "resumed_exactly": exact,
             "all_resumed_s": round(took, 1),
+            "not_back_within_limit": len(late),
+            "limit_s": cfg.storm_limit,
             "attempts_max": max(attempts, default=0),
+            "errors_seen": dict(errors),
             "rss_mib": {
                 "before": round(rss_before / 2**20, 1),
                 "connected": round(rss_connected / 2**20, 1),
@@ -434,6 +447,7 @@ def main() -> None:
     ap.add_argument("--msg-rate", type=float, default=1000.0, help="visitor messages per second in all")
     ap.add_argument("--duration", type=float, help="seconds of messages (10; quick 4)")
     ap.add_argument("--storm", type=int, default=0, help="visitors in the reconnect storm (0: none)")
+    ap.add_argument("--storm-limit", type=float, default=120.0, help="seconds the storm may take at most")
     ap.add_argument("--layouts", default="1,2", help="numbers of web processes to run the load against")
     ap.add_argument("--out", type=Path, default=RESULTS)
     cfg = ap.parse_args()
