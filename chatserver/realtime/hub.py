@@ -126,6 +126,9 @@ class Hub:
         self.queue_board.detach(watcher)
         if not self.queue_board.watchers:
             await self.unsubscribe_all(self._board_feed, {QUEUE_TOPIC})
+            if QUEUE_TOPIC not in self._subs:  # no longer told of departures: forget who waited
+                self._waiting.clear()
+                self._pending.clear()
 
     def note_waiting(self, conversations: list[tuple[str, str]]) -> None:
         """A snapshot showed these (id, status) waiting: their departure must reach the watchers."""
