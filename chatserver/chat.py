@@ -17,6 +17,7 @@ from chatserver.bus import Bus, Publisher
 from chatserver.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from chatserver.model.events import (
     AGENTS_TOPIC,
+    QUEUE_TOPIC,
     ROUTING_TOPIC,
     AccessEvent,
     ConversationEvent,
@@ -29,6 +30,7 @@ from chatserver.model.events import (
     WakeEvent,
     agent_topic,
     conversation_topic,
+    inbox_topic,
 )
 from chatserver.model.status import CLAIMABLE, OPEN_STATUSES, Status
 from chatserver.model.types import (
@@ -156,7 +158,7 @@ class ChatService:
     async def publish_conversation(self, conv: Conversation) -> dict[str, Any]:
         payload = await self.conversation_payload(conv)
         event = ConversationEvent(conv.id, conv.version, payload)
-        self.publish([(conversation_topic(conv.id), event), (AGENTS_TOPIC, event)])
+        self.publish(conversation_targets(conv, event))
         return payload
 
     # -- access ----------------------------------------------------------------------------------------------
@@ -616,6 +618,21 @@ class ChatService:
         agent = await self.store.update_agent(agent.id, status=status.value)
         await self.publish_presence(agent)
         return agent
+
+
+def conversation_targets(conv: Conversation, event: ConversationEvent) -> list[tuple[str, Event]]:
+    """Where a conversation change goes: its followers, the queue watchers, its inbox's adapters, its
+    assignee and the agent it is offered to. A constant number of topics, whatever the number of agents
+    online."""
+    items: list[tuple[str, Event]] = [
+        (conversation_topic(conv.id), event),
+        (QUEUE_TOPIC, event),
+        (inbox_topic(conv.inbox_id), event),
+    ]
+    for agent_id in dict.fromkeys((conv.assignee_id, conv.offer_agent_id)):
+        if agent_id is not None:
+            items.append((agent_topic(agent_id), event))
+    return items
 
 
 def _base_language(tag: str | None) -> str | None:

@@ -14,11 +14,23 @@ import orjson
 from chatserver.model.types import Author, AuthorKind, Message, MessageAction, MessageKind
 
 AGENTS_TOPIC = "agents"
+"""Presence, tickets and SLA events for every agent connection (never conversation changes)."""
+QUEUE_TOPIC = "queue"
+"""Every conversation change; each process's hub passes on only the waiting queue's (arrivals, changes and
+departures) to the connections watching the queue (supervisors; every agent with manual routing)."""
+PENDING_TOPIC = "queue:pending"
+"""Local to each process (never published): the pending part of the queue, which routing gave up on and
+any agent may take, for the agents who do not watch the whole queue."""
 ROUTING_TOPIC = "routing"
 
 
 def agent_topic(agent_id: str) -> str:
     return f"agent:{agent_id}"
+
+
+def inbox_topic(inbox_id: str) -> str:
+    """Every change of the inbox's conversations: what adapters (bots, custom channels) of it follow."""
+    return f"inbox:{inbox_id}"
 
 
 def conversation_topic(conversation_id: str) -> str:

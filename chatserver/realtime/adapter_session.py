@@ -22,7 +22,6 @@ from chatserver.chat import ChatService
 from chatserver.errors import ApiError, Conflict, Forbidden
 from chatserver.model import frames
 from chatserver.model.events import (
-    AGENTS_TOPIC,
     AccessEvent,
     ConversationEvent,
     DeliveryEvent,
@@ -33,11 +32,13 @@ from chatserver.model.events import (
     TypingEvent,
     agent_topic,
     conversation_topic,
+    inbox_topic,
 )
 from chatserver.model.status import OPEN_STATUSES, Status
 from chatserver.model.types import AuthorKind, Contact, Conversation, Message, MessageKind
 from chatserver.realtime.hub import Hub
-from chatserver.realtime.session import CLOSE_UNAUTHENTICATED, Session, _Follow
+from chatserver.realtime.outbox import Follow
+from chatserver.realtime.session import CLOSE_UNAUTHENTICATED, Session
 from chatserver.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class AdapterSession(Session):
         return True
 
     async def run(self) -> None:
-        for topic in (AGENTS_TOPIC, agent_topic(self.adapter.id)):  # new conversations; revocation
+        # its inboxes' conversations (new ones included), and its own topic (revocation)
+        for topic in (*(inbox_topic(i) for i in self.adapter.inbox_ids), agent_topic(self.adapter.id)):
             await self.hub.subscribe(self, topic)
             self.topics.add(topic)
         await super().run()
@@ -95,7 +97,7 @@ class AdapterSession(Session):
         super()._on_conversation(topic, event)
         cid = event.conversation_id
         if conversation_topic(cid) not in self.topics and self._wants(event.payload.get("status")):
-            self._put(_Follow(cid))
+            self._put(Follow(cid))
 
     async def _send_message(self, m: Message) -> None:
         await super()._send_message(m)

@@ -18,7 +18,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from chatserver.errors import Conflict, Duplicate, Forbidden, Invalid, NotFound
 from chatserver.model.ids import new_id, now_ms
-from chatserver.model.status import OPEN_STATUSES, Move, Status
+from chatserver.model.status import OPEN_STATUSES, WAITING_STATUSES, Move, Status
 from chatserver.model.types import Agent, AuthorKind, Conversation
 from chatserver.routing.config import DEFAULT_TICKET_ON, Rule, Team
 from chatserver.store import rows
@@ -93,6 +93,20 @@ class RoutingQueries:
 
     async def get_conversation(self, conversation_id: str) -> Conversation:  # provided by Store
         raise NotImplementedError
+
+    # -- the queue summary ---------------------------------------------------------------------------------
+
+    async def queue_counts(self) -> list[tuple[str | None, str, int, int]]:
+        """Waiting conversations grouped by team and status: (team, status, count, oldest arrival ms)."""
+        c = conversations.c
+        arrival = sa.func.min(sa.func.coalesce(c.enqueued_at, c.created_at))
+        stmt = (
+            sa.select(c.team, c.status, sa.func.count(), arrival)
+            .where(c.status.in_([s.value for s in WAITING_STATUSES]))
+            .group_by(c.team, c.status)
+        )
+        async with self.db.read() as conn:
+            return [(r[0], str(r[1]), int(r[2]), int(r[3])) for r in await conn.execute(stmt)]
 
     # -- teams ---------------------------------------------------------------------------------------------
 
