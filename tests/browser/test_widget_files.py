@@ -60,7 +60,7 @@ def test_a_visitor_sends_a_photo_and_a_pdf_and_the_agent_gets_them(
     picker.set_input_files(str(photo))
     log = widget_log(visitor)
     thumb = log.locator(".msg.me .files img.thumb")
-    expect(thumb).to_have_attribute("alt", "parcel _b_.png")  # the server's clean name, as text
+    expect(thumb).to_have_attribute("alt", "parcel _b_.png", timeout=15_000)  # the server's clean name
     expect(thumb).to_have_js_property("naturalWidth", 1)  # loaded through its signed link
     picker.set_input_files(str(pdf))
     expect(log.locator(".msg.me .files a.file", has_text="receipt.pdf")).to_have_attribute(
