@@ -39,6 +39,7 @@ from chatserver.api import files as files_api
 from chatserver.api import routing as routing_api
 from chatserver.api import sla as sla_api
 from chatserver.api import tickets as tickets_api
+from chatserver.api import transcript as transcript_api
 from chatserver.api.common import error_response
 from chatserver.api.security_headers import SecurityHeaders
 from chatserver.auth.login import LoginGuard
@@ -345,6 +346,7 @@ def create_app(settings: Settings) -> Starlette:
         *auth_routes.routes,
         *widget.routes,
         *files_api.routes,
+        *transcript_api.routes,
         *conversations.routes,
         *directory.routes,
         *canned.routes,

@@ -148,12 +148,12 @@
       const row = el("div", {
         class: "msg " + (mine ? "me" : "them") + (pending ? " pending" : "") + (pending && pending.failed ? " failed" : ""),
         "data-seq": pending ? null : m.seq,
-        "data-author": m.author ? m.author.kind + ":" + m.author.id : "",
+        "data-author": m.author ? m.author.kind + ":" + (m.author.id || m.author.name) : "",
         "data-client-id": m.client_id || null
       });
       if (!mine) row.appendChild(el("div", { class: "who", text: m.author ? m.author.name : "" }));
       const files = m.attachments && m.attachments.length ? m.attachments : null;
-      if (m.text || !files) row.appendChild(el("div", { class: "bubble", text: m.text }));
+      row.appendChild(el("div", { class: "bubble", text: m.text, hidden: !m.text && !!files }));
       if (files) row.appendChild(fileUI.render(files, !!pending));
       const acts = !pending && flow.actions(m);
       if (acts) row.appendChild(acts);

@@ -81,6 +81,12 @@
           : null;
         rateKey = rk;
       }
+      if (rate && !rate.querySelector(".transcript")) {
+        rate.appendChild(M.panels.transcript(T, st.email, (email) => {
+          const saved = email === X.st().email ? Promise.resolve() : post("/api/v1/widget/contact", { email }).then(remember);
+          return saved.then(() => post("/api/v1/widget/transcript", { conversation_id: cid }));
+        }));
+      }
       if (rate && X.log.lastElementChild !== rate) X.log.appendChild(rate);
     }
 

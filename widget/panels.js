@@ -121,8 +121,10 @@
   // The rating when an agent has closed the chat: 1-5 stars and an optional comment.
   function rating(T, given, submit) {
     const box = el("div", { class: "rating", role: "group", "aria-label": T.rateTitle });
+    const part = el("div"); // the rating itself (the transcript form may follow it in the box)
+    box.appendChild(part);
     if (given) {
-      box.appendChild(el("p", { class: "ok", text: T.rated }));
+      part.appendChild(el("p", { class: "ok", text: T.rated }));
       return box;
     }
     let score = 0;
@@ -143,13 +145,40 @@
       if (!score) return;
       send.disabled = true;
       submit(score, comment.value.trim() || null).then(
-        () => box.replaceChildren(el("p", { class: "ok", text: T.rated })),
+        () => part.replaceChildren(el("p", { class: "ok", text: T.rated })),
         () => { send.disabled = false; }
       );
     });
-    box.append(el("p", { class: "q", text: T.rateTitle }), el("div", { class: "stars" }, stars),
+    part.append(el("p", { class: "q", text: T.rateTitle }), el("div", { class: "stars" }, stars),
       el("label", { for: id, text: T.comment }), comment, send);
     return box;
+  }
+
+  // After the chat: the transcript by email (the address asked for when none is known).
+  function transcript(T, email, submit) {
+    const id = "cs-t" + ++seq;
+    const input = el("input", { id, type: "email", autocomplete: "email", maxlength: "254", value: email || "" });
+    const err = el("p", { class: "err", hidden: true });
+    const form = el("form", { class: "ask transcript", novalidate: true }, [
+      el("label", { for: id, text: T.transcript }),
+      el("div", { class: "row" }, [input, el("button", { type: "submit", class: "primary", text: T.send })]),
+      err
+    ]);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = input.value.trim();
+      if (!EMAIL.test(v)) {
+        err.textContent = T.errEmail;
+        err.hidden = false;
+        input.setAttribute("aria-invalid", "true");
+        return;
+      }
+      submit(v).then(
+        () => form.replaceWith(el("p", { class: "ok transcript", text: M.i18n.fill(T.transcriptSent, "email", v) })),
+        (x) => { err.textContent = (x && x.message) || ""; err.hidden = false; }
+      );
+    });
+    return form;
   }
 
   // A bot's quick replies: [{id, label}] (anything else is ignored); a click sends the action once.
@@ -170,5 +199,5 @@
     return box;
   }
 
-  M.panels = { prechat, notice, rating, actions };
+  M.panels = { prechat, notice, rating, transcript, actions };
 })(window);

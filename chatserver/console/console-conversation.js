@@ -85,8 +85,9 @@ function addMessage(cid, m, live) {
   }
   const msg = {
     seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id,
-    lang: m.lang || null, translations: {}, untranslated: {}
+    lang: m.lang || null, translations: {}, untranslated: {}, attachments: m.attachments || []
   };
+  rememberDeliveries(m);
   mergeTr(msg, m.translations, m.untranslated);
   if (list.length && list[list.length - 1].seq > m.seq) {
     list.push(msg);
@@ -210,7 +211,13 @@ function msgNode(m, p) {
   }
   const bubble = el("div", { class: "bubble" });
   fillBubble(bubble, m);
-  return el("div", { class: cls, "data-seq": p ? null : m.seq }, [head, bubble, meta]);
+  const files = fileList(m); // console-files.js
+  if (files && !m.text) bubble.hidden = true;
+  if (!p) {
+    const line = deliveryLine(m);
+    if (line) meta.appendChild(line);
+  }
+  return el("div", { class: cls, "data-seq": p ? null : m.seq, "data-id": p ? null : m.id }, [head, bubble, files, meta]);
 }
 
 // -- translations ------------------------------------------------------------------------------------------
@@ -344,7 +351,7 @@ function renderLog() {
 }
 
 function pendingNode(p) {
-  return msgNode({ kind: p.private ? "note" : "text", text: p.text, author: you || { kind: "agent", id: me.id, name: me.name } }, p);
+  return msgNode({ kind: p.private ? "note" : "text", text: p.text, attachments: p.attachments, author: you || { kind: "agent", id: me.id, name: me.name } }, p);
 }
 
 function nearBottom() {
@@ -438,13 +445,14 @@ function sendItem(p) {
   p.inflight = true;
   const frame = { type: "message.send", conversation_id: p.cid, client_id: p.client_id, text: p.text };
   if (p.private) frame.private = true;
+  if (p.attachments) frame.attachments = p.attachments.map((a) => a.id);
   request(frame).then(
     (a) => {
       pending.delete(p.client_id);
       const author = you || { kind: "agent", id: me.id, name: me.name };
       addMessage(a.conversation_id, {
         seq: a.seq, id: a.message_id, kind: p.private ? "note" : "text", text: p.text, author,
-        created_at: a.created_at, client_id: p.client_id
+        created_at: a.created_at, client_id: p.client_id, attachments: p.attachments || []
       }, true);
       const stale = msgNodes.get("p" + p.client_id);
       if (stale) {

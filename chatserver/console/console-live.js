@@ -109,7 +109,9 @@ function onFrame(text) {
     case "notice": return onNotice(f);
     case "ticket":
     case "sla":
-    case "message.status": return window.ChatTickets && window.ChatTickets.frame(f);
+    case "message.status":
+      onDeliveryStatus(f); // console-files.js: the live conversation
+      return window.ChatTickets && window.ChatTickets.frame(f);
     case "ack":
     case "error": {
       const p = f.ref != null && refs.get(f.ref);

@@ -18,6 +18,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.email.address import new_token, normalize
 from adapters.email.loops import loop_decision
@@ -156,6 +157,7 @@ class Ingestor:
             client_id="mail:" + hashlib.sha256(rfc_id.encode()).hexdigest()[:40],
             contact_language=contact.language,
             external_id=rfc_id[:200],
+            stored_files=await self._message_files(conv.id, author, parsed),
         )
         await self.mail.complete_email(record.id, message.id)
         if ticket_number is not None:
@@ -234,6 +236,34 @@ class Ingestor:
         await self.service.publish_conversation(moved)
         self.service.wake_router("ticket")
         await self.service.system_event(conv.id, f"Ticket #{ticket_number} opened from this email")
+
+    async def _message_files(
+        self, conversation_id: str, author: Author, parsed: ParsedEmail
+    ) -> tuple[dict[str, Any], ...]:
+        """The mail's stored attachments as files of its message (agents open them like any file in a
+        conversation). The mail's own limits already applied; a file that cannot be recorded stays in the
+        mail view (``/api/v1/email/messages/{id}/attachments/{n}``) and is logged."""
+        files = self.service.files
+        if files is None:
+            return ()
+        out = []
+        for a in parsed.attachments:
+            try:
+                att = await files.create(
+                    conversation_id,
+                    author,
+                    name=a.filename,
+                    content_type=a.content_type,
+                    data=a.data,
+                    check=False,
+                )
+            except Exception:
+                log.exception(
+                    "attachment %s of a mail in %s not recorded as a file", a.filename, conversation_id
+                )
+                continue
+            out.append(att.to_wire())
+        return tuple(out)
 
     async def _conversation(self, conversation_id: str) -> Conversation | None:
         try:

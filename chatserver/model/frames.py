@@ -17,7 +17,7 @@ import orjson
 
 from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, TooLarge, UnknownType
 from chatserver.model.levels import parse_levels
-from chatserver.model.types import AgentStatus, Author, Message, iso
+from chatserver.model.types import AgentStatus, Author, AuthorKind, Message, iso
 from chatserver.model.visitor import VisitorConversation, public_author
 
 PROTOCOL_VERSION = 1
@@ -572,13 +572,24 @@ def visitor_conversation_text(conversation_id: str, version: int, payload: Mappi
     return text
 
 
-def message_text(msg: Message) -> str:
-    """The encoded ``message`` frame, built once per message however many connections receive it.
-    Keyed by id and the number of translations, so a message read back with translations is fresh."""
-    key = (msg.id, len(msg.translations) + len(msg.untranslated))
+def visitor_message(msg: Message) -> dict[str, Any]:
+    """The ``message`` frame as a visitor gets it: someone on the agent side is ``{kind, name}`` only (as
+    in the visitor's view of the conversation, chatserver/model/visitor.py); the visitor's own messages
+    keep their author."""
+    frame = message(msg)
+    if msg.author.kind is not AuthorKind.CONTACT:
+        frame["message"]["author"] = {"kind": msg.author.kind.value, "name": msg.author.name}
+    return frame
+
+
+def message_text(msg: Message, *, visitor: bool = False) -> str:
+    """The encoded ``message`` frame, built once per message however many connections receive it (once
+    for agents, once for visitors). Keyed by id and the number of translations, so a message read back
+    with translations is fresh."""
+    key = (msg.id if not visitor else "v:" + msg.id, len(msg.translations) + len(msg.untranslated))
     text = _ENCODED.get(key)
     if text is None:
-        text = encode(message(msg))
+        text = encode(visitor_message(msg) if visitor else message(msg))
         _ENCODED[key] = text
         if len(_ENCODED) > _ENCODED_MAX:
             _ENCODED.popitem(last=False)

@@ -261,7 +261,7 @@ class Sender:
         if not self._visible(m):
             self._cursors.skip_to(cid, m.seq)
             return
-        await self.ws.send_text(frames.message_text(m))
+        await self.ws.send_text(frames.message_text(m, visitor=not self.is_agent))
         self._cursors.sent(cid, m.seq)
 
     def _visible(self, m: Message) -> bool:
@@ -274,7 +274,7 @@ class Sender:
                 cid, self._cursors.seq(cid), up_to=up_to, limit=PAGE, include_private=self.is_agent
             )
             for m in batch:
-                await self.ws.send_text(frames.message_text(m))
+                await self.ws.send_text(frames.message_text(m, visitor=not self.is_agent))
                 self._cursors.sent(cid, m.seq)
             if len(batch) < PAGE:
                 break

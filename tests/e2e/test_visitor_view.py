@@ -47,6 +47,14 @@ async def test_visitor_frames_carry_only_the_visitor_view(
         ] == "ack"
         read = await visitor.expect("read", conversation_id=cid)
         assert read["reader"] == {"kind": "agent", "name": "Ada"}
+        answer = await agent.request(
+            {"type": "message.send", "conversation_id": cid, "client_id": "a1", "text": "hello from Ada"}
+        )
+        assert answer["type"] == "ack"
+        got = await visitor.expect("message", message__text="hello from Ada")
+        assert got["message"]["author"] == {"kind": "agent", "name": "Ada"}  # never the agent's id
+        mine = await visitor.expect("message", message__text="hi")
+        assert mine["message"]["author"]["kind"] == "contact"
         await agent.request({"type": "conversation.close", "conversation_id": cid})
         await visitor.expect("conversation", conversation__status="resolved")
         first_frames = list(visitor.frames)

@@ -227,6 +227,15 @@ async def test_bad_input_is_stored_without_a_crash_and_logged(
         assert "hello world" in str(by_subject["broken"]["text"])
         assert str(by_subject["charset"]["text"]) == "Grüße aus Köln"
         assert str(by_subject["many"]["text"]).count("[attachment]") == 50
+        assert len(by_subject["many"]["attachments"]) == 50  # type: ignore[arg-type]
+        (pdf,) = by_subject["scan"]["attachments"]  # type: ignore[misc]
+        assert (pdf["name"], pdf["content_type"], pdf["size"]) == ("scan.pdf", "application/pdf", 8)
+        content = await http.get(
+            f"{server.url}/api/v1/attachments/{pdf['id']}/content", headers=auth(seeded.agent_token)
+        )
+        assert content.content == b"%PDF-1.4" and content.headers["content-disposition"].startswith(
+            "attachment;"
+        )
         many = str(by_subject["many"]["text"])
         assert many.count("[not stored: too_many]") == 20 and "[not stored: 430 more attachments]" in many
         forged = by_subject["forged"]
