@@ -79,20 +79,20 @@ def _failed(att: Attachment, source: MediaSource | None, detail: str) -> Fetched
 
 
 class MediaFetcher:
+    """Downloads (:meth:`fetch`) and stores (:meth:`store`) the files of inbound messages."""
+
     def __init__(
         self,
         client: httpx.AsyncClient,
-        files: AttachmentService,
+        files: AttachmentService | None,
         *,
+        max_bytes: int | None = None,
         timeout_s: float = FETCH_TIMEOUT_S,
     ) -> None:
         self.client = client
         self.files = files
+        self.max_bytes = max_bytes if max_bytes is not None else files.limits.max_bytes if files else 0
         self.timeout_s = timeout_s
-
-    @property
-    def max_bytes(self) -> int:
-        return self.files.limits.max_bytes
 
     async def store(
         self,
@@ -110,6 +110,8 @@ class MediaFetcher:
         for f in fetched:
             if f.data is not None:
                 try:
+                    if self.files is None:
+                        raise RuntimeError("no file store")
                     att = await self.files.create(
                         conversation_id,
                         uploader,

@@ -79,9 +79,10 @@ class FakePlatforms:
     def downloads(self) -> list[Call]:
         return self.sent("download")
 
-    def _serve_media(self, request: Request, key: str) -> Response:
+    async def _serve_media(self, request: Request, key: str) -> Response:
         self.calls.append(Call("download", request.url.path, None, dict(request.headers)))
         self.called.set()
+        await self._held("download")
         scripted = self._scripted("download")
         if scripted is not None:
             return scripted
@@ -245,7 +246,7 @@ class FakePlatforms:
             self.calls.append(Call("download", request.url.path, None, dict(request.headers)))
             return Response(b"Not Found", 404)
         file_id = request.path_params["path"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
-        return self._serve_media(request, file_id)
+        return await self._serve_media(request, file_id)
 
     async def graph_media(self, request: Request) -> Response:
         """``GET /{version}/{media-id}``: the media object, its ``url`` downloaded with the same token."""
@@ -276,17 +277,17 @@ class FakePlatforms:
         if request.headers.get("authorization") != f"Bearer {WA_TOKEN}":
             self.calls.append(Call("download", request.url.path, None, dict(request.headers)))
             return Response(b"", 401)
-        return self._serve_media(request, request.path_params["media_id"])
+        return await self._serve_media(request, request.path_params["media_id"])
 
     async def cdn(self, request: Request) -> Response:
-        return self._serve_media(request, request.path_params["path"])
+        return await self._serve_media(request, request.path_params["path"])
 
     async def twilio_media(self, request: Request) -> Response:
         expected = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
         if request.headers.get("authorization") != expected:
             self.calls.append(Call("download", request.url.path, None, dict(request.headers)))
             return _twilio_error(401, 20003, "Authenticate")
-        return self._serve_media(request, request.path_params["media_sid"])
+        return await self._serve_media(request, request.path_params["media_sid"])
 
     # -- Twilio ----------------------------------------------------------------------------------------------
 
