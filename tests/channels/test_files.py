@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from tests.adapters import fakes
 from tests.adapters.fakes import FakePlatforms
-from tests.adapters.test_pure import TELEGRAM_UPDATE
+from tests.adapters.test_pure import MESSENGER, TELEGRAM_UPDATE
 from tests.channels.test_replies import WA_SECRET, claimed, status, telegram_inbox, whatsapp_message
 from tests.channels.test_states import twilio_post
 from tests.channels.test_webhooks import PUBLIC, admin, make_inbox, messages, meta_post, tg_post
@@ -379,3 +380,60 @@ async def test_without_a_public_url_files_are_refused_and_nothing_is_stored(
 
 def _json(body: Any) -> bytes:
     return json.dumps(body).encode()
+
+
+async def test_a_messenger_image_and_a_whatsapp_document_reply(
+    http: httpx.AsyncClient, server: Server, seeded: Seed, platforms: FakePlatforms
+) -> None:
+    # Messenger: the attachment's payload.url is a CDN link, fetched without credentials
+    page = {
+        "page_id": "PAGE_ID",
+        "page_access_token": fakes.PAGE_TOKEN,
+        "app_secret": "app-s3cret",
+        "verify_token": "vt-1",
+        "graph_base": platforms.url,
+    }
+    inbox = await make_inbox(http, server, seeded, "messenger", page)
+    platforms.add_media("scontent/photo1.png", PNG, "image/png")
+    event = copy.deepcopy(MESSENGER)
+    event["entry"][0]["messaging"][0]["message"] = {
+        "mid": "m_IMG1",
+        "attachments": [{"type": "image", "payload": {"url": platforms.media_url("scontent/photo1.png")}}],
+    }
+    assert (
+        await meta_post(http, server, "messenger", inbox["id"], _json(event), "app-s3cret")
+    ).status_code == 200
+    cid = await only_conversation(http, server, seeded, "messenger")
+    [msg] = await contact_messages(http, server, seeded, cid)
+    [att] = msg["attachments"]
+    assert msg["text"] == "" and att["content_type"] == "image/png" and att["name"] == "image.png"
+    assert (await content(http, server, seeded, att["id"])).content == PNG
+    assert "authorization" not in platforms.downloads()[0].headers
+
+    # WhatsApp: an agent's PDF goes out as a document with its name, after the text
+    wa = await whatsapp_inbox(http, server, seeded, platforms)
+    async with Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent:
+        await agent.expect("hello")
+        body = whatsapp_message("wamid.HI", "Send me the invoice", int(time.time()))
+        assert (
+            await meta_post(http, server, "whatsapp", wa["id"], _json(body), WA_SECRET)
+        ).status_code == 200
+        conv = await claimed(agent, "whatsapp")
+        doc = await agent_upload(http, server, seeded, conv["id"], PDF, "application/pdf", "invoice.pdf")
+        ack = await agent.request(
+            {
+                "type": "message.send",
+                "conversation_id": conv["id"],
+                "client_id": "w1",
+                "text": "Here it is",
+                "attachments": [doc["id"]],
+            },
+            timeout=10,
+        )
+        assert ack["type"] == "ack", ack
+        await status(agent, ack["message_id"], "sent")
+    text, document = [c.body for c in platforms.sent("graph") if c.body.get("messaging_product")]
+    assert text["type"] == "text" and text["text"]["body"] == "Here it is"
+    assert document["type"] == "document" and document["document"]["filename"] == "invoice.pdf"
+    got = await fetch_link(http, server, document["document"]["link"])
+    assert got.status_code == 200 and got.content == PDF
