@@ -437,3 +437,86 @@ async def test_a_messenger_image_and_a_whatsapp_document_reply(
     assert document["type"] == "document" and document["document"]["filename"] == "invoice.pdf"
     got = await fetch_link(http, server, document["document"]["link"])
     assert got.status_code == 200 and got.content == PDF
+
+
+async def test_a_refused_photo_is_retried_alone_after_the_accepted_text(
+    http: httpx.AsyncClient, server: Server, seeded: Seed, platforms: FakePlatforms
+) -> None:
+    inbox = await telegram_inbox(http, server, seeded, platforms)
+    async with Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent:
+        await agent.expect("hello")
+        assert (await tg_post(http, server, inbox["id"], TELEGRAM_UPDATE, TG_SECRET)).status_code == 200
+        conv = await claimed(agent, "telegram")
+        att = await agent_upload(http, server, seeded, conv["id"], PNG, "image/png", "map.png")
+        platforms.fail_next("sendPhoto", 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+        ack = await agent.request(
+            {
+                "type": "message.send",
+                "conversation_id": conv["id"],
+                "client_id": "r1",
+                "text": "The map:",
+                "attachments": [att["id"]],
+            },
+            timeout=10,
+        )
+        assert ack["type"] == "ack", ack
+        queued = await status(agent, ack["message_id"], "queued")
+        assert "Bad Gateway" in queued["reason"]
+        await status(agent, ack["message_id"], "sent")
+    sends = [c.path for c in platforms.sent("telegram") if c.path.startswith("send")]
+    assert sends == ["sendMessage", "sendPhoto", "sendPhoto"]  # the accepted text never twice
+
+
+async def test_files_over_the_platforms_limit_are_refused_before_anything_is_stored(
+    http: httpx.AsyncClient, sqlite_url: str, seeded: Seed, tmp_path: Path, platforms: FakePlatforms
+) -> None:
+    mb = 1024 * 1024
+    settings = settings_for(sqlite_url, tmp_path, public_url=PUBLIC, upload_max_bytes=8 * mb)
+    async with run_server(settings) as server:
+        inbox = await sms_inbox(http, server, seeded, platforms)
+        inbound = {
+            "AccountSid": fakes.TWILIO_SID,
+            "MessageSid": "SMin9",
+            "From": "+15557654321",
+            "To": "+15550001111",
+            "Body": "Photos please",
+            "NumMedia": "0",
+        }
+        async with Client.connect(f"{server.ws}/ws/agent", token=seeded.agent_token, origin=None) as agent:
+            await agent.expect("hello")
+            assert (await twilio_post(http, server, inbox["id"], inbound)).status_code == 200
+            conv = await claimed(agent, "sms")
+            ids = [
+                (
+                    await agent_upload(
+                        http, server, seeded, conv["id"], PNG + bytes([i]) * (3 * mb), "image/png", "p.png"
+                    )
+                )["id"]
+                for i in range(2)
+            ]
+            refused = await agent.request(
+                {
+                    "type": "message.send",
+                    "conversation_id": conv["id"],
+                    "client_id": "big",
+                    "attachments": ids,
+                },
+                timeout=10,
+            )
+            assert refused["type"] == "error" and refused["code"] == "invalid", refused
+            assert "together" in refused["message"]
+            # one of them fits: it goes out
+            ack = await agent.request(
+                {
+                    "type": "message.send",
+                    "conversation_id": conv["id"],
+                    "client_id": "one",
+                    "attachments": ids[:1],
+                },
+                timeout=10,
+            )
+            assert ack["type"] == "ack", ack
+        agent_messages = [
+            m for m in await messages(http, server, seeded, conv["id"]) if m["author"]["kind"] == "agent"
+        ]
+        assert [[a["id"] for a in m["attachments"]] for m in agent_messages] == [ids[:1]]
