@@ -7,6 +7,9 @@ An adapter has a pure part and a thin sender:
 - ``parse(request, config)`` turns the verified raw request into typed events (:data:`Event`); a body
   that is not UTF-8 or not JSON/form raises :class:`~chatserver.errors.BadFrame`; an event type the
   adapter does not handle becomes :class:`Ignored` (the platform must get a 200, or it retries);
+- ``media_source(client, config, attachment)`` says where an inbound file's bytes are (a URL and the
+  headers to fetch it with), asking the platform when its handle is an id (Telegram getFile, a WhatsApp
+  media id); the shell downloads it under its own size and time limits;
 - ``send(client, config, outbound)`` delivers one outbound message through an injected
   ``httpx.AsyncClient``, split at the platform's limit, and maps failures to
   :class:`~chatserver.errors.TemporaryDeliveryError` (429, 5xx, timeouts; with the platform's retry hint)
@@ -20,14 +23,20 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
 
-from chatserver.errors import BadFrame, Forbidden, Invalid, TemporaryDeliveryError
+from chatserver.errors import (
+    BadFrame,
+    Forbidden,
+    Invalid,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 
 MAX_BODY = 1024 * 1024
 """Webhook bodies over this many bytes are refused (413) before they are read in full."""
@@ -70,6 +79,18 @@ class Attachment:
 
     kind: Literal["image", "file", "audio", "video", "sticker"]
     ref: str
+    mime_type: str | None = None
+    filename: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSource:
+    """Where an inbound file's bytes are: fetch ``url`` with ``headers`` (the platform's credentials, for
+    the platform's own host only). What the platform said about the file comes along."""
+
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
     mime_type: str | None = None
     filename: str | None = None
     size: int | None = None
@@ -132,6 +153,44 @@ class OutboundAttachment:
     kind: Literal["image", "file"]
     url: str
     filename: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformFiles:
+    """What a platform takes as files on an outbound message: types sent as images (else as documents),
+    the largest image and document it fetches from a link, how many files per message and, where it
+    counts them together (MMS), their total size."""
+
+    image_types: frozenset[str] = frozenset({"image/jpeg", "image/png"})
+    max_image_bytes: int = 5 * 1024 * 1024
+    max_file_bytes: int = 25 * 1024 * 1024
+    max_files: int = 10
+    max_total_bytes: int | None = None
+
+    def kinds(self, files: Sequence[tuple[str, int]]) -> list[Literal["image", "file"]]:
+        """How each ``(content type, size)`` goes out (an image too big for a photo goes as a document
+        where documents are allowed bigger); Invalid naming the first file the platform would refuse."""
+        if len(files) > self.max_files:
+            raise Invalid(f"at most {self.max_files} files per message here", data={"field": "attachments"})
+        total = sum(size for _, size in files)
+        if self.max_total_bytes is not None and total > self.max_total_bytes:
+            raise Invalid(
+                f"the files together are over the platform's limit of {self.max_total_bytes} bytes",
+                data={"field": "attachments", "limit": self.max_total_bytes},
+            )
+        out: list[Literal["image", "file"]] = []
+        for i, (ctype, size) in enumerate(files):
+            if ctype in self.image_types and size <= self.max_image_bytes:
+                out.append("image")
+            elif size <= self.max_file_bytes:
+                out.append("file")
+            else:
+                limit = self.max_file_bytes
+                raise Invalid(
+                    f"file {i + 1} is over the platform's limit of {limit} bytes",
+                    data={"field": f"attachments.{i}", "limit": limit},
+                )
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +292,7 @@ class Channel:
     spec: ClassVar[ConfigSpec]
     text_limit: ClassVar[int]
     limit_unit: ClassVar[Literal["chars", "bytes"]] = "chars"
+    file_limits: ClassVar[PlatformFiles] = PlatformFiles()
 
     def validate_config(self, config: Any) -> dict[str, str]:
         return self.spec.validate(config)
@@ -256,6 +316,12 @@ class Channel:
         on_part: PartSent | None = None,
     ) -> SendResult:
         raise NotImplementedError
+
+    async def media_source(
+        self, client: httpx.AsyncClient, config: Mapping[str, str], attachment: Attachment
+    ) -> MediaSource:
+        """Where to download an inbound file; a delivery error (or TooLarge) when the platform refuses."""
+        raise PermanentDeliveryError(f"{self.name} files cannot be downloaded")
 
     def split(self, text: str) -> list[str]:
         return split_text(text, self.text_limit, unit=self.limit_unit)
@@ -336,6 +402,16 @@ def retry_after(value: str | None, date: str | None = None) -> float | None:
     if sent is None:
         return None
     return max(0.0, (until - sent).total_seconds())
+
+
+async def get(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    """One GET; a timeout or a connection failure is temporary."""
+    try:
+        return await client.get(url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise TemporaryDeliveryError("the platform did not answer in time") from exc
+    except httpx.TransportError as exc:
+        raise TemporaryDeliveryError(f"could not reach the platform ({type(exc).__name__})") from exc
 
 
 async def post(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:

@@ -27,14 +27,17 @@ from adapters.base import (
     Event,
     Ignored,
     InboundMessage,
+    MediaSource,
     Outbound,
     OutboundAttachment,
     PartSent,
+    PlatformFiles,
     Profile,
     SendResult,
     Template,
     WebhookRequest,
     decode_json,
+    get,
     json_or_none,
     post,
     retry_after,
@@ -207,12 +210,23 @@ class MessagingChannel(GraphChannel):
 
         return await send_in_order(len(bodies), outbound, send_part, on_part)
 
+    async def media_source(
+        self, client: httpx.AsyncClient, config: Mapping[str, str], attachment: Attachment
+    ) -> MediaSource:
+        """``attachments[].payload.url`` is fetched as it is (a signed CDN link, no credentials)."""
+        return MediaSource(attachment.ref, mime_type=attachment.mime_type, filename=attachment.filename)
+
 
 class Messenger(MessagingChannel):
     name: ClassVar[str] = "messenger"
     object_name: ClassVar[str] = "page"
     text_limit: ClassVar[int] = 2000
     limit_unit: ClassVar[Literal["chars", "bytes"]] = "chars"
+    file_limits: ClassVar[PlatformFiles] = PlatformFiles(
+        image_types=frozenset({"image/jpeg", "image/png", "image/gif"}),
+        max_image_bytes=25 * 1024 * 1024,
+        max_file_bytes=25 * 1024 * 1024,
+    )
 
     def send_node(self, config: Mapping[str, str]) -> str:
         return config["page_id"]
@@ -223,6 +237,11 @@ class Instagram(MessagingChannel):
     object_name: ClassVar[str] = "instagram"
     text_limit: ClassVar[int] = 1000
     limit_unit: ClassVar[Literal["chars", "bytes"]] = "bytes"
+    file_limits: ClassVar[PlatformFiles] = PlatformFiles(
+        image_types=frozenset({"image/jpeg", "image/png"}),
+        max_image_bytes=8 * 1024 * 1024,
+        max_file_bytes=25 * 1024 * 1024,
+    )
 
     def send_node(self, config: Mapping[str, str]) -> str:
         return "me"  # page-linked Instagram accounts send through the page token's "me"
@@ -248,6 +267,11 @@ class WhatsApp(GraphChannel):
     )
     text_limit: ClassVar[int] = 4096
     limit_unit: ClassVar[Literal["chars", "bytes"]] = "chars"
+    file_limits: ClassVar[PlatformFiles] = PlatformFiles(
+        image_types=frozenset({"image/jpeg", "image/png"}),
+        max_image_bytes=5 * 1024 * 1024,
+        max_file_bytes=100 * 1024 * 1024,
+    )
 
     def validate_config(self, config: Any) -> dict[str, Any]:
         """The string keys of the spec, plus ``templates``: the approved templates agents may send."""
@@ -327,6 +351,32 @@ class WhatsApp(GraphChannel):
             return str(first.get("id", "")) if isinstance(first, dict) else ""
 
         return await send_in_order(len(bodies), outbound, send_part, on_part)
+
+    async def media_source(
+        self, client: httpx.AsyncClient, config: Mapping[str, str], attachment: Attachment
+    ) -> MediaSource:
+        """``GET {graph_base}/{version}/{media-id}`` -> ``{url, mime_type, file_size}``; the URL is
+        downloaded with the same access token."""
+        base = config.get("graph_base", GRAPH_BASE).rstrip("/")
+        if not attachment.ref or "/" in attachment.ref or "?" in attachment.ref:
+            raise PermanentDeliveryError("WhatsApp message without a media id")
+        auth = {"Authorization": f"Bearer {config['access_token']}"}
+        response = await get(client, f"{base}/{GRAPH_VERSION}/{attachment.ref}", headers=auth)
+        data = json_or_none(response)
+        if not 200 <= response.status_code < 300 or not isinstance(data, dict):
+            raise graph_error(response, data)
+        url = data.get("url")
+        if not isinstance(url, str) or not url:
+            raise PermanentDeliveryError("Graph API: the media has no url")
+        mime = data.get("mime_type")
+        size = data.get("file_size")
+        return MediaSource(
+            url,
+            headers=auth,
+            mime_type=attachment.mime_type or (mime if isinstance(mime, str) else None),
+            filename=attachment.filename,
+            size=size if isinstance(size, int) else None,
+        )
 
 
 def _whatsapp_message(m: dict[str, Any], names: dict[Any, Any]) -> Event:

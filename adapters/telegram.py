@@ -21,8 +21,10 @@ from adapters.base import (
     Event,
     Ignored,
     InboundMessage,
+    MediaSource,
     Outbound,
     PartSent,
+    PlatformFiles,
     Profile,
     SendResult,
     WebhookRequest,
@@ -32,7 +34,13 @@ from adapters.base import (
     same_secret,
     send_in_order,
 )
-from chatserver.errors import Forbidden, Invalid, PermanentDeliveryError, TemporaryDeliveryError
+from chatserver.errors import (
+    Forbidden,
+    Invalid,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    TooLarge,
+)
 
 API_BASE = "https://api.telegram.org"
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -48,6 +56,11 @@ class Telegram(Channel):
     )
     text_limit: ClassVar[int] = 4096
     limit_unit: ClassVar[Literal["chars", "bytes"]] = "chars"
+    file_limits: ClassVar[PlatformFiles] = PlatformFiles(
+        image_types=frozenset({"image/jpeg", "image/png", "image/webp"}),
+        max_image_bytes=5 * 1024 * 1024,  # sendPhoto by URL
+        max_file_bytes=20 * 1024 * 1024,  # sendDocument by URL
+    )
 
     def validate_config(self, config: Any) -> dict[str, str]:
         out = self.spec.validate(config)
@@ -103,6 +116,28 @@ class Telegram(Channel):
             return f"{chat_id}:{result['message_id']}"
 
         return await send_in_order(len(calls), outbound, send_part, on_part)
+
+    async def media_source(
+        self, client: httpx.AsyncClient, config: Mapping[str, str], attachment: Attachment
+    ) -> MediaSource:
+        """getFile, then ``{api_base}/file/bot<token>/<file_path>`` (bots may download up to 20 MB)."""
+        try:
+            result = await call(client, config, "getFile", {"file_id": attachment.ref})
+        except PermanentDeliveryError as exc:
+            if "too big" in exc.reason:
+                raise TooLarge(exc.reason) from exc
+            raise
+        path = result.get("file_path") if isinstance(result, dict) else None
+        if not isinstance(path, str) or not path:
+            raise PermanentDeliveryError("Telegram getFile: no file_path")
+        size = result.get("file_size")
+        base = config.get("api_base", API_BASE).rstrip("/")
+        return MediaSource(
+            f"{base}/file/bot{config['bot_token']}/{path.lstrip('/')}",
+            mime_type=attachment.mime_type,
+            filename=attachment.filename or path.rsplit("/", 1)[-1],
+            size=size if isinstance(size, int) else attachment.size,
+        )
 
 
 def parse_update(update: Any) -> Event:

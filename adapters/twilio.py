@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -26,8 +26,10 @@ from adapters.base import (
     Event,
     Ignored,
     InboundMessage,
+    MediaSource,
     Outbound,
     PartSent,
+    PlatformFiles,
     Profile,
     SendResult,
     WebhookRequest,
@@ -80,6 +82,13 @@ class Twilio(Channel):
     )
     text_limit: ClassVar[int] = 1600
     limit_unit: ClassVar[Literal["chars", "bytes"]] = "chars"
+    file_limits: ClassVar[PlatformFiles] = PlatformFiles(
+        image_types=frozenset({"image/jpeg", "image/png", "image/gif"}),
+        max_image_bytes=5 * 1024 * 1024,
+        max_file_bytes=5 * 1024 * 1024,
+        max_files=10,
+        max_total_bytes=5 * 1024 * 1024,  # MMS: all media of a message together
+    )
 
     def verify(self, request: WebhookRequest, config: Mapping[str, str]) -> None:
         given = request.header(SIGNATURE_HEADER)
@@ -160,6 +169,24 @@ class Twilio(Channel):
             raise _error(response, body)
 
         return await send_in_order(len(parts), outbound, send_part, on_part)
+
+    async def media_source(
+        self, client: httpx.AsyncClient, config: Mapping[str, str], attachment: Attachment
+    ) -> MediaSource:
+        """``MediaUrl<n>``, fetched with HTTP basic auth (account SID, auth token) when it is on the
+        account's API host; the credentials never go to another host (redirects to the media CDN drop
+        them)."""
+        base = config.get("api_base", API_BASE).rstrip("/")
+        headers: dict[str, str] = {}
+        if _origin(attachment.ref) == _origin(base):
+            pair = f"{config['account_sid']}:{config['auth_token']}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        return MediaSource(attachment.ref, headers=headers, mime_type=attachment.mime_type)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def parse_status(params: Mapping[str, str]) -> Event:

@@ -166,7 +166,12 @@ def build_channels(c: Context) -> None:
     from chatserver.channels.sender import register_channel_sender
 
     assert c.senders is not None
-    ChannelReplies(c.store, base_url=c.settings.base_url).register(c.service)
+    ChannelReplies(
+        c.store,
+        base_url=c.settings.base_url,
+        public_url=c.settings.public_url,
+        secret=c.settings.secret_key,
+    ).register(c.service)
     translation = c.service.translation
     translate = translation.translate_text if translation is not None and translation.enabled else None
     c.channel_client = register_channel_sender(c.senders, c.store, translate)
@@ -325,7 +330,7 @@ def create_app(settings: Settings) -> Starlette:
         if settings.embedded:  # one process: Telegram polling and inbound mail run here (else `worker`)
             from chatserver.mail.runner import MailServices
 
-            c.inbound = Inbound(c.service)
+            c.inbound = Inbound(c.service, c.channel_client)
             await pollers.enter_async_context(running_pollers(c.store, c.inbound))
             mail_services = MailServices(settings, c.service, c.bus)
             await mail_services.start()

@@ -75,6 +75,15 @@ TemplateBuilder = Callable[
 ]
 """An agent's template message (WhatsApp): the text to store for it and its deliveries; Invalid for a
 template the inbox does not list."""
+FilesOutboundBuilder = Callable[
+    [Conversation, Author, str, tuple[dict[str, Any], ...]], Awaitable[Sequence["NewDelivery"]]
+]
+"""The deliveries of a public reply with files (their wire form, already checked as the sender's
+uploads), for the channels that can send files; it may refuse them (``invalid``) before anything is
+stored."""
+InboundFiles = Callable[[str, Author], Awaitable[tuple[str, tuple[dict[str, Any], ...]]]]
+"""A channel message's files, stored once its conversation is known (never for a duplicate): given the
+conversation id and the contact, the text to store and the stored files."""
 
 
 class ChatService:
@@ -97,6 +106,8 @@ class ChatService:
         """channel -> the deliveries of a public reply in its conversations (registered by the app)."""
         self.templates: dict[str, TemplateBuilder] = {}
         """channel -> the text and deliveries of a template message (registered by the app)."""
+        self.outbound_files: dict[str, FilesOutboundBuilder] = {}
+        """channel -> the deliveries of a public reply with files (channels that can send files)."""
         self.bot_for_inbox: Callable[[str], Awaitable[str | None]] | None = None
         """Set by the adapter API: the bot serving an inbox; its new conversations start in ``bot``."""
         self.publish_taps: list[Callable[[list[tuple[str, Event]]], None]] = []
@@ -241,12 +252,14 @@ class ChatService:
         language: str | None = None,
         phone: str | None = None,
         sent_at_ms: int = 0,
+        files: InboundFiles | None = None,
     ) -> tuple[Message, bool]:
         """A customer's message from a channel (webhook or poll), returned once committed: into the
         contact's open conversation in this inbox (a new one after it was resolved), then routed and
         translated like a widget chat. A platform id already stored in the inbox returns that message
         (platforms deliver at least once). ``sent_at_ms`` is the platform's timestamp of the message (it
-        opens reply windows, e.g. WhatsApp's 24 hours)."""
+        opens reply windows, e.g. WhatsApp's 24 hours). ``files`` stores the message's media once the
+        conversation is known and gives the text to store with them."""
         known = await self.store.message_by_external_id(inbox.id, external_id)
         if known is not None:
             return known, True
@@ -261,13 +274,18 @@ class ChatService:
             skills={},
             fields={},
         )
+        author = Author(AuthorKind.CONTACT, contact.id, contact.name)
+        stored: tuple[dict[str, Any], ...] = ()
+        if files is not None:
+            text, stored = await files(conv.id, author)
         return await self.send(
-            author=Author(AuthorKind.CONTACT, contact.id, contact.name),
+            author=author,
             conv=conv,
             text=text,
             client_id="ext:" + hashlib.sha256(external_id.encode()).hexdigest()[:40],
             contact_language=contact.language,
             external_id=external_id,
+            stored_files=stored,
         )
 
     def wake_router(self, reason: str) -> None:
@@ -323,20 +341,23 @@ class ChatService:
         deliveries: tuple[NewDelivery, ...] = ()
         builder = self.outbound.get(conv.channel)
         outbound = builder is not None and kind is MessageKind.TEXT and author.kind is not AuthorKind.CONTACT
-        if attachments and (outbound or template is not None):
+        files_builder = self.outbound_files.get(conv.channel) if outbound else None
+        if attachments and (template is not None or (outbound and files_builder is None)):
             # the platform or the mail would get the text without the files: refuse, nothing stored
             raise Invalid(
                 f"files cannot be sent in {conv.channel} conversations yet", data={"field": "attachments"}
             )
-        if template is not None:
-            text, deliveries = await self._template(conv, author, agent, kind, template)
-        elif builder is not None and outbound:
-            deliveries = tuple(await builder(conv, author, text))
         files = stored_files
         if attachments:
             if self.files is None:
                 raise Invalid("files are not accepted here", data={"field": "attachments"})
             files = (*files, *await self.files.for_message(conv.id, author, attachments))
+        if template is not None:
+            text, deliveries = await self._template(conv, author, agent, kind, template)
+        elif files_builder is not None and attachments:
+            deliveries = tuple(await files_builder(conv, author, text, files))
+        elif builder is not None and outbound:
+            deliveries = tuple(await builder(conv, author, text))
         item = PendingMessage(
             conv.id,
             author,

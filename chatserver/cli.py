@@ -175,7 +175,7 @@ async def _poll_channels(settings: Settings) -> None:
 
     c = await build_context(settings.with_secret())
     try:
-        async with running_pollers(c.store, Inbound(c.service)):
+        async with running_pollers(c.store, Inbound(c.service, c.channel_client)):
             await asyncio.Event().wait()
     finally:
         await close_context(c)

@@ -76,7 +76,7 @@ async def _webhook_request(request: Request) -> WebhookRequest:
 def inbound(request: Request) -> Inbound:
     c = ctx(request)
     if c.inbound is None:
-        c.inbound = Inbound(c.service)
+        c.inbound = Inbound(c.service, c.channel_client)
     return c.inbound
 
 

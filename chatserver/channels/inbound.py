@@ -3,7 +3,8 @@
 Shared by the webhook endpoints and Telegram polling. Messages of one sender in one inbox are stored one
 at a time (a striped lock), so a platform's concurrent retries of one message never make two
 conversations or two messages in this process; across processes the platform id dedupe and the
-identity's primary key do.
+identity's primary key do. With an HTTP client, the files of a message are downloaded and stored with it
+(:mod:`chatserver.channels.media`); without one, the message only names them.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
 
 from adapters.base import DeliveryStatus, Echo, Event, Ignored, InboundMessage
+from chatserver.channels.inboxes import adapter_for
+from chatserver.channels.media import MediaFetcher
 from chatserver.channels.receipts import ReceiptQueries
 from chatserver.chat import ChatService
-from chatserver.model.types import Inbox, Message
+from chatserver.model.types import Author, Inbox, Message
 from chatserver.outbox.worker import delivery_event
 
 log = logging.getLogger(__name__)
@@ -46,8 +52,11 @@ class Outcome:
 
 
 class Inbound:
-    def __init__(self, service: ChatService) -> None:
+    def __init__(self, service: ChatService, client: httpx.AsyncClient | None = None) -> None:
         self.service = service
+        self.media = (
+            MediaFetcher(client, service.files) if client is not None and service.files is not None else None
+        )
         self.receipts = ReceiptQueries(service.store.db)
         self._locks = [asyncio.Lock() for _ in range(STRIPES)]
         self._later: set[asyncio.Task[None]] = set()
@@ -129,6 +138,15 @@ class Inbound:
         name = (
             profile.name or profile.phone or profile.username or DEFAULT_NAMES.get(inbox.channel, "Customer")
         )
+        media = self.media
+        adapter = adapter_for(inbox.channel)
+        files = None
+        if media is not None and adapter is not None and event.attachments:
+
+            async def files(conversation_id: str, contact: Author) -> tuple[str, tuple[dict[str, Any], ...]]:
+                assert media is not None and adapter is not None
+                return await media.store(adapter, inbox, event, conversation_id, contact)
+
         return await self.service.receive_channel_message(
             inbox,
             identity=profile.external_id,
@@ -138,4 +156,5 @@ class Inbound:
             language=profile.language,
             phone=profile.phone,
             sent_at_ms=event.timestamp_ms,
+            files=files,
         )

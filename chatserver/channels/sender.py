@@ -1,7 +1,8 @@
 """The outbox sender of channel replies (kind ``channel``): one delivery -> the platform's send API.
 
 The payload (written with the reply, see :mod:`chatserver.channels.outbound`) names the inbox, the
-recipient and the text or template; everything else is read at send time:
+recipient, the text or template and the files (signed links, sent after the text); everything else is
+read at send time:
 
 - the inbox's config (a rotated token is used at once);
 - the text in the contact's language when translation is on: the message's stored translation, else a
@@ -21,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from adapters.base import Outbound, Template
+from adapters.base import Outbound, OutboundAttachment, Template
 from chatserver.channels.inboxes import adapter_for
 from chatserver.channels.receipts import ReceiptQueries
 from chatserver.errors import NotFound, PermanentDeliveryError
@@ -52,8 +53,11 @@ def reply_payload(
     text: str,
     status_callback: str | None = None,
     template: Template | None = None,
+    attachments: tuple[OutboundAttachment, ...] = (),
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {"inbox_id": inbox_id, "to": to, "text": text}
+    if attachments:
+        payload["attachments"] = [{"kind": a.kind, "url": a.url, "filename": a.filename} for a in attachments]
     if status_callback:
         payload["status_callback"] = status_callback
     if template is not None:
@@ -63,6 +67,20 @@ def reply_payload(
             "parameters": list(template.parameters),
         }
     return payload
+
+
+def _attachments(raw: Any) -> tuple[OutboundAttachment, ...]:
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        OutboundAttachment(
+            "image" if a.get("kind") == "image" else "file",
+            str(a["url"]),
+            str(a["filename"]) if a.get("filename") else None,
+        )
+        for a in raw
+        if isinstance(a, dict) and a.get("url")
+    )
 
 
 def _template(raw: Any) -> Template | None:
@@ -94,7 +112,7 @@ class ChannelSender:
             kept = p.get("sent_text")
             if isinstance(kept, str):
                 text = kept
-            elif not done:
+            elif not done and text:
                 text = await self._in_contact_language(delivery, text)
                 if text != p.get("text"):
                     await self.receipts.remember_text(delivery, text)
@@ -103,6 +121,7 @@ class ChannelSender:
             to=to,
             text="" if template is not None else text,
             template=template,
+            attachments=_attachments(p.get("attachments")),
             status_callback=p.get("status_callback") or None,
             sent=tuple(done),
         )

@@ -59,6 +59,37 @@ class FakePlatforms:
         self.called = asyncio.Event()
         self.url = ""
         self._ids = itertools.count(1)
+        self.media: dict[str, tuple[bytes, str]] = {}
+        """Files the platforms serve: Telegram file_id, WhatsApp media id, or a path of a link."""
+        self.declared_sizes: dict[str, int] = {}
+        """A size the platform states for a file (getFile, the Graph media object), if not its own."""
+
+    # -- media ---------------------------------------------------------------------------------------------
+
+    def add_media(self, key: str, data: bytes, content_type: str) -> None:
+        self.media[key] = (data, content_type)
+
+    def media_url(self, path: str) -> str:
+        """A Meta CDN-like link (no credentials) to the file ``path`` added with :meth:`add_media`."""
+        return f"{self.url}/cdn/{path}"
+
+    def twilio_media_url(self, message_sid: str, media_sid: str) -> str:
+        return f"{self.url}/2010-04-01/Accounts/{TWILIO_SID}/Messages/{message_sid}/Media/{media_sid}"
+
+    def downloads(self) -> list[Call]:
+        return self.sent("download")
+
+    async def _serve_media(self, request: Request, key: str) -> Response:
+        self.calls.append(Call("download", request.url.path, None, dict(request.headers)))
+        self.called.set()
+        await self._held("download")
+        scripted = self._scripted("download")
+        if scripted is not None:
+            return scripted
+        found = self.media.get(key)
+        if found is None:
+            return Response(b"Not Found", 404)
+        return Response(found[0], 200, media_type=found[1])
 
     # -- scripting -----------------------------------------------------------------------------------------
 
@@ -133,6 +164,20 @@ class FakePlatforms:
                 "date": 0,
             }
             return _json({"ok": True, "result": result})
+        if method == "getFile":
+            file_id = body.get("file_id")
+            if not isinstance(file_id, str) or file_id not in self.media:
+                return _tg_error(400, "Bad Request: invalid file_id")
+            data, ctype = self.media[file_id]
+            ext = {"image/jpeg": "jpg", "image/png": "png"}.get(ctype, "bin")
+            folder = "photos" if ctype.startswith("image/") else "documents"
+            result = {
+                "file_id": file_id,
+                "file_unique_id": f"u{file_id}",
+                "file_size": self.declared_sizes.get(file_id, len(data)),
+                "file_path": f"{folder}/{file_id}.{ext}",
+            }
+            return _json({"ok": True, "result": result})
         if method == "setWebhook":
             self.webhook = {"url": body.get("url"), "secret_token": body.get("secret_token")}
             return _json({"ok": True, "result": True, "description": "Webhook was set"})
@@ -195,6 +240,55 @@ class FakePlatforms:
             return _graph_error(400, 551, "This person isn't available right now.")
         return _json({"recipient_id": recipient, "message_id": f"m_FAKE{next(self._ids)}"})
 
+    async def telegram_file(self, request: Request) -> Response:
+        """``/file/bot<token>/<file_path>``: the file getFile pointed at."""
+        if request.path_params["token"] != BOT_TOKEN:
+            self.calls.append(Call("download", request.url.path, None, dict(request.headers)))
+            return Response(b"Not Found", 404)
+        file_id = request.path_params["path"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return await self._serve_media(request, file_id)
+
+    async def graph_media(self, request: Request) -> Response:
+        """``GET /{version}/{media-id}``: the media object, its ``url`` downloaded with the same token."""
+        media_id = request.path_params["media_id"]
+        self.calls.append(Call("graph_media", request.url.path, None, dict(request.headers)))
+        if request.headers.get("authorization") != f"Bearer {WA_TOKEN}":
+            return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        scripted = self._scripted("graph_media")
+        if scripted is not None:
+            return scripted
+        if media_id not in self.media:
+            return _graph_error(
+                400, 100, f"Unsupported get request. Object with ID '{media_id}' does not exist"
+            )
+        data, ctype = self.media[media_id]
+        return _json(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.url}/whatsapp-media/{media_id}",
+                "mime_type": ctype,
+                "sha256": "0" * 64,
+                "file_size": self.declared_sizes.get(media_id, len(data)),
+                "id": media_id,
+            }
+        )
+
+    async def whatsapp_download(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {WA_TOKEN}":
+            self.calls.append(Call("download", request.url.path, None, dict(request.headers)))
+            return Response(b"", 401)
+        return await self._serve_media(request, request.path_params["media_id"])
+
+    async def cdn(self, request: Request) -> Response:
+        return await self._serve_media(request, request.path_params["path"])
+
+    async def twilio_media(self, request: Request) -> Response:
+        expected = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
+        if request.headers.get("authorization") != expected:
+            self.calls.append(Call("download", request.url.path, None, dict(request.headers)))
+            return _twilio_error(401, 20003, "Authenticate")
+        return await self._serve_media(request, request.path_params["media_sid"])
+
     # -- Twilio ----------------------------------------------------------------------------------------------
 
     async def twilio(self, request: Request) -> Response:
@@ -230,6 +324,15 @@ class FakePlatforms:
         return Starlette(
             routes=[
                 Route("/bot{token}/{method}", self.telegram, methods=["POST"]),
+                Route("/file/bot{token}/{path:path}", self.telegram_file, methods=["GET"]),
+                Route("/cdn/{path:path}", self.cdn, methods=["GET"]),
+                Route("/whatsapp-media/{media_id}", self.whatsapp_download, methods=["GET"]),
+                Route(
+                    "/2010-04-01/Accounts/{sid}/Messages/{message_sid}/Media/{media_sid}",
+                    self.twilio_media,
+                    methods=["GET"],
+                ),
+                Route("/{version}/{media_id}", self.graph_media, methods=["GET"]),
                 Route("/{version}/{node}/messages", self.graph, methods=["POST"]),
                 Route("/2010-04-01/Accounts/{sid}/Messages.json", self.twilio, methods=["POST"]),
             ]
