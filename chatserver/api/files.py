@@ -8,7 +8,8 @@
 - ``GET /api/v1/attachments/{id}/content`` (agents) and ``GET /api/v1/widget/attachments/{id}/link``
   (the conversation's visitor: a signed link that works for a few minutes) -> ``GET /files/{id}?exp&sig``.
 
-Files are served as downloads (``application/octet-stream``) except a few image types shown inline,
+Files are served as downloads (their own type when it is one of the accepted upload types, else
+``application/octet-stream``) except a few image types shown inline,
 always with ``nosniff`` and a sandboxing Content-Security-Policy: a file is somebody else's content.
 """
 

@@ -34,6 +34,10 @@ DEFAULT_TYPES = (
 INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 """Shown in the page (thumbnails); everything else is served as a download. Never HTML or SVG inline:
 a file is someone else's content."""
+TYPED_DOWNLOADS = frozenset(DEFAULT_TYPES) - INLINE_TYPES
+"""Downloads served with their own type (platforms that fetch a file by URL, e.g. Telegram's
+sendDocument, want PDF or ZIP as such); any other type (HTML, SVG, scripts) is ``application/
+octet-stream``. Always with ``Content-Disposition: attachment``, ``nosniff`` and a sandboxing CSP."""
 
 _TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
@@ -91,7 +95,8 @@ def disposition(att: Attachment) -> tuple[str, str]:
         for c in att.name
     )
     how = "inline" if att.content_type in INLINE_TYPES else "attachment"
-    ctype = att.content_type if att.content_type in INLINE_TYPES else "application/octet-stream"
+    known = att.content_type in INLINE_TYPES or att.content_type in TYPED_DOWNLOADS
+    ctype = att.content_type if known else "application/octet-stream"
     return ctype, f"{how}; filename=\"{quoted}\"; filename*=UTF-8''{star}"
 
 

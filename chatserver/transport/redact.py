@@ -8,6 +8,7 @@ log. :func:`redact` replaces, in any text:
 - ``Bearer <credential>`` and whole ``Authorization`` header values,
 - a ``token.<credential>`` WebSocket subprotocol,
 - anything shaped like one of our credentials (``cst_`` API tokens, signed visitor tokens),
+- a Telegram bot token in a Bot API URL (``/bot123456:ABC.../sendMessage``: httpx logs every request),
 
 with ``[redacted]``. :class:`RedactingFilter` applies it to a record's message, its string arguments
 (uvicorn's access formatter reads the arguments, so their shape is kept) and its formatted traceback.
@@ -28,6 +29,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(token\.)[A-Za-z0-9._~-]+"), r"\1" + MASK),
     (re.compile(r"\bcst_[A-Za-z0-9_-]{8,}"), "cst_" + MASK),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}"), MASK),
+    (re.compile(r"(/(?:file/)?bot)\d+:[A-Za-z0-9_-]+"), r"\1" + MASK),
 )
 
 
@@ -42,7 +44,11 @@ def _redact_arg(value: Any) -> Any:
         return redact(value)
     if isinstance(value, bytes):
         return redact(value.decode("latin-1")).encode("latin-1")
-    return value
+    if value is None or isinstance(value, int | float):
+        return value  # numbers keep their type (%d)
+    text = str(value)  # e.g. httpx logs an httpx.URL: masked as its text when it holds a credential
+    masked = redact(text)
+    return masked if masked != text else value
 
 
 class RedactingFilter(logging.Filter):

@@ -67,7 +67,7 @@ def test_photos_show_in_the_console_and_the_agent_sends_a_file(
         "href", re.compile(r"/files/att_\w+\?exp=\d+&sig=[0-9a-f]+$"), timeout=15_000
     )
     got = httpx.get(str(link.get_attribute("href")), timeout=10)  # what the visitor's browser opens
-    assert got.content == b"%PDF-1.4 invoice" and got.headers["content-type"] == "application/octet-stream"
+    assert got.content == b"%PDF-1.4 invoice" and got.headers["content-type"] == "application/pdf"
 
     # a type the server refuses: the console says why and sends nothing
     page = tmp_path / "page.html"

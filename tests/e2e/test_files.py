@@ -130,7 +130,7 @@ async def test_a_visitor_sends_a_photo_the_agent_sees_and_fetches_it(
         )
         pdf = await http.get(server.url + pdf_link.json()["url"])
         assert pdf.content == b"%PDF-1.4 invoice"
-        assert pdf.headers["content-type"] == "application/octet-stream"  # a download, not a page
+        assert pdf.headers["content-type"] == "application/pdf"
         assert pdf.headers["content-disposition"].startswith("attachment;")
 
 

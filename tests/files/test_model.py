@@ -56,8 +56,11 @@ def test_images_inline_everything_else_a_download_with_a_safe_name() -> None:
         "inline; filename=\"a.png\"; filename*=UTF-8''a.png",
     )
     ctype, how = disposition(_att('Résumé "x".pdf', "application/pdf"))
-    assert ctype == "application/octet-stream"
+    assert ctype == "application/pdf"  # its own type, but a download
     assert how == "attachment; filename=\"R?sum? _x_.pdf\"; filename*=UTF-8''R%C3%A9sum%C3%A9%20%22x%22.pdf"
+    for hostile in ("text/html", "image/svg+xml", "application/javascript", "application/x-msdownload"):
+        ctype, how = disposition(_att("x", hostile))  # a channel's media may be anything
+        assert ctype == "application/octet-stream" and how.startswith("attachment;")
 
 
 def test_signed_links() -> None:

@@ -34,6 +34,25 @@ def test_every_credential_shape_is_masked(line: str) -> None:
     assert MASK in out
 
 
+def test_a_bot_token_in_a_url_logged_by_httpx_is_masked() -> None:
+    import httpx
+
+    logger, out = _logger_with_stream("test.redact.httpx", logging.Formatter("%(message)s"))
+    token = "123456789:AAH4kS-secret_Value"
+    try:
+        install_redaction()
+        for url in (
+            f"https://api.example/bot{token}/sendMessage",
+            f"https://api.example/file/bot{token}/a.jpg",
+        ):
+            logger.info('HTTP Request: %s %s "%s %d %s"', "POST", httpx.URL(url), "HTTP/1.1", 200, "OK")
+    finally:
+        logging.getLogger("test.redact.httpx").handlers = []
+    text = out.getvalue()
+    assert token not in text and "secret_Value" not in text
+    assert text.count("/bot" + MASK) == 2 and '"HTTP/1.1 200 OK"' in text
+
+
 def test_ordinary_lines_are_left_alone() -> None:
     line = '127.0.0.1:5000 - "GET /api/v1/conversations?limit=50 HTTP/1.1" 200'
     assert redact(line) == line
