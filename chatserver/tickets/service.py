@@ -548,27 +548,44 @@ class TicketService:
     # -- contacts' later messages -------------------------------------------------------------------------
 
     def _on_messages(self, messages: Sequence[Message]) -> None:
+        """After each commit (a batch of many conversations' messages): one task, one read for all."""
+        latest: dict[str, Message] = {}
         for m in messages:
             if m.author.kind is AuthorKind.CONTACT and m.kind is MessageKind.TEXT:
-                task = asyncio.get_running_loop().create_task(self._thread_safely(m))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                latest[m.conversation_id] = m  # once per conversation and commit is enough
+        if latest:
+            task = asyncio.get_running_loop().create_task(self._thread_batch(list(latest.values())))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _thread_safely(self, message: Message) -> None:
+    async def _thread_batch(self, messages: Sequence[Message]) -> None:
         try:
-            await self.thread_contact_message(message)
+            found = await self.q.for_contact_messages(
+                [(m.conversation_id, m.author.id) for m in messages], [s.value for s in ACTIVE]
+            )
         except Exception:
-            log.exception("threading message %s into a ticket failed", message.id)
+            log.exception("looking up the tickets of %d contact messages failed", len(messages))
+            return
+        for m in messages:  # the common case (live chats, no ticket) ends here: nothing found
+            hit = found.get(m.conversation_id)
+            if hit is None:
+                continue
+            try:
+                await self._thread(m, *hit)
+            except Exception:
+                log.exception("threading message %s into a ticket failed", m.id)
 
     async def thread_contact_message(self, message: Message) -> Ticket | None:
         """A contact wrote: thread it into their ticket (reopening it), or follow up a finished one."""
+        found = await self.q.for_contact_messages(
+            [(message.conversation_id, message.author.id)], [s.value for s in ACTIVE]
+        )
+        hit = found.get(message.conversation_id)
+        return None if hit is None else await self._thread(message, *hit)
+
+    async def _thread(self, message: Message, ticket: Ticket, own: bool) -> Ticket | None:
         contact_id = message.author.id  # a contact's message is authored by the contact
         contact_actor = Actor("contact", contact_id, message.author.name)
-        ticket, own = await self.q.for_contact_message(
-            message.conversation_id, contact_id, [s.value for s in ACTIVE]
-        )
-        if ticket is None:
-            return None  # the common case (a live chat, no ticket): one read, nothing else
         if not own:
             if not await self.q.link(ticket, message.conversation_id):
                 return None

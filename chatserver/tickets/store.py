@@ -126,35 +126,41 @@ class TicketQueries:
             ).first()
         return _ticket(r) if r else None
 
-    async def for_contact_message(
-        self, conversation_id: str, contact_id: str, statuses: Iterable[str]
-    ) -> tuple[Ticket | None, bool]:
-        """The ticket a contact's new message belongs to, in one read: the conversation's own ticket
-        (``True``), else the contact's most recently updated one in ``statuses`` (``False``), else none.
-        It runs for every message a contact sends, so it is one connection and, usually, one query."""
+    async def for_contact_messages(
+        self, pairs: Sequence[tuple[str, str]], statuses: Iterable[str]
+    ) -> dict[str, tuple[Ticket, bool]]:
+        """For each (conversation, contact) that just got a contact's message, the ticket it belongs to:
+        the conversation's own (``True``), else the contact's most recently updated one in ``statuses``
+        (``False``); conversations with neither are left out. One read for a whole commit batch (it runs
+        for every message contacts send, so it must not cost a query per message)."""
+        if not pairs:
+            return {}
+        cids = sorted({c for c, _ in pairs})
+        out: dict[str, tuple[Ticket, bool]] = {}
         async with self.db.read() as conn:
-            r = (
-                await conn.execute(
-                    sa.select(tickets)
-                    .join(ticket_conversations, ticket_conversations.c.ticket_id == tickets.c.id)
-                    .where(ticket_conversations.c.conversation_id == conversation_id)
-                )
-            ).first()
-            if r is not None:
-                return _ticket(r), True
-            r = (
-                await conn.execute(
+            for r in await conn.execute(
+                sa.select(tickets, ticket_conversations.c.conversation_id.label("linked_conversation"))
+                .join(ticket_conversations, ticket_conversations.c.ticket_id == tickets.c.id)
+                .where(ticket_conversations.c.conversation_id.in_(cids))
+            ):
+                out[r.linked_conversation] = (_ticket(r), True)
+            contacts = sorted({ct for c, ct in pairs if c not in out})
+            latest: dict[str, Ticket] = {}
+            if contacts:
+                for r in await conn.execute(
                     sa.select(tickets)
                     .where(
-                        tickets.c.requester_id == contact_id,
+                        tickets.c.requester_id.in_(contacts),
                         tickets.c.status.in_(list(statuses)),
                         tickets.c.merged_into.is_(None),
                     )
                     .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
-                    .limit(1)
-                )
-            ).first()
-        return (_ticket(r) if r else None), False
+                ):
+                    latest.setdefault(r.requester_id, _ticket(r))
+        for cid, contact_id in pairs:
+            if cid not in out and contact_id in latest:
+                out[cid] = (latest[contact_id], False)
+        return out
 
     async def conversation_ids(self, ticket: Ticket) -> list[str]:
         async with self.db.read() as conn:
