@@ -35,9 +35,14 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **over
 
 def serve(app: Any, settings: Settings, *, host: str, port: int, **overrides: Any) -> None:
     """Run the server until it is told to stop (blocking); exit with status 3 when it cannot start
-    (as ``uvicorn.run`` does)."""
+    (as ``uvicorn.run`` does), 130 after a clean stop on SIGINT."""
     server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=port, **overrides))
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl-C / SIGINT once it has shut down cleanly: a normal stop, not a crash
+        # (no traceback on the operator's terminal); the exit status says it was interrupted
+        raise SystemExit(130) from None
     if not server.started:
         raise SystemExit(3)
 

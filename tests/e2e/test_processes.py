@@ -209,3 +209,16 @@ async def test_redis_restart_mid_conversation_loses_nothing(
             ] == "after"
             seqs = [f["seq"] for f in agent.frames if f.get("type") == "message"]
             assert seqs == sorted(set(seqs))
+
+
+def test_ctrl_c_stops_the_server_cleanly_without_a_traceback(
+    tmp_path: Path, procs: list[ServerProcess]
+) -> None:
+    env = {"CHATSERVER_DATA_DIR": str(tmp_path / "data"), "CHATSERVER_ADMIN_PASSWORD": "admin-pass-1"}
+    server = start(procs, env, tmp_path / "server.log")
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGINT)
+    assert server.proc.wait(timeout=30) == 130
+    log = (tmp_path / "server.log").read_text()
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log and "KeyboardInterrupt" not in log
