@@ -23,12 +23,13 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from chatserver.api.common import api, ctx, current_agent, json_response
-from chatserver.auth.secrets import verify_visitor_token
+from chatserver.api.widget import cors_headers as widget_cors
+from chatserver.api.widget import visitor_claims
 from chatserver.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized, Unavailable
 from chatserver.files.model import Attachment, disposition, link_valid
 from chatserver.files.service import AttachmentService
-from chatserver.model.ids import now_ms
 from chatserver.model.types import Author, AuthorKind, Conversation
+from chatserver.widgetcfg.origin import origin_allowed
 
 UPLOAD_PATHS = ("/api/v1/widget/uploads", "/api/v1/uploads")
 
@@ -59,68 +60,40 @@ async def _read_upload(request: Request, service: AttachmentService) -> tuple[st
     return name, request.headers.get("content-type"), data
 
 
-async def _visitor(request: Request) -> tuple[str, str]:
-    """(contact id, inbox id) of the visitor token in ``Authorization: Bearer``."""
-    c = ctx(request)
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("bearer "):
-        raise Unauthorized("visitor token required (Authorization: Bearer)")
-    claims = verify_visitor_token(c.settings.secret_key, header[7:].strip(), now_ms())
-    return claims.contact_id, claims.inbox_id
-
-
 async def _visitor_conversation(request: Request, cid: str) -> tuple[Conversation, str]:
     c = ctx(request)
-    contact_id, inbox_id = await _visitor(request)
-    conv = await c.service.visitor_conversation(contact_id, cid)
-    if conv.inbox_id != inbox_id:
+    claims = visitor_claims(request)
+    conv = await c.service.visitor_conversation(claims.contact_id, cid)
+    if conv.inbox_id != claims.inbox_id:
         raise Forbidden("this conversation belongs to another inbox")
-    return conv, contact_id
+    return conv, claims.contact_id
 
 
-async def _cors(request: Request, inbox_id: str | None) -> dict[str, str]:
-    """CORS headers for the widget's origin, when the inbox allows it (errors included)."""
-    origin = request.headers.get("origin")
-    if not origin:
-        return {}
-    if inbox_id is not None:
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type, X-Filename"
+
+
+async def _cors(request: Request) -> dict[str, str]:
+    """CORS headers for the widget's page (errors included), when its inbox allows that page (the same
+    rule as the widget's other endpoints: chatserver/widgetcfg/origin.py)."""
+    c = ctx(request)
+    if request.headers.get("origin"):
         try:
-            inbox = await ctx(request).store.get_inbox(inbox_id)
-        except NotFound:
+            inbox = await c.store.get_inbox(visitor_claims(request).inbox_id)
+        except (Unauthorized, NotFound):
+            inbox = None
+        if inbox is not None and not origin_allowed(inbox, request, public_url=c.settings.public_url):
             return {}
-        if not inbox.allows_origin(origin):
-            return {}
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-        "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Filename",
-        "Access-Control-Max-Age": "600",
-        "Vary": "Origin",
-    }
-
-
-async def _inbox_of_token(request: Request) -> str | None:
-    try:
-        return (await _visitor(request))[1]
-    except Unauthorized:
-        return None
+    return widget_cors(request, CORS_METHODS, CORS_HEADERS)
 
 
 async def widget_preflight(request: Request) -> Response:
-    origin = request.headers.get("origin")
-    headers = {
-        "Access-Control-Allow-Origin": origin or "*",
-        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-        "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Filename",
-        "Access-Control-Max-Age": "600",
-        "Vary": "Origin",
-    }
-    return Response(status_code=204, headers=headers)
+    return Response(status_code=204, headers=widget_cors(request, CORS_METHODS, CORS_HEADERS))
 
 
 async def widget_upload(request: Request) -> Response:
     response = await _widget_upload(request)
-    response.headers.update(await _cors(request, await _inbox_of_token(request)))
+    response.headers.update(await _cors(request))
     return response
 
 
@@ -172,7 +145,7 @@ async def agent_content(request: Request) -> Response:
 
 async def widget_link(request: Request) -> Response:
     response = await _widget_link(request)
-    response.headers.update(await _cors(request, await _inbox_of_token(request)))
+    response.headers.update(await _cors(request))
     return response
 
 

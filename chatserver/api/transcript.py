@@ -17,9 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chatserver.api.common import api, body, ctx, json_response, req_str
-from chatserver.auth.identity import bearer_token
-from chatserver.auth.secrets import verify_visitor_token
-from chatserver.errors import Conflict, Forbidden, RateLimited, Unauthorized, Unavailable
+from chatserver.api.widget import cors_headers, visitor_claims
+from chatserver.api.widget import preflight as widget_preflight
+from chatserver.errors import Conflict, Forbidden, RateLimited, Unavailable
 from chatserver.model.ids import now_ms
 from chatserver.widgetcfg.origin import origin_allowed
 from chatserver.widgetcfg.store import widget_settings
@@ -29,20 +29,15 @@ MAX_MESSAGES = 2000
 
 
 async def request_transcript(request: Request) -> Response:
-    from chatserver.api.widget import _cors  # the widget's CORS answer (errors included)
-
     response = await _request_transcript(request)
-    response.headers.update(_cors(request))
+    response.headers.update(cors_headers(request))
     return response
 
 
 @api
 async def _request_transcript(request: Request) -> Response:
     c = ctx(request)
-    token = bearer_token(request, allow_query=False)
-    if not token:
-        raise Unauthorized("visitor token required (Authorization: Bearer)")
-    claims = verify_visitor_token(c.settings.secret_key, token, now_ms())
+    claims = visitor_claims(request)
     inbox = await c.store.get_inbox(claims.inbox_id)
     if not origin_allowed(inbox, request, public_url=c.settings.public_url):
         raise Forbidden("this page's origin is not allowed for the inbox", data={"reason": "origin"})
@@ -85,13 +80,9 @@ async def _request_transcript(request: Request) -> Response:
     return json_response({"queued": True, "delivery_id": delivery_id, "to": contact.email}, status=202)
 
 
-async def preflight(request: Request) -> Response:
-    from chatserver.api.widget import preflight as widget_preflight
-
-    return await widget_preflight(request)
-
-
 routes = [
     Route("/api/v1/widget/transcript", request_transcript, methods=["POST"]),
-    Route("/api/v1/widget/transcript", preflight, methods=["OPTIONS"], name="widget_transcript_preflight"),
+    Route(
+        "/api/v1/widget/transcript", widget_preflight, methods=["OPTIONS"], name="widget_transcript_preflight"
+    ),
 ]

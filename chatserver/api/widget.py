@@ -24,7 +24,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from chatserver.api.common import api, body, ctx, json_response, req_str, str_field
 from chatserver.auth.identity import bearer_token
-from chatserver.auth.secrets import sign_visitor_token, verify_visitor_token
+from chatserver.auth.secrets import VisitorClaims, sign_visitor_token, verify_visitor_token
 from chatserver.context import Context
 from chatserver.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chatserver.model.ids import now_ms
@@ -40,14 +40,24 @@ IDENTITY_CHANNEL = "widget-user"
 """Contact identities of verified users: ``<inbox id>:<user id>`` (the same contact on every device)."""
 
 
-def _cors(request: Request, methods: str = "POST, OPTIONS") -> dict[str, str]:
+def visitor_claims(request: Request) -> VisitorClaims:
+    """The visitor token in ``Authorization: Bearer`` (never in the URL), verified; 401 otherwise."""
+    token = bearer_token(request, allow_query=False)
+    if not token:
+        raise Unauthorized("visitor token required (Authorization: Bearer)")
+    return verify_visitor_token(ctx(request).settings.secret_key, token, now_ms())
+
+
+def cors_headers(
+    request: Request, methods: str = "POST, OPTIONS", headers: str = "Content-Type, Authorization"
+) -> dict[str, str]:
     origin = request.headers.get("origin")
     if not origin:
         return {}
     return {
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Methods": methods,
-        "Access-Control-Allow-Headers": "Content-Type, Authorization",
+        "Access-Control-Allow-Headers": headers,
         "Access-Control-Expose-Headers": "ETag",
         "Access-Control-Max-Age": "600",
         "Vary": "Origin",
@@ -55,7 +65,7 @@ def _cors(request: Request, methods: str = "POST, OPTIONS") -> dict[str, str]:
 
 
 async def preflight(request: Request) -> Response:
-    return Response(status_code=204, headers=_cors(request, "GET, POST, OPTIONS"))
+    return Response(status_code=204, headers=cors_headers(request, "GET, POST, OPTIONS"))
 
 
 def _language(raw: str | None) -> str | None:
@@ -78,7 +88,7 @@ async def _inbox_for_page(c: Context, request: Request, key: str) -> Inbox:
 async def create_session(request: Request) -> Response:
     """Exchange an inbox key (and optionally a previous visitor token) for a visitor token."""
     response = await _create_session(request)
-    response.headers.update(_cors(request))  # errors too: the widget must be able to read why
+    response.headers.update(cors_headers(request))  # errors too: the widget must be able to read why
     return response
 
 
@@ -152,7 +162,7 @@ def _contact_wire(contact: Contact) -> dict[str, object]:
 
 async def get_config(request: Request) -> Response:
     response = await _get_config(request)
-    response.headers.update(_cors(request, "GET, OPTIONS"))
+    response.headers.update(cors_headers(request, "GET, OPTIONS"))
     return response
 
 
@@ -180,17 +190,14 @@ async def _get_config(request: Request) -> Response:
 
 async def update_contact(request: Request) -> Response:
     response = await _update_contact(request)
-    response.headers.update(_cors(request))
+    response.headers.update(cors_headers(request))
     return response
 
 
 @api
 async def _update_contact(request: Request) -> Response:
     c = ctx(request)
-    token = bearer_token(request, allow_query=False)
-    if not token:
-        raise Unauthorized("visitor token required (Authorization: Bearer)")
-    claims = verify_visitor_token(c.settings.secret_key, token, now_ms())
+    claims = visitor_claims(request)
     inbox = await c.store.get_inbox(claims.inbox_id)
     if not origin_allowed(inbox, request, public_url=c.settings.public_url):
         raise Forbidden("this page's origin is not allowed for the inbox", data={"reason": "origin"})

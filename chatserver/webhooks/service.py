@@ -78,6 +78,8 @@ class WebhookService:
     # -- the tap (synchronous, never blocks) --------------------------------------------------------------
 
     def tap(self, items: list[tuple[str, Event]]) -> None:
+        if not self._hooks and asyncio.get_running_loop().time() - self._loaded_at < CACHE_S:
+            return  # no webhook (as of a fresh read): nothing to queue for every message published
         wanted: list[tuple[str, Event]] = [
             (t, e) for t, e in items if isinstance(e, MessageEvent | ConversationEvent | TicketEvent)
         ]
