@@ -75,9 +75,21 @@ def clean_name(raw: str | None) -> str:
     return name
 
 
+def base_type(content_type: str | None) -> str:
+    """``image/PNG; charset=x`` -> ``image/png`` (parameters dropped, lower case); may be empty."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def stored_type(content_type: str | None) -> str:
+    """The type a channel's or an email's file is stored with: its own when well formed, else
+    ``application/octet-stream`` (how it is served is :func:`disposition`'s decision)."""
+    base = base_type(content_type)
+    return base if _TYPE.fullmatch(base) else "application/octet-stream"
+
+
 def check_type(content_type: str | None, allowed: tuple[str, ...]) -> str:
     """The media type (parameters dropped, lower case), if it is one of ``allowed``; else ``invalid``."""
-    base = (content_type or "").split(";", 1)[0].strip().lower()
+    base = base_type(content_type)
     if not _TYPE.fullmatch(base):
         raise Invalid("the file needs a Content-Type (e.g. image/png)", data={"field": "content_type"})
     if base not in allowed:

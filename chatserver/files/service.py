@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
 from chatserver.errors import Invalid, NotFound, TooLarge
-from chatserver.files.model import Attachment, check_type, clean_name, sign_link
+from chatserver.files.model import Attachment, check_type, clean_name, sign_link, stored_type
 from chatserver.files.store import FileStore
 from chatserver.model.ids import new_id, now_ms
 from chatserver.model.types import Author
@@ -64,7 +64,7 @@ class AttachmentService:
     ) -> Attachment:
         """Store a file in a conversation. ``check`` applies the upload limits (type, size); media from a
         channel or an email are stored under their own limits."""
-        ctype = check_type(content_type, self.limits.types) if check else _plain_type(content_type)
+        ctype = check_type(content_type, self.limits.types) if check else stored_type(content_type)
         if check and len(data) > self.limits.max_bytes:
             raise TooLarge(
                 f"the file is over the limit of {self.limits.max_bytes} bytes",
@@ -141,8 +141,3 @@ class AttachmentService:
         """A link to the file that works without credentials until it expires."""
         expires = int(time.time()) + ttl_s
         return {"url": f"/files/{att.id}?{sign_link(self._secret, att.id, expires)}", "expires_at": expires}
-
-
-def _plain_type(content_type: str | None) -> str:
-    base = (content_type or "").split(";", 1)[0].strip().lower()
-    return base if base and len(base) <= 127 and "/" in base else "application/octet-stream"

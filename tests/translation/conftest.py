@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,6 +9,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from tests.services import unavailable
 
 from .fakes import serve
 from .helpers import WIRES, RedisTarget, Wire, make_fake
@@ -34,9 +35,7 @@ async def redis_target() -> AsyncIterator[RedisTarget]:
         await client.ping()
     except (RedisError, OSError) as exc:
         await client.aclose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at 127.0.0.1:6379 is required under CI=true and is unreachable: {exc!r}")
-        pytest.skip(f"Redis at 127.0.0.1:6379 unreachable ({exc!r}); outside CI the Redis cache tests skip")
+        unavailable("Redis at 127.0.0.1:6379", exc)  # a failure under CI=true, a skip elsewhere
     prefix = f"test:chatserver:translation:{uuid.uuid4().hex}:"
     try:
         yield RedisTarget(client, prefix)
