@@ -98,7 +98,9 @@ async def check_start_fields(store: Store, inbox_id: str, fields: dict[str, str]
     """A visitor's ``conversation.start`` fields: the pre-chat answers among them are checked as the form
     checks them (email, phone, dropdown option). Which are required is the form's business (a site may
     replace the form with its own), so none is required here."""
+    if not fields:
+        return  # nothing to check: no read of the inbox on every start (the common case)
     inbox = await store.get_inbox(inbox_id)
     prechat = widget_settings(inbox).prechat if inbox.channel == WIDGET else ()
-    if prechat and fields:
+    if prechat:
         validate_answers(prechat, fields, partial=True)
