@@ -51,8 +51,11 @@ async def _conversation(store: Store) -> Conversation:
     return await store.create_conversation(inbox=inbox, contact_id=contact.id)
 
 
-async def _churn(store: Store, conv_id: str, agent_id: str, token: int, stop: asyncio.Event) -> int:
-    """What the router does to a waiting conversation, as fast as it can: offer, expire, offer again."""
+async def _churn(
+    store: Store, conv_id: str, agent_id: str, token: int, stop: asyncio.Event, started: asyncio.Event
+) -> int:
+    """What the router does to a waiting conversation, much faster than it would: offer, expire, offer.
+    ``started`` is set once it has written (so the claim always races a router that is writing)."""
     writes = 0
     while not stop.is_set():
         conv = await store.get_conversation(conv_id)
@@ -61,8 +64,13 @@ async def _churn(store: Store, conv_id: str, agent_id: str, token: int, stop: as
         elif conv.status is Status.OFFERED:
             writes += await store.expire_offer(conv, token) is not None
         else:
+            started.set()
             return writes
-        await asyncio.sleep(0)
+        if writes:
+            started.set()
+        # 2 ms between writes: still far faster than the router, which coalesces its cycles (50 ms) and
+        # expires offers after seconds; a tight loop here made the claim a coin toss per attempt
+        await asyncio.sleep(0.002)
     return writes
 
 
@@ -73,9 +81,9 @@ async def test_claim_succeeds_while_the_router_keeps_changing_the_conversation(s
     router_writes = 0
     for _ in range(ROUNDS):
         conv = await _conversation(store)
-        stop = asyncio.Event()
-        churn = asyncio.create_task(_churn(store, conv.id, bob.id, token, stop))
-        await asyncio.sleep(0)
+        stop, started = asyncio.Event(), asyncio.Event()
+        churn = asyncio.create_task(_churn(store, conv.id, bob.id, token, stop, started))
+        await started.wait()
         try:
             done = await service.claim(sue, conv.id)  # never "changed at the same time; try again"
         finally:
