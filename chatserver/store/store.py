@@ -160,6 +160,7 @@ class Store(RoutingQueries, ChannelQueries):
         skills: dict[str, int] | None = None,
         max_concurrent: int | None = None,
         language: str | None = None,
+        avatar_url: str | None = None,
     ) -> Agent:
         agent = Agent(
             id=new_id("ag_"),
@@ -171,6 +172,7 @@ class Store(RoutingQueries, ChannelQueries):
             max_concurrent=max_concurrent,
             created_at=now_ms(),
             language=language,
+            avatar_url=avatar_url,
         )
         try:
             async with self.db.write() as conn:
@@ -188,6 +190,7 @@ class Store(RoutingQueries, ChannelQueries):
                         max_concurrent=max_concurrent,
                         created_at=agent.created_at,
                         language=language,
+                        avatar_url=avatar_url,
                     )
                 )
         except Duplicate as exc:
@@ -225,6 +228,7 @@ class Store(RoutingQueries, ChannelQueries):
             "skills",
             "max_concurrent",
             "language",
+            "avatar_url",
         }
         unknown = set(values) - allowed
         if unknown:
