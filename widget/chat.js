@@ -350,9 +350,13 @@
     });
     const ensureSession = () => sess.ensure();
 
+    // the browser says it is offline: no connection attempt until its `online` event
+    const offline = () => w.navigator.onLine === false;
+
     function connect() {
       if (ws || connecting || stopped) return;
       clearTimeout(retryTimer);
+      if (offline()) return setConn(T.reconnecting);
       connecting = true;
       if (!everConnected) setConn(T.connecting, 1500);
       ensureSession().then(
@@ -380,8 +384,8 @@
     function retry(delay) {
       clearTimeout(retryTimer);
       if (stopped || !wanted()) return;
-      setConn(T.reconnecting, attempt > 1 ? 0 : 1500);
-      retryTimer = setTimeout(connect, delay);
+      setConn(T.reconnecting, attempt > 1 || offline() ? 0 : 1500);
+      if (!offline()) retryTimer = setTimeout(connect, delay);
     }
 
     function drop(sock) {
@@ -651,6 +655,9 @@
       markSeen();
       if (!ws && wanted()) connect();
     });
+    // offline, an open socket is dead (or will be, silently): close it now; what the visitor writes stays
+    // queued (shown as sending) and goes out once, by client_id, when the browser is back online
+    w.addEventListener("offline", () => { if (ws) drop(ws); });
     w.addEventListener("online", () => {
       if (!ws && wanted()) {
         attempt = 0;
