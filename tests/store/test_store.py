@@ -258,3 +258,26 @@ async def test_migrations_build_exactly_the_declared_schema(store: Store) -> Non
     async with store.db.read() as conn:
         diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
     assert diff == []
+
+
+async def test_a_system_lines_code_and_an_agents_avatar_are_stored(store: Store) -> None:
+    from chatserver.model.system_lines import SystemLine
+    from chatserver.model.types import SYSTEM_AUTHOR
+
+    conv_id, visitor = await _conversation(store)
+    line = SystemLine.of("agent_joined", name="Anna")
+    written, _ = await store.append_message(
+        PendingMessage(conv_id, SYSTEM_AUTHOR, MessageKind.EVENT, line.text, event=line)
+    )
+    await store.append_message(_msg(conv_id, visitor, "plain"))
+    got = await store.messages_after(conv_id, 0)
+    assert [(m.text, m.event) for m in got] == [("Anna joined the conversation", line), ("plain", None)]
+    assert written.event == line
+
+    agent = await store.create_agent(
+        email=f"{new_id()}@x.test", name="Anna", role=Role.AGENT, password_hash=None, avatar_url="/a.png"
+    )
+    assert (await store.get_agent(agent.id)).avatar_url == "/a.png"
+    changed = await store.update_agent(agent.id, avatar_url="https://cdn.example.com/a.png")
+    assert changed.avatar_url == "https://cdn.example.com/a.png"
+    assert (await store.update_agent(agent.id, avatar_url=None)).avatar_url is None
