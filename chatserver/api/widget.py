@@ -32,6 +32,7 @@ from chatserver.model.types import Contact, Inbox, iso
 from chatserver.widgetcfg import identity
 from chatserver.widgetcfg.model import (
     EMAIL,
+    MAX_FACES,
     PHONE,
     contact_values,
     etag,
@@ -184,7 +185,7 @@ async def _get_config(request: Request) -> Response:
     lang = _language((request.query_params.get("lang") or "")[:35]) or "en"
     settings = widget_settings(inbox)
     texts = await CACHE.texts(c.service, inbox.id, settings, lang)
-    faces = team_faces(await c.store.list_agents())
+    faces = team_faces(await c.store.face_agents(MAX_FACES))
     view = public_view(settings, inbox_id=inbox.id, lang=lang, texts=texts, faces=faces)
     tag = etag(view)
     headers = {

@@ -281,3 +281,24 @@ async def test_a_system_lines_code_and_an_agents_avatar_are_stored(store: Store)
     changed = await store.update_agent(agent.id, avatar_url="https://cdn.example.com/a.png")
     assert changed.avatar_url == "https://cdn.example.com/a.png"
     assert (await store.update_agent(agent.id, avatar_url=None)).avatar_url is None
+
+
+async def test_face_agents_active_with_avatar_first_then_recently_assigned(store: Store) -> None:
+    tag = new_id()
+    made = {}
+    for name, avatar, active in [
+        ("A none", None, True),
+        ("B pic", "/b.png", True),
+        ("C gone", "/c.png", False),
+        ("D none", None, True),
+    ]:
+        a = await store.create_agent(
+            email=f"{name[0]}{tag}@x.test", name=f"{name} {tag}", role=Role.AGENT, password_hash=None
+        )
+        made[a.id] = await store.update_agent(a.id, avatar_url=avatar, active=active)
+    d = next(a for a in made.values() if a.name.startswith("D"))
+    async with store.db.write() as conn:
+        await conn.execute(sa.text("UPDATE agents SET last_assigned_at = 5 WHERE id = :i"), {"i": d.id})
+    order = [a.name.split()[0] for a in await store.face_agents(1000) if a.id in made]
+    assert order == ["B", "D", "A"]  # C is deactivated
+    assert len(await store.face_agents(2)) == 2
