@@ -33,6 +33,7 @@ from chatserver.model.events import (
     inbox_topic,
 )
 from chatserver.model.status import CLAIMABLE, OPEN_STATUSES, Status
+from chatserver.model.system_lines import SystemLine
 from chatserver.model.types import (
     SYSTEM_AUTHOR,
     Agent,
@@ -152,10 +153,14 @@ class ChatService:
     async def conversation_payload(self, conv: Conversation) -> dict[str, Any]:
         contact = await self.store.get_contact(conv.contact_id)
         assignee = None
+        avatar = None
         if conv.assignee_id:
             with contextlib.suppress(NotFound):
-                assignee = (await self.store.get_agent(conv.assignee_id)).author
+                agent = await self.store.get_agent(conv.assignee_id)
+                assignee, avatar = agent.author, agent.avatar_url
         payload = conv.to_wire(contact=contact, assignee=assignee)
+        if avatar is not None:  # the widget shows the assigned agent's face
+            payload["assignee"]["avatar_url"] = avatar
         if conv.routing.get("handoff"):  # a bot's handoff summary (adapter API)
             payload["handoff"] = conv.routing["handoff"]
         payload["reads"] = [
@@ -470,8 +475,12 @@ class ChatService:
         self.wake_router("reopened")
         return conv
 
-    async def system_event(self, conv_id: str, text: str) -> None:
-        await self.store.append_message(PendingMessage(conv_id, SYSTEM_AUTHOR, MessageKind.EVENT, text))
+    async def system_event(self, conv_id: str, line: SystemLine, text: str | None = None) -> None:
+        """Write a system line: its code and params for clients to say in their language, and ``text``
+        (by default the line's English form) for everyone else."""
+        await self.store.append_message(
+            PendingMessage(conv_id, SYSTEM_AUTHOR, MessageKind.EVENT, text or line.text, event=line)
+        )
 
     # -- agent actions ---------------------------------------------------------------------------------------
 
@@ -528,7 +537,7 @@ class ChatService:
 
     async def _joined(self, conv: Conversation, agent: Agent) -> None:
         await self.publish_conversation(conv)
-        await self.system_event(conv.id, f"{agent.name} joined the conversation")
+        await self.system_event(conv.id, SystemLine.of("agent_joined", name=agent.name))
         if self.translation is not None:
             language = self._agent_language(agent)
             if language is not None:
@@ -567,13 +576,12 @@ class ChatService:
         if agent.id == conv.assignee_id:
             routing["declined_by"] = [agent.id]  # never straight back to whoever handed it on
         new_team = conv.team
-        note = ""
         if to_agent is not None:
             target = await self.store.get_agent(to_agent)
             if not target.active or await self.effective_status(target) is not AgentStatus.ONLINE:
                 raise Unavailable(f"{target.name} is not online; the conversation stays where it is")
             routing.update(preferred_agent_id=target.id, preferred_only=True, declined_by=[])
-            note = f"to {target.name}"
+            line = SystemLine.of("transferred_to_agent", name=agent.name, target=target.name)
         elif team is not None:
             known = {t.id: t for t in await self.store.list_teams()}
             by_name = {t.name: t for t in known.values()}
@@ -581,12 +589,13 @@ class ChatService:
             if found is None:
                 raise NotFound("no such team")
             new_team = found.id
-            note = f"to the {found.name} team"
+            line = SystemLine.of("transferred_to_team", name=agent.name, team=found.name)
         else:
-            note = "to agents with " + ", ".join(f"{k}>={v}" for k, v in (skills or {}).items())
+            wanted = ", ".join(f"{k}>={v}" for k, v in (skills or {}).items())
+            line = SystemLine.of("transferred_to_skills", name=agent.name, skills=wanted)
         conv = await self.store.route_again(conv, routing, team=new_team, skills=skills)
         await self.publish_conversation(conv)
-        await self.system_event(conv.id, f"{agent.name} transferred the conversation {note}")
+        await self.system_event(conv.id, line)
         self.wake_router("transferred")
         return conv
 
@@ -602,7 +611,7 @@ class ChatService:
         )
         if was in (Status.QUEUED.value, Status.OFFERED.value, Status.PENDING.value):
             await self.store.log_routing(conv.id, None, "abandon")
-        await self.system_event(conv.id, f"{agent.name} closed the conversation")
+        await self.system_event(conv.id, SystemLine.of("agent_closed", name=agent.name))
         await self.publish_conversation(conv)
         self.wake_router("closed")
         return conv

@@ -27,6 +27,7 @@ from chatserver.auth.passwords import common_passwords, password_problem
 from chatserver.auth.secrets import sha256_hex
 from chatserver.channels.inboxes import inbox_wire, validate_channel_config
 from chatserver.errors import Forbidden, Invalid
+from chatserver.model.avatars import avatar_url
 from chatserver.model.events import NoticeEvent, agent_topic
 from chatserver.model.types import Agent, Role
 from chatserver.widgetcfg.model import parse_widget
@@ -98,6 +99,7 @@ async def create_agent(request: Request) -> Response:
     languages = levels(data.get("languages"), "languages")
     skills = levels(data.get("skills"), "skills")
     capacity, language = _capacity(data), _language(data)
+    avatar = avatar_url(data.get("avatar_url"))
     password = data.get("password")
     agent = await c.store.create_agent(
         email=email,
@@ -108,6 +110,7 @@ async def create_agent(request: Request) -> Response:
         skills=skills,
         max_concurrent=capacity,
         language=language,
+        avatar_url=avatar,
     )
     return json_response(agent.to_wire(), status=201)
 
@@ -145,8 +148,8 @@ async def update_agent(request: Request) -> Response:
 
 
 async def _update_agent(request: Request) -> Response:
-    """Admins change anything; an agent may change their own name and password (giving the current
-    one). A new password revokes the agent's other sessions."""
+    """Admins change anything; an agent may change their own name, language, avatar and password (giving
+    the current one). A new password revokes the agent's other sessions."""
     c = ctx(request)
     caller = await current_agent(request)
     target_id = request.path_params["agent_id"]
@@ -157,7 +160,7 @@ async def _update_agent(request: Request) -> Response:
         "languages",
         "skills",
         "max_concurrent",
-    }  # own name, password, language: ok
+    }  # own name, password, language, avatar: ok
     if caller.role is not Role.ADMIN and (target_id != caller.id or admin_only & set(data)):
         raise Forbidden("admins only")
     values: dict[str, Any] = {}
@@ -185,6 +188,8 @@ async def _update_agent(request: Request) -> Response:
         values["max_concurrent"] = _capacity(data)
     if "language" in data:
         values["language"] = _language(data)
+    if "avatar_url" in data:
+        values["avatar_url"] = avatar_url(data["avatar_url"])
     unknown = set(data) - {
         "name",
         "password",
@@ -194,6 +199,7 @@ async def _update_agent(request: Request) -> Response:
         "skills",
         "max_concurrent",
         "language",
+        "avatar_url",
         "current_password",
     }
     if unknown:

@@ -30,7 +30,16 @@ from chatserver.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chatserver.model.ids import now_ms
 from chatserver.model.types import Contact, Inbox, iso
 from chatserver.widgetcfg import identity
-from chatserver.widgetcfg.model import EMAIL, PHONE, contact_values, etag, public_view, validate_answers
+from chatserver.widgetcfg.model import (
+    EMAIL,
+    MAX_FACES,
+    PHONE,
+    contact_values,
+    etag,
+    public_view,
+    team_faces,
+    validate_answers,
+)
 from chatserver.widgetcfg.origin import origin_allowed
 from chatserver.widgetcfg.store import WidgetStore, identity_secret, widget_settings
 from chatserver.widgetcfg.texts import CACHE
@@ -176,7 +185,8 @@ async def _get_config(request: Request) -> Response:
     lang = _language((request.query_params.get("lang") or "")[:35]) or "en"
     settings = widget_settings(inbox)
     texts = await CACHE.texts(c.service, inbox.id, settings, lang)
-    view = public_view(settings, inbox_id=inbox.id, lang=lang, texts=texts)
+    faces = team_faces(await c.store.face_agents(MAX_FACES))
+    view = public_view(settings, inbox_id=inbox.id, lang=lang, texts=texts, faces=faces)
     tag = etag(view)
     headers = {
         "Cache-Control": f"public, max-age={CONFIG_MAX_AGE_S}",

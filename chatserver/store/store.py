@@ -160,6 +160,7 @@ class Store(RoutingQueries, ChannelQueries):
         skills: dict[str, int] | None = None,
         max_concurrent: int | None = None,
         language: str | None = None,
+        avatar_url: str | None = None,
     ) -> Agent:
         agent = Agent(
             id=new_id("ag_"),
@@ -171,6 +172,7 @@ class Store(RoutingQueries, ChannelQueries):
             max_concurrent=max_concurrent,
             created_at=now_ms(),
             language=language,
+            avatar_url=avatar_url,
         )
         try:
             async with self.db.write() as conn:
@@ -188,6 +190,7 @@ class Store(RoutingQueries, ChannelQueries):
                         max_concurrent=max_concurrent,
                         created_at=agent.created_at,
                         language=language,
+                        avatar_url=avatar_url,
                     )
                 )
         except Duplicate as exc:
@@ -210,6 +213,19 @@ class Store(RoutingQueries, ChannelQueries):
         async with self.db.read() as conn:
             return [rows.agent(r) for r in await conn.execute(sa.select(agents).order_by(agents.c.id))]
 
+    async def face_agents(self, limit: int) -> list[Agent]:
+        """Up to ``limit`` active agents for the widget's team faces: with an avatar first, then the most
+        recently assigned (one small query, whatever the team's size)."""
+        order = (
+            sa.case((agents.c.avatar_url.is_(None), 1), else_=0),
+            sa.func.coalesce(agents.c.last_assigned_at, 0).desc(),
+            agents.c.name,
+            agents.c.id,
+        )
+        query = sa.select(agents).where(agents.c.active.is_(True)).order_by(*order).limit(limit)
+        async with self.db.read() as conn:
+            return [rows.agent(r) for r in await conn.execute(query)]
+
     async def count_agents(self) -> int:
         async with self.db.read() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(agents)) or 0)
@@ -225,6 +241,7 @@ class Store(RoutingQueries, ChannelQueries):
             "skills",
             "max_concurrent",
             "language",
+            "avatar_url",
         }
         unknown = set(values) - allowed
         if unknown:

@@ -28,6 +28,7 @@ from chatserver.store.db import Database
 from chatserver.store.schema import attachments, conversations, messages
 
 if TYPE_CHECKING:
+    from chatserver.model.system_lines import SystemLine
     from chatserver.model.types import MessageAction
     from chatserver.outbox.registry import NewDelivery
 
@@ -49,6 +50,8 @@ class PendingMessage:
     """Outbound deliveries of this message (an email, a channel reply), written in its transaction."""
     attachments: tuple[dict[str, Any], ...] = ()
     """Files sent with it (``{id, name, content_type, size}``); their rows are claimed in its transaction."""
+    event: SystemLine | None = None
+    """A system line's code and params (``text`` is its English form)."""
     future: asyncio.Future[tuple[Message, bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -228,6 +231,7 @@ async def _append_all(
                     client_id=item.client_id,
                     lang=item.lang,
                     attachments=item.attachments,
+                    event=item.event,
                 )
                 results[i] = (msg, False)
                 new_rows.append(
@@ -245,6 +249,7 @@ async def _append_all(
                         "client_id": item.client_id,
                         "external_id": item.external_id,
                         "attachments": [dict(a) for a in item.attachments] or None,
+                        "event": item.event.to_wire() if item.event is not None else None,
                         "created_at": now,
                     }
                 )
