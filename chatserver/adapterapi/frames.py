@@ -22,6 +22,7 @@ MAX_EXTERNAL_ID = 200
 MAX_PRIORITY = 100
 BASE_TYPES = frozenset({"ping", "typing", "read", "resume"})
 STATES = ("sent", "delivered", "read", "failed")
+MAX_REASON = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +198,18 @@ def _inject(ref: str | None, f: Any, max_text: int) -> AdapterFrame:
     return inbound(f.raw, ref, max_text)
 
 
-def _status(ref: str | None, f: Any, _: int) -> AdapterFrame:
-    state = f.req_string("state")
-    if state not in STATES:
+def status_report(raw: Mapping[str, Any], ref: str | None) -> StatusReport:
+    """The fields of a delivery state report (the frame and the REST body are the same object)."""
+    f = v1._Fields(raw)
+    message_id = f.req_string("message_id")
+    state = raw.get("state")
+    if not isinstance(state, str) or state not in STATES:
         raise Invalid("state must be one of " + ", ".join(STATES), data={"field": "state"})
-    return StatusReport(ref, f.req_string("message_id"), state, _opt(f, "reason", 500))
+    return StatusReport(ref, message_id, state, _opt(f, "reason", MAX_REASON))
+
+
+def _status(ref: str | None, f: Any, _: int) -> AdapterFrame:
+    return status_report(f.raw, ref)
 
 
 _DECODERS = {

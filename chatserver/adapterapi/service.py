@@ -24,12 +24,14 @@ from chatserver.adapterapi.model import (
     GraceClock,
     Handoff,
     handoff_requested,
+    is_reply,
 )
+from chatserver.adapterapi.statuses import Applied, StatusQueries
 from chatserver.adapterapi.store import AdapterQueries
 from chatserver.auth.secrets import sha256_hex
+from chatserver.channels.inbound import EARLY_REPORT_ATTEMPTS, EARLY_REPORT_RETRY_S
 from chatserver.chat import ChatService
 from chatserver.errors import Conflict, Forbidden, Invalid, NotFound
-from chatserver.model.events import DeliveryEvent, conversation_topic
 from chatserver.model.ids import now_ms
 from chatserver.model.status import Status
 from chatserver.model.types import (
@@ -41,6 +43,8 @@ from chatserver.model.types import (
     Message,
     MessageKind,
 )
+from chatserver.outbox.registry import DeliveryState
+from chatserver.outbox.worker import delivery_event
 from chatserver.presence import Presence
 from chatserver.store.writer import PendingMessage
 
@@ -66,6 +70,7 @@ class AdapterService:
     ) -> None:
         self.chat = chat
         self.queries = queries
+        self.statuses = StatusQueries(queries.db)
         self.presence = presence
         self.handoff_words = tuple(handoff_words)
         self.clock = GraceClock(grace_s)
@@ -231,15 +236,48 @@ class AdapterService:
         found = await self.queries.identity(conv.contact_id, conv.channel)
         return found.split(":", 1)[1] if found and ":" in found else found
 
-    async def report_status(self, adapter: Adapter, message_id: str, state: str, reason: str | None) -> None:
-        """A custom channel says how far an agent's reply got (sent, delivered, read, failed): agents
-        see it as ``message.status``."""
+    async def report_status(
+        self, adapter: Adapter, message_id: str, state: str, reason: str | None
+    ) -> Applied:
+        """A custom channel says how far an agent's reply got (sent, delivered, read, failed): stored as
+        that reply's delivery state (forward only) and shown to agents as ``message.status``."""
+        if adapter.kind is not AdapterKind.CHANNEL:
+            raise Forbidden("only channel adapters report delivery states")
         message = await self.chat.store.get_message(message_id)
         await self.conversation(adapter, message.conversation_id)  # Forbidden for another inbox's
-        event = DeliveryEvent(
-            message.conversation_id, message.id, f"adapter:{message.id}", "adapter", state, reason
+        if not is_reply(message):
+            raise Invalid(
+                "only agents' and bots' public replies have a delivery state", data={"field": "message_id"}
+            )
+        report = (adapter.id, message.conversation_id, message.id, DeliveryState(state), reason)
+        applied = await self._apply_status(*report)
+        if applied.early:  # the POST to its URL is still in flight: apply once that is recorded
+            self._spawn(self._apply_later(*report))
+        return applied
+
+    async def _apply_status(
+        self, adapter_id: str, conversation_id: str, message_id: str, state: DeliveryState, reason: str | None
+    ) -> Applied:
+        applied = await self.statuses.apply(
+            adapter_id, conversation_id=conversation_id, message_id=message_id, state=state, reason=reason
         )
-        self.chat.publish([(conversation_topic(message.conversation_id), event)])
+        if applied.changed:
+            self.chat.publish(delivery_event(applied.delivery))
+        return applied
+
+    async def _apply_later(
+        self, adapter_id: str, conversation_id: str, message_id: str, state: DeliveryState, reason: str | None
+    ) -> None:
+        delay = EARLY_REPORT_RETRY_S
+        for _ in range(EARLY_REPORT_ATTEMPTS):
+            await asyncio.sleep(delay)
+            applied = await self._apply_status(adapter_id, conversation_id, message_id, state, reason)
+            if not applied.early:
+                return
+            delay *= 2
+        log.info(
+            "adapter %s: a %s report for %s was dropped (still being sent)", adapter_id, state, message_id
+        )
 
     # -- visitors ------------------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The adapter API over REST: adapters (admins) and a custom channel's inbound messages.
 
 ``GET/POST /api/v1/adapters``, ``DELETE /api/v1/adapters/{id}`` (revoke) for admins;
-``POST /api/v1/adapter/messages`` with an adapter token (``Authorization: Bearer``).
+``POST /api/v1/adapter/messages`` and ``POST /api/v1/adapter/statuses`` with an adapter token
+(``Authorization: Bearer``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from chatserver.adapterapi import frames as af
 from chatserver.adapterapi.model import Adapter, AdapterKind
 from chatserver.adapterapi.service import AdapterService
+from chatserver.adapterapi.statuses import status_result
 from chatserver.api.common import api, body, ctx, current_agent, json_response, req_str, str_field
 from chatserver.auth.identity import bearer_token
 from chatserver.auth.secrets import new_api_token, sha256_hex
@@ -121,6 +123,17 @@ async def inject_message(request: Request) -> Response:
     )
 
 
+@api
+async def report_status(request: Request) -> Response:
+    """A custom channel's delivery state of an agent's reply (the ``message.status`` frame over REST)."""
+    adapter = await current_adapter(request)
+    report = af.status_report(await body(request), None)
+    applied = await adapter_api(request).report_status(
+        adapter, report.message_id, report.state, report.reason
+    )
+    return json_response(status_result(applied))
+
+
 async def set_inbox_bot(request: Request, inbox_id: str, bot: Any) -> None:
     """``PATCH /api/v1/inboxes/{id} {"bot": ADAPTER_ID | null}`` (the caller is checked as admin)."""
     if bot is not None and (not isinstance(bot, str) or not bot):
@@ -133,4 +146,5 @@ routes = [
     Route("/api/v1/adapters", create_adapter, methods=["POST"]),
     Route("/api/v1/adapters/{adapter_id}", revoke_adapter, methods=["DELETE"]),
     Route("/api/v1/adapter/messages", inject_message, methods=["POST"]),
+    Route("/api/v1/adapter/statuses", report_status, methods=["POST"]),
 ]
