@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chatserver.adapterapi.frames import Inject
@@ -51,6 +51,9 @@ from chatserver.store.writer import PendingMessage
 log = logging.getLogger(__name__)
 
 MAX_ATTRIBUTES = 100
+REVOKE_CHECK_S = 5.0
+"""How often each process looks for adapters revoked without a bus message (the CLI on embedded
+defaults): their open sockets close within this long. With the bus (REST, or the CLI with Redis) at once."""
 
 
 def adapter_key(adapter_id: str) -> str:
@@ -77,6 +80,9 @@ class AdapterService:
         self.down: set[str] = set()
         """Bots away longer than the grace period (and not back yet): their inboxes go to people."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._revoked: set[str] | None = None
+        self.close_local: Callable[[str], None] | None = None
+        """Set by the app: end this process's connections of a revoked adapter (4401)."""
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -335,17 +341,34 @@ class AdapterService:
     # -- grace period --------------------------------------------------------------------------------------
 
     async def _watch(self) -> None:
-        interval = max(0.05, min(5.0, self.clock.grace_s / 4))
+        interval = max(0.05, min(REVOKE_CHECK_S, self.clock.grace_s / 4))
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.check_bots(time.monotonic())
+                adapters = await self.queries.all()
+                self.check_revoked(adapters)
+                await self.check_bots(time.monotonic(), adapters)
             except Exception:
-                log.exception("bot grace check failed")
+                log.exception("adapter check failed")
 
-    async def check_bots(self, now: float) -> list[str]:
+    def check_revoked(self, adapters: Sequence[Adapter]) -> list[str]:
+        """Adapters revoked since the last check (by ``chatserver revoke-adapter`` with no bus to tell
+        this process, or while the bus was down): their connections here close (4401). The ids."""
+        revoked = {a.id for a in adapters if a.revoked_at is not None}
+        if self._revoked is None:  # the first check: connections of adapters revoked before are refused
+            self._revoked = revoked
+            return []
+        new = sorted(revoked - self._revoked)
+        self._revoked |= revoked
+        for adapter_id in new:
+            if self.close_local is not None:
+                self.close_local(adapter_id)
+        return new
+
+    async def check_bots(self, now: float, adapters: Sequence[Adapter] | None = None) -> list[str]:
         """Hand off the conversations of bots away longer than the grace period; their ids."""
-        bots = [a for a in await self.queries.all() if a.kind is AdapterKind.BOT and a.revoked_at is None]
+        found = adapters if adapters is not None else await self.queries.all()
+        bots = [a for a in found if a.kind is AdapterKind.BOT and a.revoked_at is None]
         keys = {adapter_key(a.id): a for a in bots}
         connected = await self.presence.connected(list(keys))
         for key, adapter in keys.items():
