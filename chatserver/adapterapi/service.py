@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chatserver.adapterapi.frames import Inject
+from chatserver.adapterapi.frames import InboundFile, Inject
 from chatserver.adapterapi.model import (
     Action,
     Adapter,
@@ -30,8 +30,9 @@ from chatserver.adapterapi.statuses import Applied, StatusQueries
 from chatserver.adapterapi.store import AdapterQueries
 from chatserver.auth.secrets import sha256_hex
 from chatserver.channels.inbound import EARLY_REPORT_ATTEMPTS, EARLY_REPORT_RETRY_S
-from chatserver.chat import ChatService
-from chatserver.errors import Conflict, Forbidden, Invalid, NotFound
+from chatserver.chat import ChatService, InboundFiles
+from chatserver.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from chatserver.files.model import check_type
 from chatserver.model.ids import now_ms
 from chatserver.model.status import Status
 from chatserver.model.types import (
@@ -221,6 +222,7 @@ class AdapterService:
         if not adapter.serves(frame.inbox_id):
             raise Forbidden("this adapter does not serve that inbox")
         inbox = await self.chat.store.get_inbox(frame.inbox_id)
+        files = self._files(frame.files, frame.text)
         c = frame.contact
         message, duplicate = await self.chat.receive_channel_message(
             inbox,
@@ -229,6 +231,7 @@ class AdapterService:
             text=frame.text,
             name=c.name or c.external_id,
             language=c.language,
+            files=files,
         )
         if c.email and not duplicate:
             conv = await self.chat.store.get_conversation(message.conversation_id)
@@ -236,6 +239,40 @@ class AdapterService:
             if contact.email is None:
                 await self.chat.store.update_contact(contact.id, email=c.email)
         return message, duplicate
+
+    def _files(self, files: Sequence[InboundFile], text: str) -> InboundFiles | None:
+        """Check an injected message's files against the upload limits (type, size) before anything is
+        stored; the callable stores them once the conversation is known."""
+        if not files:
+            return None
+        store = self.chat.files
+        if store is None:
+            raise Invalid("files are not accepted here", data={"field": "attachments"})
+        types: list[str] = []
+        for i, f in enumerate(files):
+            where = f"attachments.{i}"
+            try:
+                types.append(check_type(f.content_type, store.limits.types))
+            except Invalid as exc:
+                raise Invalid(exc.message, data={**exc.data, "field": where}) from None
+            if len(f.data) > store.limits.max_bytes:
+                raise TooLarge(
+                    f"attachment {i} is over the limit of {store.limits.max_bytes} bytes",
+                    data={"field": where, "limit": store.limits.max_bytes},
+                )
+            if not f.data:
+                raise Invalid("the file is empty", data={"field": where})
+
+        async def stored(conversation_id: str, contact: Author) -> tuple[str, tuple[dict[str, Any], ...]]:
+            out = []
+            for f, ctype in zip(files, types, strict=True):
+                att = await store.create(
+                    conversation_id, contact, name=f.name, content_type=ctype, data=f.data
+                )
+                out.append(att.to_wire())
+            return text, tuple(out)
+
+        return stored
 
     async def channel_identity(self, conv: Conversation) -> str | None:
         """The platform's id of the conversation's contact (what a channel adapter sends replies to)."""

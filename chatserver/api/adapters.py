@@ -23,6 +23,9 @@ from chatserver.auth.secrets import new_api_token, sha256_hex
 from chatserver.errors import Invalid, Unauthorized, Unavailable
 from chatserver.model.types import Role
 
+INJECT_PATH = "/api/v1/adapter/messages"
+"""Its body limit takes one file's worth of base64 more (chatserver.adapterapi.frames.inject_body_limit)."""
+
 
 def adapter_api(request: Request) -> AdapterService:
     found = ctx(request).adapters
@@ -115,7 +118,8 @@ async def inject_message(request: Request) -> Response:
     """A custom channel's inbound message; deduped on ``external_id`` (200 with the stored message)."""
     adapter = await current_adapter(request)
     data = await body(request)
-    frame = af.inbound(data, None, ctx(request).settings.max_text_bytes)
+    settings = ctx(request).settings
+    frame = af.inbound(data, None, settings.max_text_bytes, settings.upload_max_bytes)
     message, duplicate = await adapter_api(request).inject(adapter, frame)
     return json_response(
         {"message": message.to_wire(), "conversation_id": message.conversation_id, "duplicate": duplicate},
@@ -145,6 +149,6 @@ routes = [
     Route("/api/v1/adapters", list_adapters, methods=["GET"]),
     Route("/api/v1/adapters", create_adapter, methods=["POST"]),
     Route("/api/v1/adapters/{adapter_id}", revoke_adapter, methods=["DELETE"]),
-    Route("/api/v1/adapter/messages", inject_message, methods=["POST"]),
+    Route(INJECT_PATH, inject_message, methods=["POST"]),
     Route("/api/v1/adapter/statuses", report_status, methods=["POST"]),
 ]

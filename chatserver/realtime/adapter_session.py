@@ -150,7 +150,11 @@ class AdapterSession(Session):
         if self._closing:
             return
         try:
-            frame = af.decode(text, max_text_bytes=self.settings.max_text_bytes)
+            frame = af.decode(
+                text,
+                max_text_bytes=self.settings.max_text_bytes,
+                max_file_bytes=self.settings.upload_max_bytes,
+            )
         except ApiError as exc:
             self.send(frames.error(exc))
             return
