@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatserver.adapterapi.frames import decoded_size, inject_body_limit
+from chatserver.client import AdapterClient, ClientError, File
 from tests.adapterapi.helpers import admin, create_adapter
 from tests.e2e.harness import Client, Seed, Server
 
@@ -173,6 +174,19 @@ async def test_injected_files_are_stored_and_shown_like_widget_files(
     assert await _count(sqlite_url, "attachments") == files_before
     r = await http.post(url, json={**base, "external_id": "f-bad", "text": "fine now"}, headers=auth)
     assert r.status_code == 201 and r.json()["duplicate"] is False
+
+    # the Python client sends files the same way, and raises the server's refusal
+    client = AdapterClient(server.url, bridge["token"])
+    sent = await client.inject_rest(
+        inbox, base["contact"], "f-4", "", files=[File("scan.pdf", "application/pdf", pdf)]
+    )
+    [att] = sent["message"]["attachments"]
+    assert att["name"] == "scan.pdf" and att["size"] == len(pdf)
+    with pytest.raises(ClientError) as refused:
+        await client.inject_rest(
+            inbox, base["contact"], "f-5", "", files=[File("a.svg", "image/svg+xml", b"<svg/>")]
+        )
+    assert refused.value.code == "invalid"
 
 
 def test_the_decoded_size_is_known_from_the_base64_length() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chatserver.client import AdapterClient, ClientError
 from tests.adapterapi.helpers import admin, create_adapter
 from tests.adapterapi.receiver import Received, running_receiver
 from tests.e2e.harness import Client, Seed, Server
@@ -113,6 +114,13 @@ async def test_reported_states_are_stored_shown_live_and_after_a_reload(
         nxt = await agent.next(lambda f: f.get("type") == "message.status")
         assert nxt["message_id"] == second["message_id"] and nxt["state"] == "failed"
         assert nxt["reason"] == "user blocked the bot"
+        # the Python client's REST form says what is stored
+        client = AdapterClient(server.url, bridge["token"])
+        stored = await client.report_status_rest(second["message_id"], "delivered")
+        assert stored["state"] == "failed" and stored["changed"] is False
+        with pytest.raises(ClientError) as refused:
+            await client.report_status_rest(second["message_id"], "lost")
+        assert refused.value.code == "invalid"
 
         # bad reports: each refused, nothing changes
         bad = [
