@@ -17,7 +17,9 @@ from chatserver.adapterapi import frames as af
 from chatserver.adapterapi.model import Adapter, AdapterKind
 from chatserver.adapterapi.service import AdapterService
 from chatserver.adapterapi.statuses import status_result
+from chatserver.api import schemas as S
 from chatserver.api.common import api, body, ctx, current_agent, json_response, req_str, str_field
+from chatserver.api.openapi import spec
 from chatserver.auth.identity import bearer_token
 from chatserver.auth.secrets import new_api_token, sha256_hex
 from chatserver.errors import Invalid, Unauthorized, Unavailable
@@ -146,9 +148,19 @@ async def set_inbox_bot(request: Request, inbox_id: str, bot: Any) -> None:
 
 
 routes = [
-    Route("/api/v1/adapters", list_adapters, methods=["GET"]),
-    Route("/api/v1/adapters", create_adapter, methods=["POST"]),
-    Route("/api/v1/adapters/{adapter_id}", revoke_adapter, methods=["DELETE"]),
-    Route(INJECT_PATH, inject_message, methods=["POST"]),
-    Route("/api/v1/adapter/statuses", report_status, methods=["POST"]),
+    Route("/api/v1/adapters", spec(list_adapters, response=S.items(S.ADAPTER)), methods=["GET"]),
+    Route(
+        "/api/v1/adapters",
+        spec(create_adapter, request=S.NEW_ADAPTER, response=S.CREATED_ADAPTER, status=201),
+        methods=["POST"],
+    ),
+    Route("/api/v1/adapters/{adapter_id}", spec(revoke_adapter, response=S.ADAPTER), methods=["DELETE"]),
+    Route(
+        INJECT_PATH, spec(inject_message, request=S.INJECT, response=S.INJECTED, status=201), methods=["POST"]
+    ),
+    Route(
+        "/api/v1/adapter/statuses",
+        spec(report_status, request=S.STATUS_REPORT, response=S.STATUS_RESULT),
+        methods=["POST"],
+    ),
 ]
