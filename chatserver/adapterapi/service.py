@@ -81,12 +81,14 @@ class AdapterService:
         self.down: set[str] = set()
         """Bots away longer than the grace period (and not back yet): their inboxes go to people."""
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._revoked: set[str] | None = None
+        self._revoked: set[str] = set()
         self.close_local: Callable[[str], None] | None = None
         """Set by the app: end this process's connections of a revoked adapter (4401)."""
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # revoked before this process started: no socket of theirs can open here
+        self._revoked = {a.id for a in await self.queries.all() if a.revoked_at is not None}
         self.chat.bot_for_inbox = self.bot_for_inbox
         self.chat.message_hooks.append(self._on_messages)
         self._watcher = asyncio.create_task(self._watch(), name="bot-grace")
@@ -392,9 +394,6 @@ class AdapterService:
         """Adapters revoked since the last check (by ``chatserver revoke-adapter`` with no bus to tell
         this process, or while the bus was down): their connections here close (4401). The ids."""
         revoked = {a.id for a in adapters if a.revoked_at is not None}
-        if self._revoked is None:  # the first check: connections of adapters revoked before are refused
-            self._revoked = revoked
-            return []
         new = sorted(revoked - self._revoked)
         self._revoked |= revoked
         for adapter_id in new:
