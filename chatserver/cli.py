@@ -435,16 +435,33 @@ def cmd_create_adapter(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_revoke_adapter(settings: Settings, args: argparse.Namespace) -> int:
+    """Revoke an adapter's token; its open /ws/adapter sockets close with 4401 in every process: at once
+    through the bus (Redis), else when each server next checks (within REVOKE_CHECK_S)."""
+    from chatserver.adapterapi.service import REVOKE_CHECK_S
     from chatserver.adapterapi.store import AdapterQueries
+    from chatserver.bus import make_bus
+    from chatserver.model.events import AccessEvent, agent_topic
 
-    async def run() -> None:
+    async def run() -> bool:
         store = await _with_store(settings)
         try:
             await AdapterQueries(store.db).revoke(args.id)
         finally:
             await store.db.dispose()
+        if not settings.redis_url:
+            return False
+        bus = make_bus(settings.redis_url, settings.redis_prefix)
+        try:  # after the commit: every process closes the adapter's sockets
+            return await bus.publish([(agent_topic(args.id), AccessEvent(args.id, "deactivated"))])
+        finally:
+            await bus.stop()
 
-    asyncio.run(run())
+    told = asyncio.run(run())
+    if not told:
+        print(
+            f"open connections of {args.id} close within {REVOKE_CHECK_S:g} s (when each server checks)",
+            file=sys.stderr,
+        )
     print(f"revoked {args.id}")
     return 0
 

@@ -9,6 +9,7 @@ from chatserver.adapterapi.service import AdapterService, adapter_key
 from chatserver.adapterapi.store import AdapterQueries
 from chatserver.channels.inboxes import API
 from chatserver.context import Context
+from chatserver.model.events import AccessEvent, agent_topic
 from chatserver.model.types import Author, Conversation
 from chatserver.outbox.registry import NewDelivery
 from chatserver.webhooks.service import WebhookService
@@ -25,6 +26,9 @@ async def build_adapter_api(c: Context) -> None:
         c.presence,
         grace_s=settings.bot_grace_s,
         handoff_words=settings.bot_handoff_words,
+    )
+    adapters.close_local = lambda adapter_id: c.hub.dispatch(
+        agent_topic(adapter_id), AccessEvent(adapter_id, "deactivated")
     )
     await adapters.start()
     c.adapters = adapters

@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 from chatserver.api.common import api, body, ctx, json_response, req_str, str_field
+from chatserver.api.openapi import spec
 from chatserver.auth.identity import bearer_token
 from chatserver.auth.secrets import VisitorClaims, sign_visitor_token, verify_visitor_token
 from chatserver.context import Context
@@ -253,11 +254,6 @@ class WidgetAssets(StaticFiles):
         await super().__call__(scope, receive, send_with_cors)
 
 
-def _spec(fn: object, openapi: dict[str, object]) -> None:
-    """Request/response schemas for the OpenAPI document (read by api.health.build_openapi)."""
-    setattr(fn, "openapi", openapi)  # noqa: B010 - an attribute on a function
-
-
 _STR = {"type": ["string", "null"]}
 _CONTACT = {
     "type": "object",
@@ -274,9 +270,9 @@ _USER = {
         "hash": {"type": "string", "description": 'hex HMAC-SHA256(identity_secret, id + ":" + expires)'},
     },
 }
-_spec(
+spec(
     create_session,
-    {
+    **{
         "status": 201,
         "request": {
             "type": "object",
@@ -316,9 +312,9 @@ _FIELD = {
         "options": {"type": "array", "items": {"type": "string"}},
     },
 }
-_spec(
+spec(
     get_config,
-    {
+    **{
         "query": {"inbox_key": {"type": "string"}, "lang": {"type": "string"}},
         "response": {
             "type": "object",
@@ -338,9 +334,9 @@ _spec(
         },
     },
 )
-_spec(
+spec(
     update_contact,
-    {
+    **{
         "request": {
             "type": "object",
             "properties": {
@@ -359,6 +355,7 @@ _spec(
         },
     },
 )
+spec(preflight, status=204, response=None)  # CORS preflights: no body
 
 routes = [
     Route("/api/v1/widget/sessions", create_session, methods=["POST"]),
