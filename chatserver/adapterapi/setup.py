@@ -32,7 +32,7 @@ async def build_adapter_api(c: Context) -> None:
     hooks = WebhookService(WebhookQueries(c.store.db))
     await hooks.start()
     c.webhooks = hooks
-    c.service.publish_taps.append(hooks.tap)
+    c.store.db.changes = hooks  # every change writes its webhook events in its own transaction
     if c.senders is not None:
         hooks.http = register_senders(c.senders, settings, c.store.db)
     if c.outbox_worker is not None:
