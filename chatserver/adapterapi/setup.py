@@ -11,9 +11,7 @@ from chatserver.channels.inboxes import API
 from chatserver.context import Context
 from chatserver.model.types import Author, Conversation
 from chatserver.outbox.registry import NewDelivery
-from chatserver.webhooks.service import WebhookService
-from chatserver.webhooks.setup import ADAPTER_KIND, ATTEMPTS, new_adapter_key, register_senders
-from chatserver.webhooks.store import WebhookQueries
+from chatserver.webhooks.setup import ADAPTER_KIND, ATTEMPTS, new_adapter_key, register_senders, start_events
 
 
 async def build_adapter_api(c: Context) -> None:
@@ -29,10 +27,8 @@ async def build_adapter_api(c: Context) -> None:
     await adapters.start()
     c.adapters = adapters
     c.service.adapters = adapters
-    hooks = WebhookService(WebhookQueries(c.store.db))
-    await hooks.start()
+    hooks = await start_events(c.store.db)  # every change writes its webhook events in its transaction
     c.webhooks = hooks
-    c.store.db.changes = hooks  # every change writes its webhook events in its own transaction
     if c.senders is not None:
         hooks.http = register_senders(c.senders, settings, c.store.db)
     if c.outbox_worker is not None:
