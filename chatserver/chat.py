@@ -111,8 +111,6 @@ class ChatService:
         """channel -> the deliveries of a public reply with files (channels that can send files)."""
         self.bot_for_inbox: Callable[[str], Awaitable[str | None]] | None = None
         """Set by the adapter API: the bot serving an inbox; its new conversations start in ``bot``."""
-        self.publish_taps: list[Callable[[list[tuple[str, Event]]], None]] = []
-        """Called with everything published after a commit (outgoing webhooks)."""
         self.adapters: AdapterService | None = None
         """The adapter API (bots' buttons, handoffs), set by the app."""
         self.wake_outbox: Callable[[], None] = lambda: None
@@ -140,8 +138,6 @@ class ChatService:
 
     def publish(self, items: list[tuple[str, Event]]) -> None:
         self.publisher.publish(items)
-        for tap in self.publish_taps:
-            tap(items)
 
     def revoke_access(self, agent_id: str, reason: str, *, session_hash: str | None = None) -> None:
         """End an agent's live connections on every process: ``deactivated`` and ``role`` all of them,

@@ -55,7 +55,7 @@ async def create_webhook(
     if secret is not None and len(secret) < 16:
         raise Invalid("secret must be at least 16 characters", data={"field": "secret"})
     hook = await service.queries.create(url, parse_events(list(events)), secret or secrets.token_urlsafe(32))
-    service.changed()
+    await service.reload()  # this process's next change sees it
     return hook
 
 
@@ -87,7 +87,7 @@ async def delete(request: Request) -> Response:
     await current_agent(request, role=Role.ADMIN)
     service = webhook_service(request)
     await service.queries.delete(request.path_params["webhook_id"])
-    service.changed()
+    await service.reload()  # this process's next change sees it
     return Response(status_code=204)
 
 

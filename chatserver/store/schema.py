@@ -507,12 +507,3 @@ webhooks = sa.Table(
     sa.Column("created_at", MS, nullable=False),
     sa.Column("deleted_at", MS, nullable=True),
 )
-
-webhook_conversation_state = sa.Table(
-    "webhook_conversation_state",
-    metadata,
-    sa.Column("conversation_id", ID, primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("version", sa.BigInteger, nullable=False),
-)
-"""The last conversation status announced to webhooks (``conversation.status_changed`` says from what)."""

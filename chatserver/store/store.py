@@ -29,6 +29,7 @@ from chatserver.model.types import (
     Role,
 )
 from chatserver.store import rows
+from chatserver.store.changes import conversation_changed
 from chatserver.store.channels import ChannelQueries
 from chatserver.store.db import Database
 from chatserver.store.moves import guard_status_writes, status_update
@@ -452,6 +453,7 @@ class Store(RoutingQueries, ChannelQueries):
                     routing=routing or None,
                 )
             )
+            await conversation_changed(conn, self.db, [(conv.id, None)])
         return conv
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
@@ -566,6 +568,7 @@ class Store(RoutingQueries, ChannelQueries):
             )
             if res.rowcount != 1:
                 return None
+            await conversation_changed(conn, self.db, [(current.id, source)])
         return await self.get_conversation(current.id)
 
     async def set_conversation_language(self, conversation_id: str, language: str | None) -> Conversation:

@@ -93,9 +93,10 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver() -> AsyncIterator[Receiver]:
+async def running_receiver(port: int = 0) -> AsyncIterator[Receiver]:
+    """A receiver on ``port`` (0: any free one)."""
     receiver = Receiver()
-    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", port)
     receiver.port = server.sockets[0].getsockname()[1]
     try:
         yield receiver

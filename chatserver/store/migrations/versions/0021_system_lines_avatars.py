@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0019"  # to be "0020" (Revises above) once revision 0020 is in the chain
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
