@@ -106,7 +106,12 @@ class AdapterService:
     async def bot_for_inbox(self, inbox_id: str) -> str | None:
         """The bot a new conversation of this inbox starts with; None while that bot is down."""
         bot = await self.queries.bot_for_inbox(inbox_id)
-        return None if bot in self.down else bot
+        if bot is not None and bot in self.down:
+            # this process saw it away at its last check; it may have come back on another process since
+            if not await self.presence.connected([adapter_key(bot)]):
+                return None
+            self.connected(bot)
+        return bot
 
     # -- tokens --------------------------------------------------------------------------------------------
 

@@ -159,3 +159,52 @@ async def test_revoking_closes_the_adapter_sockets_on_every_process(
     for p in (a, b):
         async with Client.connect(f"{p.ws}/ws/adapter?token={by_rest['token']}", origin=None) as ws:
             assert await ws.closed_with() == 4401
+
+
+async def test_a_bot_back_on_another_process_gets_new_conversations_at_once(
+    tmp_path: Path, procs: list[ServerProcess], pg_url: str, redis_url: str
+) -> None:
+    """B marks the bot away after the grace period; the bot then connects to A. A conversation started on B
+    right away, before B's next look at presence, still goes to the bot: B asks presence itself."""
+    s = await seed(pg_url)
+    env = {
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": redis_url,
+        "CHATSERVER_REDIS_PREFIX": REDIS_PREFIX,
+        "CHATSERVER_SECRET_KEY": "k" * 40,
+        "CHATSERVER_ROUTING": "manual",
+        "CHATSERVER_BOT_GRACE_S": "4",  # B looks at presence once a second
+    }
+    assert run_cli(env, "migrate") == "database schema is current"
+    created = json.loads(
+        run_cli(
+            env,
+            "create-adapter",
+            "--name",
+            "Late Bot",
+            "--kind",
+            "bot",
+            "--inbox",
+            s.inbox_id,
+            "--bot-for",
+            "--json",
+        )
+    )
+    ISSUED_SECRETS.add(created["token"])
+    a = ServerProcess(env=env, log=tmp_path / "a.log")
+    b = ServerProcess(env=env, log=tmp_path / "b.log")
+    for p in (a, b):
+        procs.append(p)
+        p.start()
+    async with httpx.AsyncClient() as http:
+        tok = (await visitor_token(http, b.url, s.inbox_key))["token"]
+    await asyncio.sleep(5.5)  # longer than the grace period: B has marked the bot away
+    async with (
+        Client.connect(f"{a.ws}/ws/adapter?token={created['token']}", origin=None) as bot,
+        Client.connect(f"{b.ws}/ws/visitor?token={tok}") as visitor,
+    ):
+        await bot.expect("snapshot")
+        await visitor.expect("hello")
+        cid = (await visitor.request({"type": "conversation.start"}))["conversation_id"]
+        got = await bot.expect("conversation", conversation__id=cid, timeout=10)
+        assert got["conversation"]["status"] == "bot"
