@@ -34,8 +34,10 @@ class SendMessage:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
+    """Send what the database has after the cursor, up to ``up_to`` (None: all of it)."""
+
     conversation_id: str
-    up_to: int
+    up_to: int | None
 
 
 @dataclass(frozen=True, slots=True)
