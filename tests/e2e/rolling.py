@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,8 @@ class Result:
     """SIGTERM until the last disconnected visitor's resume was answered."""
     peak_rss_mib: dict[str, float]
     agent_messages: int
+    t0: float
+    """When the SIGTERM was sent (monotonic)."""
 
     @property
     def moved(self) -> int:
@@ -85,6 +88,7 @@ class Result:
         for v in self.visitors:
             for c in v.closes:
                 codes[str(c)] = codes.get(str(c), 0) + 1
+        back = [v.back_at - self.t0 for v in self.visitors if v.back_at is not None]
         return {
             "visitors": len(self.visitors),
             "disconnected_by_the_restart": self.moved,
@@ -92,6 +96,7 @@ class Result:
             "agent_messages": self.agent_messages,
             "restart_s": round(self.restart_s, 2),
             "all_back_s": round(self.all_back_s, 2),
+            "back_p50_s": round(statistics.median(back), 2) if back else None,
             "messages_lost": self.lost(),
             "duplicates": self.duplicates(),
             "out_of_order": self.out_of_order(),
@@ -126,8 +131,10 @@ class Load:
             except (OSError, InvalidHandshake, TimeoutError):
                 attempt, code = attempt + 1, None
                 continue
-            await ws.send(orjson.dumps({"type": "resume", "ref": "r", "cursors": {v.cid: v.cursor}}).decode())
             try:
+                await ws.send(
+                    orjson.dumps({"type": "resume", "ref": "r", "cursors": {v.cid: v.cursor}}).decode()
+                )
                 while True:
                     f = orjson.loads(await ws.recv())
                     self.take(v, f)
@@ -284,7 +291,7 @@ async def rolling_restart(
     await sampler
     await agent.close()
     await agent_reader
-    return Result(visitors, dict(load.heads), restart_s, all_back, load.peak, written)
+    return Result(visitors, dict(load.heads), restart_s, all_back, load.peak, written, t0)
 
 
 __all__ = ["Result", "Visitor", "rolling_restart", "widget_delay"]
