@@ -440,7 +440,7 @@ async def amain(cfg: argparse.Namespace) -> dict[str, Any]:
     if cfg.rolling:
         from bench.scale_rolling import rolling
 
-        out["rolling_restart"] = await rolling(cfg.rolling, tmp, REDIS_URL)
+        out["rolling_restart"] = await rolling(cfg.rolling, tmp, REDIS_URL, cfg.storm_limit)
     return out
 
 
@@ -453,7 +453,12 @@ def main() -> None:
     ap.add_argument("--msg-rate", type=float, default=1000.0, help="visitor messages per second in all")
     ap.add_argument("--duration", type=float, help="seconds of messages (10; quick 4)")
     ap.add_argument("--storm", type=int, default=0, help="visitors in the reconnect storm (0: none)")
-    ap.add_argument("--storm-limit", type=float, default=120.0, help="seconds the storm may take at most")
+    ap.add_argument(
+        "--storm-limit",
+        type=float,
+        default=120.0,
+        help="seconds the storm (or each phase of the rolling restart) may take at most",
+    )
     ap.add_argument("--rolling", type=int, default=0, help="visitors in the rolling restart (0: none)")
     ap.add_argument("--layouts", default="1,2", help="numbers of web processes to run the load against")
     ap.add_argument("--out", type=Path, default=RESULTS)

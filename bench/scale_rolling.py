@@ -24,7 +24,7 @@ from tests.e2e.harness import ServerProcess, seed
 from tests.e2e.rolling import rolling_restart
 
 
-async def rolling(n: int, tmp: Path, redis_url: str) -> dict[str, Any]:
+async def rolling(n: int, tmp: Path, redis_url: str, limit_s: float = 300.0) -> dict[str, Any]:
     dbname = f"chatbench_{uuid.uuid4().hex[:10]}"
     await asyncio.to_thread(pg, f'CREATE DATABASE "{dbname}"')
     url = normalize_database_url(PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + dbname)
@@ -48,7 +48,7 @@ async def rolling(n: int, tmp: Path, redis_url: str) -> dict[str, Any]:
             procs.append(p)
             await asyncio.to_thread(p.start)
         t = time.monotonic()
-        result = await rolling_restart(procs, s, n, rng=random.Random(11))
+        result = await rolling_restart(procs, s, n, rng=random.Random(11), limit_s=limit_s)
         out = result.summary()
         out["run_s"] = round(time.monotonic() - t, 1)
         out["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)

@@ -5,7 +5,8 @@ Two web processes on PostgreSQL + Redis carry N visitors (half on each) while an
 keeps answering every conversation. The first process is stopped gracefully (SIGTERM: it closes its
 sockets with 1012 "service restart") and started again while the agent writes on. Its visitors reconnect
 as the widget does (at once with up to 1 s of jitter after 1001/1012, else the widget's backoff),
-through a "load balancer" that picks either process at random, and resume from their cursor. Every
+through a "load balancer" that picks either process at random and tries the other one when the first
+refuses the connection, and resume from their cursor. Every
 visitor must end with each seq of its conversation exactly once, in order.
 """
 
@@ -49,6 +50,10 @@ class Visitor:
     seqs: list[int] = field(default_factory=list)
     closes: list[int] = field(default_factory=list)
     connects: int = 0
+    attempts: list[tuple[int, str, float]] = field(default_factory=list)
+    """(process, outcome, seconds) of each connection attempt after the first."""
+    closed_at: float | None = None
+    """When the restart closed its connection."""
     back_at: float | None = None
     """When its resume after the restart was answered (None: it was not disconnected)."""
 
@@ -69,6 +74,8 @@ class Result:
     agent_messages: int
     t0: float
     """When the SIGTERM was sent (monotonic)."""
+    gave_up: bool = False
+    """Not every visitor was back (or had the last message) within the limit."""
 
     @property
     def moved(self) -> int:
@@ -89,7 +96,11 @@ class Result:
             for c in v.closes:
                 codes[str(c)] = codes.get(str(c), 0) + 1
         back = [v.back_at - self.t0 for v in self.visitors if v.back_at is not None]
+        closed = [v.closed_at - self.t0 for v in self.visitors if v.closed_at is not None]
+        away = [v.back_at - v.closed_at for v in self.visitors if v.back_at and v.closed_at]
         return {
+            "completed": not self.gave_up,
+            "not_back": sum(1 for v in self.visitors if v.closes and v.back_at is None),
             "visitors": len(self.visitors),
             "disconnected_by_the_restart": self.moved,
             "close_codes": codes,
@@ -97,6 +108,8 @@ class Result:
             "restart_s": round(self.restart_s, 2),
             "all_back_s": round(self.all_back_s, 2),
             "back_p50_s": round(statistics.median(back), 2) if back else None,
+            "closed_p50_s": round(statistics.median(closed), 2) if closed else None,
+            "away_p50_max_s": [round(statistics.median(away), 2), round(max(away), 2)] if away else None,
             "messages_lost": self.lost(),
             "duplicates": self.duplicates(),
             "out_of_order": self.out_of_order(),
@@ -124,11 +137,24 @@ class Load:
         while True:
             if v.connects:
                 await asyncio.sleep(widget_delay(code, attempt, self.rng, self.scale))
-            proc = self.procs[v.home] if not v.connects else self.rng.choice(self.procs)
             v.connects += 1
-            try:
-                ws = await connect(f"{proc.ws}/ws/visitor?token={v.token}", origin=ORIGIN, open_timeout=30)  # type: ignore[arg-type]
-            except (OSError, InvalidHandshake, TimeoutError):
+            ws = None
+            # the balancer picks a process at random and, when it refuses the connection (stopped), tries
+            # the next one, as proxies retry the next upstream
+            for proc in self.rng.sample(self.procs, len(self.procs)):
+                began, where = time.monotonic(), self.procs.index(proc)
+                url = f"{proc.ws}/ws/visitor?token={v.token}"
+                try:
+                    ws = await connect(url, origin=ORIGIN, open_timeout=30)  # type: ignore[arg-type]
+                    v.attempts.append((where, "open", time.monotonic() - began))
+                    break
+                except OSError as exc:  # refused: the balancer tries the next process
+                    v.attempts.append((where, type(exc).__name__, time.monotonic() - began))
+                    continue
+                except (InvalidHandshake, TimeoutError) as exc:
+                    v.attempts.append((where, type(exc).__name__, time.monotonic() - began))
+                    break
+            if ws is None:
                 attempt, code = attempt + 1, None
                 continue
             try:
@@ -177,6 +203,8 @@ class Load:
                 pass
             except ConnectionClosed as exc:
                 v.closes.append(exc.rcvd.code if exc.rcvd else 1006)
+                if v.closed_at is None and self.restarting_since is not None:
+                    v.closed_at = time.monotonic()
                 ws = await self.open(v)
                 continue
             if self.final is not None and v.cursor >= self.final[v.cid]:
@@ -208,8 +236,10 @@ async def rolling_restart(
     rng: random.Random,
     scale: float = 1.0,
     rounds_after: int = 3,
+    limit_s: float = 300.0,
 ) -> Result:
-    """Run the scenario on two started processes; ``procs[0]`` is restarted."""
+    """Run the scenario on two started processes; ``procs[0]`` is restarted. Gives up (``gave_up``) when
+    the visitors are not all back, or the last messages not all delivered, within ``limit_s`` each."""
     load = Load(procs, seed, scale=scale, rng=rng)
     async with httpx.AsyncClient(timeout=30) as http:
         visitors = [
@@ -276,22 +306,30 @@ async def rolling_restart(
     await asyncio.to_thread(procs[0].stop)
     await asyncio.to_thread(procs[0].start)
     restart_s = time.monotonic() - t0
-    async with asyncio.timeout(300):  # the ones it closed come back (on either process)
-        while any(v.closes and v.back_at is None for v in visitors):  # noqa: ASYNC110 (over all of them)
-            await asyncio.sleep(0.05)
+    gave_up = False
+    try:
+        async with asyncio.timeout(limit_s):  # the ones it closed come back (on either process)
+            while any(v.closes and v.back_at is None for v in visitors):  # noqa: ASYNC110 (over all of them)
+                await asyncio.sleep(0.05)
+        writing.clear()
+        await writes
+        for k in range(rounds_after):
+            await round_(10_000 + k)
+        load.final = dict(load.heads)
+        async with asyncio.timeout(limit_s):
+            await asyncio.gather(*readers)
+    except TimeoutError:  # over capacity: report how far it got, not a traceback
+        gave_up = True
+        for task in (writes, *readers):
+            task.cancel()
+        await asyncio.gather(writes, *readers, return_exceptions=True)
     all_back = max((v.back_at for v in visitors if v.back_at is not None), default=t0) - t0
-    writing.clear()
-    await writes
-    for k in range(rounds_after):
-        await round_(10_000 + k)
-    load.final = dict(load.heads)
-    async with asyncio.timeout(300):
-        await asyncio.gather(*readers)
     stop_sampling.set()
     await sampler
     await agent.close()
-    await agent_reader
-    return Result(visitors, dict(load.heads), restart_s, all_back, load.peak, written, t0)
+    agent_reader.cancel()
+    await asyncio.gather(agent_reader, return_exceptions=True)
+    return Result(visitors, dict(load.heads), restart_s, all_back, load.peak, written, t0, gave_up)
 
 
 __all__ = ["Result", "Visitor", "rolling_restart", "widget_delay"]

@@ -57,6 +57,7 @@ async def test_fifty_visitors_resume_exactly_across_a_rolling_restart(
         p.start()
     result = await rolling_restart(procs, s, VISITORS, rng=random.Random(5), scale=0.1)
     summary = result.summary()
+    assert not result.gave_up, summary
     on_a = [v for v in result.visitors if v.home == 0]
     # the stopped process said "service restart" to each of its visitors, and they all came back
     assert all(v.closes[:1] == [1012] for v in on_a), [v.closes for v in on_a]
