@@ -290,6 +290,7 @@ def bench_backend(
     env.update(
         CHATSERVER_RATE_LIMIT_PER_S="100000",
         CHATSERVER_RATE_LIMIT_BURST="100000",
+        CHATSERVER_WS_PER_ADDRESS="100000",  # every client connects from 127.0.0.1 (the idle phase: 1,000)
         CHATSERVER_ADMIN_PASSWORD=PASSWORD,
         CHATSERVER_SECRET_KEY=SECRET,
         # the benchmark assigns conversations itself (claims); automatic offers would race with them

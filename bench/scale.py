@@ -1,6 +1,6 @@
 """Scale-out, measured: the same load against 1 and then 2 web processes on PostgreSQL + Redis.
 
-    .venv/bin/python bench/scale.py [--quick] [--storm 2000]
+    .venv/bin/python bench/scale.py [--quick] [--storm 2000] [--rolling 1000]
 
 For each layout (1 process, then 2 behind no balancer: clients alternate between them), with the routing
 leader among them and routing on (`offers`):
@@ -12,7 +12,9 @@ leader among them and routing on (`offers`):
   CPU-second of the web processes (on a 2-core machine the ratio 1 -> 2 is bounded by the cores);
 - ``--storm N``: N visitors connected to one process drop at once and reconnect with the widget's
   backoff and jitter; it reports how long until all resumed exactly (no gap, no duplicate) and the
-  process's peak RSS.
+  process's peak RSS;
+- ``--rolling N``: a rolling restart of one of two processes while an agent writes to N visitors
+  (bench/scale_rolling.py): time until all are back, messages lost, duplicates, peak RSS.
 
 Writes bench/results/scale.json. The client runs in this one process (it shares the machine's cores).
 """
@@ -435,6 +437,10 @@ async def amain(cfg: argparse.Namespace) -> dict[str, Any]:
         out["layouts"].append(await layout_run(cfg, n, tmp))
     if cfg.storm:
         out["storm"] = await storm(cfg, tmp)
+    if cfg.rolling:
+        from bench.scale_rolling import rolling
+
+        out["rolling_restart"] = await rolling(cfg.rolling, tmp, REDIS_URL, cfg.storm_limit)
     return out
 
 
@@ -447,7 +453,13 @@ def main() -> None:
     ap.add_argument("--msg-rate", type=float, default=1000.0, help="visitor messages per second in all")
     ap.add_argument("--duration", type=float, help="seconds of messages (10; quick 4)")
     ap.add_argument("--storm", type=int, default=0, help="visitors in the reconnect storm (0: none)")
-    ap.add_argument("--storm-limit", type=float, default=120.0, help="seconds the storm may take at most")
+    ap.add_argument(
+        "--storm-limit",
+        type=float,
+        default=120.0,
+        help="seconds the storm (or each phase of the rolling restart) may take at most",
+    )
+    ap.add_argument("--rolling", type=int, default=0, help="visitors in the rolling restart (0: none)")
     ap.add_argument("--layouts", default="1,2", help="numbers of web processes to run the load against")
     ap.add_argument("--out", type=Path, default=RESULTS)
     cfg = ap.parse_args()

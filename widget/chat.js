@@ -36,6 +36,7 @@
     const MAX_CACHE = 200;
     const RENEW_MS = 3 * 24 * 3600 * 1000; // renew the visitor token when it expires within 3 days
     const SLOW = [4008, 4408];
+    const RESTART = [1001, 1012]; // going away / service restart: another process takes us at once
     const RETRYABLE = ["provider_unavailable", "quota_exceeded", "bad_response"]; // the server retries these
 
     const T = Object.assign(
@@ -410,7 +411,8 @@
         sess.renew = true; // the token is no longer accepted: get a new visitor session
         return retry(attempt ? backoff() : 0);
       }
-      if (SLOW.includes(code)) return retry(Math.random() * 1000); // too slow: reconnect and resume
+      // too slow, or the server process restarts: reconnect (to any process) and resume, with jitter
+      if (SLOW.includes(code) || RESTART.includes(code)) return retry(Math.random() * 1000);
       if (code === 4429) attempt += 2;
       retry(backoff());
     }

@@ -88,7 +88,7 @@ function onClose(code) {
     setConn("This console's address is not allowed to connect (origin refused).");
     return;
   }
-  if (SLOW.includes(code)) return retry(Math.random() * 1000);
+  if (SLOW.includes(code) || RESTART.includes(code)) return retry(Math.random() * 1000);
   if (code === 4429) attempt += 2;
   retry(backoff());
 }

@@ -27,6 +27,7 @@
 const $ = (id) => document.getElementById(id);
 const WAITING = new Set(["queued", "offered", "pending"]);
 const SLOW = [4008, 4408];
+const RESTART = [1001, 1012]; // going away / service restart: another process takes us at once
 const PAGE = 500;
 const RETRYABLE = ["provider_unavailable", "quota_exceeded", "bad_response"]; // the server retries these
 const LANGS = [

@@ -61,6 +61,10 @@ class Cursors:
     def follows(self, cid: str) -> bool:
         return cid in self._by_conv
 
+    def followed(self) -> list[str]:
+        """The conversations followed and not held."""
+        return [cid for cid, cur in self._by_conv.items() if not cur.held]
+
     def follow(self, cid: str, baseline: int, *, hold: bool = False) -> bool:
         """Start following at ``baseline``; False (and nothing changes) when already followed. ``hold``
         applies only before the client's first frame."""

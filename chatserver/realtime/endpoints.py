@@ -67,17 +67,19 @@ async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _handshake(ws: WebSocket) -> AsyncIterator[list[Slot | None]]:
+async def _handshake(ws: WebSocket) -> AsyncIterator[list[Slot | None] | None]:
     """Hold the address slot (and, once known, the identity slot) for the socket's lifetime; refuse
-    with a close code on a cap, a refusal or the handshake deadline."""
+    with a close code on a cap, a refusal or the handshake deadline. Yields None when the address is
+    over its cap (the socket is closed already: the endpoint returns)."""
     limits = caps(ws)
-    slots: list[Slot | None] = []
+    client = ws.scope.get("client")
+    slot = limits.acquire_address(client[0] if client else None)
+    if slot is None:
+        await _close_quietly(ws, CLOSE_RATE_LIMITED, "too many connections from this address")
+        yield None
+        return
+    slots: list[Slot | None] = [slot]
     try:
-        client = ws.scope.get("client")
-        slot = limits.acquire_address(client[0] if client else None)
-        if slot is None:
-            raise _Refused(CLOSE_RATE_LIMITED, "too many connections from this address")
-        slots.append(slot)
         yield slots
     except _Refused as exc:
         await _close_quietly(ws, exc.code, exc.reason)
@@ -112,6 +114,8 @@ def _identity_slot(ws: WebSocket, identity: str, slots: list[Slot | None]) -> No
 async def visitor_endpoint(ws: WebSocket) -> None:
     c: Context = ws.app.state.ctx
     async with _handshake(ws) as slots:
+        if slots is None:
+            return
         async with _deadline(c.settings.ws_handshake_timeout_s):
             token = bearer_token(ws, allow_query=True)
             try:
@@ -143,6 +147,8 @@ async def visitor_endpoint(ws: WebSocket) -> None:
 async def agent_endpoint(ws: WebSocket) -> None:
     c: Context = ws.app.state.ctx
     async with _handshake(ws) as slots:
+        if slots is None:
+            return
         async with _deadline(c.settings.ws_handshake_timeout_s):
             try:
                 agent = await authenticate_agent(ws, c.store, c.settings, method="GET")
@@ -190,6 +196,8 @@ async def adapter_endpoint(ws: WebSocket) -> None:
     c: Context = ws.app.state.ctx
     api = c.adapters
     async with _handshake(ws) as slots:
+        if slots is None:
+            return
         async with _deadline(c.settings.ws_handshake_timeout_s):
             try:
                 adapter = await api.authenticate(bearer_token(ws, allow_query=True)) if api else None

@@ -34,8 +34,10 @@ class SendMessage:
 
 @dataclass(frozen=True, slots=True)
 class Fill:
+    """Send what the database has after the cursor, up to ``up_to`` (None: all of it)."""
+
     conversation_id: str
-    up_to: int
+    up_to: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,20 +107,24 @@ Item = (
 
 
 class Outbox:
-    """A bounded FIFO with one consumer: a deque and one wake-up future (an asyncio.Queue costs ~2 KiB
-    more per connection, which matters with thousands of idle visitors)."""
+    """A bounded FIFO with one consumer: a deque that exists only while items wait, and one wake-up future
+    (an asyncio.Queue costs ~2 KiB more per connection, and an empty deque 0.76 KiB, which matters with
+    thousands of idle visitors)."""
 
     __slots__ = ("_items", "_limit", "_waiter")
 
     def __init__(self, limit: int) -> None:
-        self._items: deque[Item] = deque()
+        self._items: deque[Item] | None = None
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
 
     def put_nowait(self, item: Item) -> None:
-        if len(self._items) >= self._limit:
+        items = self._items
+        if items is None:
+            items = self._items = deque()
+        elif len(items) >= self._limit:
             raise asyncio.QueueFull
-        self._items.append(item)
+        items.append(item)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -130,7 +136,10 @@ class Outbox:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._items.popleft()
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
 
 
 __all__ = [

@@ -52,6 +52,10 @@ RESUME_WINDOW_S = 2.0
 """How long live messages of the snapshot's conversations wait for the client's first frame (its resume),
 counted from the end of the snapshot; a first frame that arrived but is still being handled (a slow
 database in a reconnect storm) is waited for however long it takes."""
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 10.0
+"""A resume or a fill whose read failed is tried again after 0.5 s, doubling up to 10 s, until it succeeds
+(or the connection ends): the next live message would repair it, but there may never be one."""
 
 
 class Sender:
@@ -101,6 +105,8 @@ class Sender:
         self._sender: asyncio.Task[None] | None = None
         self._in_flight: asyncio.Semaphore | None = None  # made on the first message.send
         self._acks: set[asyncio.Task[None]] = set()
+        self._retries = 0
+        """Reads that failed in a row (the backoff of the next retry)."""
 
     def deliver(self, topic: str, event: Event) -> None:
         """An event from the hub (the session decides what it sends of it)."""
@@ -186,9 +192,11 @@ class Sender:
                 try:
                     if await self._process(item):
                         return
-                except StoreError as exc:  # the database is away: say so; cursors repair when it is back
+                    self._retries = 0
+                except StoreError as exc:  # the database is away: say so, and try again later
                     log.info("session %s: %s", self.id, exc)
                     await self._write(frames.error(api_error(exc)))
+                    self._retry_later(item)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the socket is gone or the database failed: end this session only
@@ -244,6 +252,28 @@ class Sender:
                 await self.ws.close(code, reason)
                 return True  # the session is over
         return False
+
+    def _retry_later(self, item: Item) -> None:
+        """A resume, a fill or a release could not read the database: queue it again after a backoff. Else
+        the client would wait for the next live message of the conversation to repair the gap, and after
+        a resume there may be none (the agent has stopped writing)."""
+        again: list[Item]
+        match item:
+            case Sync():
+                again = [item]
+            case Fill(conversation_id=cid):
+                again = [Fill(cid, None)]
+            case Release():  # the cursors are released; their fills did not all happen
+                again = [Fill(cid, None) for cid in self._cursors.followed()]
+            case _:
+                return
+        delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2**self._retries)
+        self._retries += 1
+        asyncio.get_running_loop().call_later(delay, self._put_all, again)
+
+    def _put_all(self, items: list[Item]) -> None:
+        for item in items:
+            self._put(item)
 
     def _release_if_silent(self) -> None:
         """The window passed: a client that has sent nothing gets its live stream now."""

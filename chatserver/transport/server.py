@@ -10,16 +10,17 @@ import uvicorn
 from chatserver.settings import Settings
 from chatserver.transport.deadlines import deadline_protocol
 from chatserver.transport.redact import install_redaction
+from chatserver.transport.websocket import LeanWebSocketProtocol
 
 
 def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **overrides: Any) -> uvicorn.Config:
-    """uvicorn settings for ``app``: read deadlines on HTTP connections, the WebSocket limits, and the
-    redacting log filter installed once uvicorn has configured logging."""
+    """uvicorn settings for ``app``: read deadlines on HTTP connections, the lean WebSocket protocol and
+    its limits, and the redacting log filter installed once uvicorn has configured logging."""
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "http": deadline_protocol(settings.header_timeout_s, settings.body_timeout_s),
-        "ws": "websockets-sansio",
+        "ws": LeanWebSocketProtocol,  # uvicorn's websockets-sansio, leaner per connection
         "ws_max_size": settings.max_frame_bytes,
         "ws_per_message_deflate": False,
         "ws_ping_interval": settings.heartbeat_s,

@@ -96,3 +96,47 @@ async def test_unreachable_database_is_unavailable_on_rest_and_websocket_and_rec
             r = await http.get(f"{server.url}/api/v1/conversations/{cid}/messages", headers=auth)
             assert r.status_code == 200
             assert [m["text"] for m in r.json()["items"] if m["kind"] == "text"] == ["hello", "there?"]
+
+
+async def test_a_resume_whose_reads_fail_is_sent_once_the_database_is_back(
+    own_pg_url: str, tmp_path: Path
+) -> None:
+    """The database goes away between a tab's snapshot and its ``resume``: the resume's reads fail (the
+    tab is told `unavailable`), and nothing else would ever send the missed messages, since the agent
+    has stopped writing. Once the database is back the tab gets every message it missed, once, in order."""
+    s = await seed(own_pg_url)
+    async with (
+        run_server(settings_for(own_pg_url, tmp_path)) as server,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        tok = (await visitor_token(http, server.url, s.inbox_key))["token"]
+        async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as visitor:
+            cid = (await visitor.request({"type": "conversation.start"}))["conversation_id"]
+        async with Client.connect(f"{server.ws}/ws/agent", token=s.agent_token, origin=None) as agent:
+            await agent.expect("hello")
+            claim = await agent.request({"type": "conversation.claim", "conversation_id": cid})
+            assert claim["type"] == "ack", claim
+            head = 0
+            for n in range(5):
+                ack = await agent.request(
+                    {"type": "message.send", "conversation_id": cid, "client_id": f"a{n}", "text": f"{n}"}
+                )
+                assert ack["type"] == "ack", ack
+                head = ack["seq"]
+
+        async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as tab:
+            await tab.expect("snapshot")
+            cut(own_pg_url)
+            try:
+                await tab.send({"type": "resume", "cursors": {cid: 0}})
+                err = await tab.expect("error", timeout=15)
+                assert err["code"] == "unavailable", err
+            finally:
+                restore(own_pg_url)
+            # a liveness bound, not a timing check: the retry backs off up to 10 s while the pool reconnects
+            await tab.expect("message", timeout=60, seq=head)
+            await tab.drain(0.5)
+            seqs = [
+                f["seq"] for f in tab.frames if f.get("type") == "message" and f["conversation_id"] == cid
+            ]
+            assert seqs == list(range(1, head + 1)), seqs

@@ -205,10 +205,13 @@ async def test_one_token_beyond_its_cap_is_refused_with_4429(
 
 
 async def test_one_address_beyond_its_cap_is_refused_with_4429(
-    server: Server, http: httpx.AsyncClient, seeded: Seed
+    server: Server, http: httpx.AsyncClient, seeded: Seed, caplog: pytest.LogCaptureFixture
 ) -> None:
     tokens = [(await visitor_token(http, server.url, seeded.inbox_key))["token"] for _ in range(3)]
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's loggers do not propagate to the root
+    uvicorn_log.addHandler(caplog.handler)
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(uvicorn_log.removeHandler, caplog.handler)
         for i in range(8):
             v = await stack.enter_async_context(
                 Client.connect(f"{server.ws}/ws/visitor?token={tokens[i % 3]}")
@@ -218,6 +221,8 @@ async def test_one_address_beyond_its_cap_is_refused_with_4429(
             await v.expect("hello")
         async with Client.connect(f"{server.ws}/ws/agent", token=seeded.admin_token, origin=None) as extra:
             assert await extra.closed_with() == 4429
+    # the refusal is a close code, not an exception in the application ("generator didn't yield")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 # -- the token subprotocol ----------------------------------------------------------------------------------
