@@ -635,7 +635,7 @@ def main() -> int:
             )
             raw = args.profile / f"sqlite-{phase}.txt"
             ph = r[phase]
-            rate = ph["msgs_per_s"] if phase == "throughput" else ph.get("actual_rate")
+            rate = ph["msgs_per_s"] if phase == "throughput" else ph.get("actual_send_rate")
             print(f"{phase} while profiled: {rate} msgs/s; cpu {ph['cpu']}")
             print(f"server CPU per message: {ph['cpu_us_per_msg']} us")
             if raw.exists():

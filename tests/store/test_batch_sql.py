@@ -56,7 +56,13 @@ async def test_a_batch_reads_back_through_the_store(store: Store) -> None:
                 )
             )
         ).one()
-        ext = (await conn.execute(sa.select(messages.c.external_id).where(messages.c.seq == 3))).scalar_one()
+        ext = (
+            await conn.execute(
+                sa.select(messages.c.external_id).where(
+                    messages.c.conversation_id == conv_id, messages.c.seq == 3
+                )
+            )
+        ).scalar_one()
     assert row.last_message_at >= before
     assert row.first_response_at == out[2][0].created_at  # the agent's text, not the note
     assert ext == "ext-1"
