@@ -199,7 +199,8 @@ class SqliteBatch:
         params = []
         for r in new_rows:
             row = list(r)
-            row[_TRANSLATIONS] = json.dumps(row[_TRANSLATIONS])
+            translations = row[_TRANSLATIONS]
+            row[_TRANSLATIONS] = json.dumps(translations) if translations else "{}"
             if row[_ATTACHMENTS] is not None:
                 row[_ATTACHMENTS] = json.dumps(row[_ATTACHMENTS])
             params.append(row)
