@@ -423,8 +423,14 @@ class ChatService:
         task.add_done_callback(self._translating.discard)
 
     async def _translate_for_assignee(self, message: Message, conv: Conversation) -> None:
+        """A visitor's message, for the assignee's language (one read of the agent)."""
+        try:
+            target = await self._assignee_language(conv)
+        except Exception as exc:  # the message is stored and delivered; only its translation is lost
+            log.warning("translation of %s not scheduled: %r", message.id, exc)
+            return
         if self.translation is not None:
-            self.translation.schedule(message, await self._assignee_language(conv))
+            self.translation.schedule(message, target)
 
     # -- languages -------------------------------------------------------------------------------------------
 

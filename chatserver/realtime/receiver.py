@@ -242,9 +242,15 @@ class Receiver(Sender):
             if conversation_topic(conv.id) in self.topics:
                 self._put(Track(conv, None, False))
             else:
-                task = asyncio.get_running_loop().create_task(self._follow(conv, announce=False))
+                task = asyncio.get_running_loop().create_task(self._follow_written(conv, frame.ref))
                 self._following.add(task)
                 task.add_done_callback(self._following.discard)
+
+    async def _follow_written(self, conv: Conversation, ref: str | None) -> None:
+        try:
+            await self._follow(conv, announce=False)
+        except Exception as exc:  # e.g. the database went away: say so (the message itself is acked)
+            self._error(exc, ref, "message.send")
 
     async def _resume(self, frame: frames.Resume) -> None:
         ok: list[str] = []

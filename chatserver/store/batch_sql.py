@@ -151,10 +151,6 @@ def _json(text: str | None) -> Any:
 class SqliteBatch:
     """The same statements as SQL text on the transaction's sqlite3 connection (through aiosqlite)."""
 
-    async def _driver(self, conn: AsyncConnection) -> Any:
-        raw = await conn.get_raw_connection()
-        return raw.driver_connection  # aiosqlite.Connection: one thread hop per statement
-
     async def existing(
         self, conn: AsyncConnection, conversation_ids: Sequence[str], client_ids: Sequence[str]
     ) -> list[Message]:
@@ -163,7 +159,7 @@ class SqliteBatch:
             f" WHERE conversation_id IN ({_marks(len(conversation_ids))})"
             f" AND client_id IN ({_marks(len(client_ids))})"
         )
-        found = await _run(self._driver(conn), "execute_fetchall", sql, (*conversation_ids, *client_ids))
+        found = await _run(conn, "execute_fetchall", sql, (*conversation_ids, *client_ids))
         return [
             Message(
                 id=r[0],
@@ -188,12 +184,12 @@ class SqliteBatch:
             "SELECT id, last_seq, first_response_at FROM conversations"
             f" WHERE id IN ({_marks(len(conversation_ids))}) ORDER BY id"
         )
-        found = await _run(self._driver(conn), "execute_fetchall", sql, tuple(conversation_ids))
+        found = await _run(conn, "execute_fetchall", sql, tuple(conversation_ids))
         return {r[0]: (r[1], r[2]) for r in found}
 
     async def update_heads(self, conn: AsyncConnection, updates: Sequence[HeadUpdate]) -> None:
         params = [(s, at, first, c) for c, s, at, first in updates]
-        await _run(self._driver(conn), "executemany", _UPDATE_HEAD, params)
+        await _run(conn, "executemany", _UPDATE_HEAD, params)
 
     async def insert(self, conn: AsyncConnection, new_rows: Sequence[tuple[Any, ...]]) -> None:
         params = []
@@ -204,14 +200,15 @@ class SqliteBatch:
             if row[_ATTACHMENTS] is not None:
                 row[_ATTACHMENTS] = json.dumps(row[_ATTACHMENTS])
             params.append(row)
-        await _run(self._driver(conn), "executemany", _INSERT, params)
+        await _run(conn, "executemany", _INSERT, params)
 
 
-async def _run(driver: Any, method: str, sql: str, params: Any) -> Any:
-    """One statement on the aiosqlite connection, its errors mapped to the store's."""
+async def _run(conn: AsyncConnection, method: str, sql: str, params: Any) -> Any:
+    """One statement on the transaction's aiosqlite connection (one thread hop), its errors mapped to the
+    store's."""
     try:
-        conn = await driver
-        return await getattr(conn, method)(sql, params)
+        driver = (await conn.get_raw_connection()).driver_connection
+        return await getattr(driver, method)(sql, params)
     except sqlite3.IntegrityError as exc:
         raise Duplicate("that conflicts with data already stored") from exc
     except sqlite3.Error as exc:
