@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from chatserver.adapterapi.frames import inject_body_limit
 from chatserver.api import adapters as adapters_api
 from chatserver.api import (
     auth_routes,
@@ -380,6 +381,9 @@ def create_app(settings: Settings) -> Starlette:
                 overrides={
                     **BODY_LIMIT_OVERRIDES,
                     **dict.fromkeys(files_api.UPLOAD_PATHS, settings.upload_max_bytes),
+                    adapters_api.INJECT_PATH: inject_body_limit(
+                        settings.max_body_bytes, settings.upload_max_bytes
+                    ),
                 },
             )
         ],

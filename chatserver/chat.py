@@ -34,6 +34,7 @@ from chatserver.model.events import (
     inbox_topic,
 )
 from chatserver.model.status import CLAIMABLE, OPEN_STATUSES, Status
+from chatserver.model.system_lines import SystemLine
 from chatserver.model.types import (
     SYSTEM_AUTHOR,
     Agent,
@@ -111,8 +112,6 @@ class ChatService:
         """channel -> the deliveries of a public reply with files (channels that can send files)."""
         self.bot_for_inbox: Callable[[str], Awaitable[str | None]] | None = None
         """Set by the adapter API: the bot serving an inbox; its new conversations start in ``bot``."""
-        self.publish_taps: list[Callable[[list[tuple[str, Event]]], None]] = []
-        """Called with everything published after a commit (outgoing webhooks)."""
         self.adapters: AdapterService | None = None
         """The adapter API (bots' buttons, handoffs), set by the app."""
         self.wake_outbox: Callable[[], None] = lambda: None
@@ -141,8 +140,6 @@ class ChatService:
 
     def publish(self, items: list[tuple[str, Event]]) -> None:
         self.publisher.publish(items)
-        for tap in self.publish_taps:
-            tap(items)
 
     def revoke_access(self, agent_id: str, reason: str, *, session_hash: str | None = None) -> None:
         """End an agent's live connections on every process: ``deactivated`` and ``role`` all of them,
@@ -154,10 +151,14 @@ class ChatService:
     async def conversation_payload(self, conv: Conversation) -> dict[str, Any]:
         contact = await self.store.get_contact(conv.contact_id)
         assignee = None
+        avatar = None
         if conv.assignee_id:
             with contextlib.suppress(NotFound):
-                assignee = (await self.store.get_agent(conv.assignee_id)).author
+                agent = await self.store.get_agent(conv.assignee_id)
+                assignee, avatar = agent.author, agent.avatar_url
         payload = conv.to_wire(contact=contact, assignee=assignee)
+        if avatar is not None:  # the widget shows the assigned agent's face
+            payload["assignee"]["avatar_url"] = avatar
         if conv.routing.get("handoff"):  # a bot's handoff summary (adapter API)
             payload["handoff"] = conv.routing["handoff"]
         payload["reads"] = [
@@ -496,8 +497,12 @@ class ChatService:
         self.wake_router("reopened")
         return conv
 
-    async def system_event(self, conv_id: str, text: str) -> None:
-        await self.store.append_message(PendingMessage(conv_id, SYSTEM_AUTHOR, MessageKind.EVENT, text))
+    async def system_event(self, conv_id: str, line: SystemLine, text: str | None = None) -> None:
+        """Write a system line: its code and params for clients to say in their language, and ``text``
+        (by default the line's English form) for everyone else."""
+        await self.store.append_message(
+            PendingMessage(conv_id, SYSTEM_AUTHOR, MessageKind.EVENT, text or line.text, event=line)
+        )
 
     # -- agent actions ---------------------------------------------------------------------------------------
 
@@ -554,7 +559,7 @@ class ChatService:
 
     async def _joined(self, conv: Conversation, agent: Agent) -> None:
         await self.publish_conversation(conv)
-        await self.system_event(conv.id, f"{agent.name} joined the conversation")
+        await self.system_event(conv.id, SystemLine.of("agent_joined", name=agent.name))
         if self.translation is not None:
             language = self._agent_language(agent)
             if language is not None:
@@ -593,13 +598,12 @@ class ChatService:
         if agent.id == conv.assignee_id:
             routing["declined_by"] = [agent.id]  # never straight back to whoever handed it on
         new_team = conv.team
-        note = ""
         if to_agent is not None:
             target = await self.store.get_agent(to_agent)
             if not target.active or await self.effective_status(target) is not AgentStatus.ONLINE:
                 raise Unavailable(f"{target.name} is not online; the conversation stays where it is")
             routing.update(preferred_agent_id=target.id, preferred_only=True, declined_by=[])
-            note = f"to {target.name}"
+            line = SystemLine.of("transferred_to_agent", name=agent.name, target=target.name)
         elif team is not None:
             known = {t.id: t for t in await self.store.list_teams()}
             by_name = {t.name: t for t in known.values()}
@@ -607,12 +611,13 @@ class ChatService:
             if found is None:
                 raise NotFound("no such team")
             new_team = found.id
-            note = f"to the {found.name} team"
+            line = SystemLine.of("transferred_to_team", name=agent.name, team=found.name)
         else:
-            note = "to agents with " + ", ".join(f"{k}>={v}" for k, v in (skills or {}).items())
+            wanted = ", ".join(f"{k}>={v}" for k, v in (skills or {}).items())
+            line = SystemLine.of("transferred_to_skills", name=agent.name, skills=wanted)
         conv = await self.store.route_again(conv, routing, team=new_team, skills=skills)
         await self.publish_conversation(conv)
-        await self.system_event(conv.id, f"{agent.name} transferred the conversation {note}")
+        await self.system_event(conv.id, line)
         self.wake_router("transferred")
         return conv
 
@@ -628,7 +633,7 @@ class ChatService:
         )
         if was in (Status.QUEUED.value, Status.OFFERED.value, Status.PENDING.value):
             await self.store.log_routing(conv.id, None, "abandon")
-        await self.system_event(conv.id, f"{agent.name} closed the conversation")
+        await self.system_event(conv.id, SystemLine.of("agent_closed", name=agent.name))
         await self.publish_conversation(conv)
         self.wake_router("closed")
         return conv

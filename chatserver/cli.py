@@ -18,6 +18,7 @@ from chatserver.auth.secrets import hash_password, new_api_token, sha256_hex
 from chatserver.channels.inboxes import CHANNEL_NAMES
 from chatserver.datadir import prepare_sqlite, private_paths, warn_if_wider
 from chatserver.errors import ChatError, Invalid
+from chatserver.model.avatars import avatar_url
 from chatserver.model.levels import parse_levels
 from chatserver.model.types import Role
 from chatserver.settings import SECRET_FILE, Settings
@@ -434,16 +435,33 @@ def cmd_create_adapter(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_revoke_adapter(settings: Settings, args: argparse.Namespace) -> int:
+    """Revoke an adapter's token; its open /ws/adapter sockets close with 4401 in every process: at once
+    through the bus (Redis), else when each server next checks (within REVOKE_CHECK_S)."""
+    from chatserver.adapterapi.service import REVOKE_CHECK_S
     from chatserver.adapterapi.store import AdapterQueries
+    from chatserver.bus import make_bus
+    from chatserver.model.events import AccessEvent, agent_topic
 
-    async def run() -> None:
+    async def run() -> bool:
         store = await _with_store(settings)
         try:
             await AdapterQueries(store.db).revoke(args.id)
         finally:
             await store.db.dispose()
+        if not settings.redis_url:
+            return False
+        bus = make_bus(settings.redis_url, settings.redis_prefix)
+        try:  # after the commit: every process closes the adapter's sockets
+            return await bus.publish([(agent_topic(args.id), AccessEvent(args.id, "deactivated"))])
+        finally:
+            await bus.stop()
 
-    asyncio.run(run())
+    told = asyncio.run(run())
+    if not told:
+        print(
+            f"open connections of {args.id} close within {REVOKE_CHECK_S:g} s (when each server checks)",
+            file=sys.stderr,
+        )
     print(f"revoked {args.id}")
     return 0
 
@@ -491,7 +509,7 @@ def _levels(text: str | None, what: str) -> dict[str, int] | None:
 
 
 def cmd_set_agent(settings: Settings, args: argparse.Namespace) -> int:
-    """Routing profile of an agent: skills, languages, capacity, own language, teams."""
+    """Routing profile of an agent: skills, languages, capacity, own language, teams; and the avatar."""
 
     async def run() -> None:
         store = await _with_store(settings)
@@ -512,6 +530,11 @@ def cmd_set_agent(settings: Settings, args: argparse.Namespace) -> int:
                 values["max_concurrent"] = args.max_concurrent
             if args.language is not None:
                 values["language"] = args.language.split("-")[0].lower()
+            if args.avatar_url is not None:
+                try:
+                    values["avatar_url"] = avatar_url(args.avatar_url, field="--avatar-url")
+                except Invalid as exc:
+                    raise ChatError(exc.message) from exc
             agent = await store.update_agent(found[0].id, **values)
             for team_name in args.team or []:
                 team = next((t for t in await store.list_teams() if t.name == team_name), None)
@@ -664,6 +687,9 @@ def parser() -> argparse.ArgumentParser:
     sa_.add_argument("--languages", help="e.g. de=5,en=3 (levels 1-5)")
     sa_.add_argument("--language", help="the language the agent reads and writes")
     sa_.add_argument("--max-concurrent", type=int)
+    sa_.add_argument(
+        "--avatar-url", help="https://... or a path on this server shown to visitors; '' removes it"
+    )
     sa_.add_argument("--team", action="append", metavar="NAME", help="add the agent to this team")
     sa_.set_defaults(fn=cmd_set_agent)
     tm = sub.add_parser("create-team", help="create a team; prints it as JSON")

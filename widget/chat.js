@@ -1,5 +1,6 @@
 /*! chatserver widget UI, loaded by loader.js into its Shadow DOM after its helpers (dom.js, i18n.js,
- * translate.js, panels.js, flow.js, files.js, session.js, status.js). Plain modern JS, no dependencies.
+ * translate.js, panels.js, flow.js, files.js, session.js, status.js, log.js, header.js). Plain modern JS, no
+ * dependencies.
  *
  * It starts once the visitor's catalogue (i18n/<lang>.json) and the inbox's settings
  * (GET /api/v1/widget/config, in that language) are in; JavaScript settings override the inbox's.
@@ -59,7 +60,7 @@
     const blank = () => ({
       v: 1, token: null, exp: 0, contact: null, cid: null,
       cur: {}, msgs: {}, status: {}, agent: {}, read: {}, seen: {}, lang: {}, out: [],
-      reason: {}, rated: {}, pre: null, email: null, attrs: {}
+      reason: {}, rated: {}, pre: null, email: null, attrs: {}, face: {}
     });
     let st = blank();
     const queue = {}; // conversation id -> {position, estimated_wait_s} while it waits (from the router)
@@ -83,6 +84,7 @@
     // -- the UI --------------------------------------------------------------------------------------------
     if (color && w.CSS && CSS.supports("color", color)) host.style.setProperty("--cs-accent", color);
 
+    const faces = M.header({ server: SERVER, faces: SC.faces }); // header.js
     const closeBtn = el("button", { type: "button", class: "icon-btn", "aria-label": T.close }, [icon(I_X)]);
     const titleEl = el("h2", { class: "title", id: "cs-title", text: T.title });
     const subEl = el("p", { class: "sub", text: T.subtitle });
@@ -107,7 +109,7 @@
       class: "panel", id: "cs-panel", role: "dialog", "aria-label": T.title, "aria-modal": "false", hidden: true
     }, [
       el("header", { class: "head" }, [
-        el("div", { class: "avatar", "aria-hidden": "true" }, [icon(I_CHAT)]),
+        faces.box,
         el("div", { class: "titles" }, [titleEl, subEl]),
         closeBtn
       ]),
@@ -132,42 +134,17 @@
     if (!sheet || sheet.sheet) reveal();
     else { sheet.addEventListener("load", reveal); sheet.addEventListener("error", reveal); }
 
-    // -- rendering messages --------------------------------------------------------------------------------
+    // -- the message log (log.js) ---------------------------------------------------------------------------
     const nodes = new Map(); // "s<seq>" or "p<client_id>" -> element
     const receipt = el("span", { class: "receipt" });
     let me = null;
 
     const isMine = (m) => m.author && m.author.kind === "contact";
-
-    function msgNode(m, pending) {
-      if (m.kind === "event") {
-        const sys = m.author && m.author.kind === "system";
-        return el("div", { class: "msg event" + (sys ? " sys" : ""), "data-seq": m.seq }, [el("span", { text: m.text })]);
-      }
-      const mine = isMine(m);
-      const row = el("div", {
-        class: "msg " + (mine ? "me" : "them") + (pending ? " pending" : "") + (pending && pending.failed ? " failed" : ""),
-        "data-seq": pending ? null : m.seq,
-        "data-author": m.author ? m.author.kind + ":" + (m.author.id || m.author.name) : "",
-        "data-client-id": m.client_id || null
-      });
-      if (!mine) row.appendChild(el("div", { class: "who", text: m.author ? m.author.name : "" }));
-      const files = m.attachments && m.attachments.length ? m.attachments : null;
-      row.appendChild(el("div", { class: "bubble", text: m.text, hidden: !m.text && !!files }));
-      if (files) row.appendChild(fileUI.render(files, !!pending));
-      const acts = !pending && flow.actions(m);
-      if (acts) row.appendChild(acts);
-      const meta = el("div", { class: "meta" });
-      if (pending && pending.failed) {
-        meta.appendChild(el("span", { text: T.failed + " " + (pending.error || "") }));
-        meta.appendChild(el("button", { type: "button", class: "retry", text: T.retry, onclick: () => retrySend(pending) }));
-      } else {
-        meta.appendChild(el("time", { datetime: m.created_at || null, text: pending ? T.sending : fmtTime(m.created_at) }));
-      }
-      row.appendChild(meta);
-      if (!mine && !pending) paintTr(row, m);
-      return row;
-    }
+    const view = M.log({
+      T, log, nodes, isMine, fmtTime, st: () => st, me: () => me, fileUI: () => fileUI, flow: () => flow,
+      paintTr: (row, m) => paintTr(row, m), retrySend: (o) => retrySend(o), updateReceipt: () => updateReceipt()
+    });
+    const { showMessage, showPending, nearBottom, scrollBottom } = view;
 
     // -- translations (translate.js) ------------------------------------------------------------------------
     const tx = M.translations({
@@ -182,49 +159,6 @@
     const fileUI = M.files({ T, SERVER, input, st: () => st, ensureSession: () => ensureSession(), enqueue: (o) => enqueue(o) });
     composerTools.append(fileUI.button, fileUI.picker);
     form.before(fileUI.status);
-
-    function insertNode(node, seq) {
-      const kids = log.children;
-      let ref = null;
-      if (seq != null) {
-        for (let i = kids.length - 1; i >= 0; i--) {
-          const s = kids[i].getAttribute("data-seq");
-          if (s == null) {
-            if (kids[i].classList.contains("pending")) ref = kids[i];
-            continue;
-          }
-          if (+s < seq) break;
-          ref = kids[i];
-        }
-      }
-      log.insertBefore(node, ref);
-      groupWithPrevious(node);
-      if (node.nextElementSibling) groupWithPrevious(node.nextElementSibling);
-      eventsAfterFirst();
-    }
-
-    // A system line (e.g. routing's "nobody is available") can be written before the visitor's first message
-    // reaches the server: it is shown after that message, never above it.
-    function eventsAfterFirst() {
-      const first = log.querySelector(".msg.me");
-      if (!first) return;
-      for (const ev of log.querySelectorAll(".msg.event.sys")) {
-        if (first.compareDocumentPosition(ev) & Node.DOCUMENT_POSITION_PRECEDING) first.after(ev);
-      }
-    }
-
-    function groupWithPrevious(node) {
-      let prev = node.previousElementSibling;
-      const a = node.getAttribute("data-author");
-      node.classList.toggle("cont", !!a && !!prev && prev.getAttribute("data-author") === a);
-    }
-
-    function nearBottom() {
-      return log.scrollHeight - log.scrollTop - log.clientHeight < 80;
-    }
-    function scrollBottom() {
-      log.scrollTop = log.scrollHeight;
-    }
 
     function renderAll() {
       nodes.clear();
@@ -241,43 +175,18 @@
       scrollBottom();
     }
 
-    function showMessage(cid, m, live) {
-      if (cid !== st.cid) return;
-      const key = "s" + m.seq;
-      if (nodes.has(key)) return;
-      const stick = nearBottom() || isMine(m);
-      if (m.client_id && nodes.has("p" + m.client_id)) {
-        nodes.get("p" + m.client_id).remove();
-        nodes.delete("p" + m.client_id);
-      }
-      const node = msgNode(m, null);
-      nodes.set(key, node);
-      insertNode(node, m.seq);
-      if (live) {
-        updateReceipt();
-        flow.refresh();
-        if (stick) scrollBottom();
-      }
-    }
-
-    function showPending(o) {
-      const key = "p" + o.client_id;
-      const old = nodes.get(key);
-      const node = msgNode({ author: me || { kind: "contact", id: "" }, kind: "text", text: o.text, client_id: o.client_id, attachments: o.attachments }, o);
-      if (old) old.replaceWith(node);
-      else log.appendChild(node);
-      nodes.set(key, node);
-      eventsAfterFirst();
-      updateReceipt();
-      flow.refresh();
-    }
-
     // -- receipt, header, badge, typing (status.js) ------------------------------------------------------------
     const ui = M.status({
       st: () => st, T, nodes, receipt, subEl, badge, launcher, typing, typingText, queue, msgsOf, isMine,
       isOpen: () => isOpen, emit: (e, x) => emit(e, x), nearBottom, scrollBottom
     });
-    const { updateReceipt, updateHeader, updateBadge, showTyping } = ui;
+    const { updateReceipt, updateBadge, showTyping } = ui;
+    function updateHeader() {
+      ui.updateHeader();
+      const cid = st.cid;
+      const name = cid && st.status[cid] === "assigned" ? st.agent[cid] : null;
+      faces.update(name ? { name, avatar_url: st.face[cid] || null } : null);
+    }
 
     // -- open / close / events -------------------------------------------------------------------------------
     let isOpen = false;
@@ -441,9 +350,13 @@
     });
     const ensureSession = () => sess.ensure();
 
+    // the browser says it is offline: no connection attempt until its `online` event
+    const offline = () => w.navigator.onLine === false;
+
     function connect() {
       if (ws || connecting || stopped) return;
       clearTimeout(retryTimer);
+      if (offline()) return setConn(T.reconnecting);
       connecting = true;
       if (!everConnected) setConn(T.connecting, 1500);
       ensureSession().then(
@@ -471,8 +384,8 @@
     function retry(delay) {
       clearTimeout(retryTimer);
       if (stopped || !wanted()) return;
-      setConn(T.reconnecting, attempt > 1 ? 0 : 1500);
-      retryTimer = setTimeout(connect, delay);
+      setConn(T.reconnecting, attempt > 1 || offline() ? 0 : 1500);
+      if (!offline()) retryTimer = setTimeout(connect, delay);
     }
 
     function drop(sock) {
@@ -585,7 +498,7 @@
     }
 
     function forget(cid) {
-      for (const k of ["cur", "msgs", "status", "agent", "read", "seen", "lang"]) delete st[k][cid];
+      for (const k of ["cur", "msgs", "status", "agent", "face", "read", "seen", "lang"]) delete st[k][cid];
       if (st.cid === cid) {
         st.cid = null;
         renderAll();
@@ -597,6 +510,7 @@
       if (!c || !c.id) return;
       st.status[c.id] = c.status;
       st.agent[c.id] = c.assignee ? c.assignee.name : null;
+      st.face[c.id] = c.assignee && typeof c.assignee.avatar_url === "string" ? c.assignee.avatar_url : null;
       if (c.queue) queue[c.id] = c.queue;
       else if (c.status !== "queued" && c.status !== "offered") delete queue[c.id];
       const langChanged = (st.lang[c.id] || null) !== (c.language || null);
@@ -631,7 +545,8 @@
 
     function publicMessage(cid, seq, m) {
       return {
-        conversationId: cid, seq, id: m.id, kind: m.kind, text: m.text, author: m.author, createdAt: m.created_at,
+        conversationId: cid, seq, id: m.id, kind: m.kind, text: m.kind === "event" ? M.log.eventText(T, m) : m.text,
+        author: m.author, createdAt: m.created_at, code: (m.event && m.event.code) || null,
         lang: m.lang || null, translations: isMine(m) ? {} : Object.assign({}, m.translations)
       };
     }
@@ -647,6 +562,7 @@
       const msg = {
         seq: m.seq, id: m.id, kind: m.kind, text: m.text, author: m.author, created_at: m.created_at, client_id: m.client_id || null,
         lang: m.lang || null, actions: Array.isArray(m.actions) ? m.actions : undefined,
+        event: m.event && typeof m.event === "object" ? m.event : undefined,
         attachments: Array.isArray(m.attachments) && m.attachments.length ? m.attachments : undefined
       };
       if (!isMine(m) && m.kind === "text") merge(msg, m.translations, m.untranslated);
@@ -739,6 +655,9 @@
       markSeen();
       if (!ws && wanted()) connect();
     });
+    // offline, an open socket is dead (or will be, silently): close it now; what the visitor writes stays
+    // queued (shown as sending) and goes out once, by client_id, when the browser is back online
+    w.addEventListener("offline", () => { if (ws) drop(ws); });
     w.addEventListener("online", () => {
       if (!ws && wanted()) {
         attempt = 0;

@@ -6,7 +6,7 @@
  *   prechat: [...] (or [] for none), fields: {...}, strings: {...}, zIndex }
  * These override the inbox's own settings (GET /api/v1/widget/config; docs/protocol.md, "The widget").
  * It creates a host element with an open Shadow DOM, a stub `window.Chatserver` API that queues calls,
- * then loads chat.css and the UI (dom.js, i18n.js, translate.js, panels.js, flow.js, files.js, session.js, status.js, chat.js; the visitor's catalogue
+ * then loads chat.css and the UI (dom.js, i18n.js, translate.js, panels.js, flow.js, files.js, session.js, status.js, log.js, header.js, chat.js; the visitor's catalogue
  * from i18n/) from the same directory. No build step, no dependencies.
  */
 (function (w, d) {
@@ -60,7 +60,7 @@
   function mount() {
     (d.body || d.documentElement).appendChild(host);
     // the UI, in order (async=false keeps the order while they download in parallel)
-    ["dom.js", "i18n.js", "translate.js", "panels.js", "flow.js", "files.js", "session.js", "status.js", "chat.js"].forEach(function (name) {
+    ["dom.js", "i18n.js", "translate.js", "panels.js", "flow.js", "files.js", "session.js", "status.js", "log.js", "header.js", "chat.js"].forEach(function (name) {
       var js = d.createElement("script");
       js.src = assets + name;
       js.async = false;

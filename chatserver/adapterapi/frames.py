@@ -6,6 +6,8 @@ An adapter connection speaks protocol v1 (``ping``, ``typing``, ``read``, ``resu
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import orjson
 
 from chatserver.adapterapi.model import Action, parse_actions
-from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, UnknownType
+from chatserver.errors import ApiError, BadFrame, Forbidden, Invalid, TooLarge, UnknownType
 from chatserver.model import frames as v1
 from chatserver.model.levels import parse_levels
 
@@ -22,6 +24,15 @@ MAX_EXTERNAL_ID = 200
 MAX_PRIORITY = 100
 BASE_TYPES = frozenset({"ping", "typing", "read", "resume"})
 STATES = ("sent", "delivered", "read", "failed")
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the decoders bound: a text's UTF-8 bytes, an injected file's bytes."""
+
+    max_text: int
+    max_file: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,16 @@ class InboundContact:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundFile:
+    """A file on an injected message, decoded from base64 (its type is checked by the service against
+    the upload types before anything is stored)."""
+
+    name: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Inject:
     """A custom channel's inbound message (also ``POST /api/v1/adapter/messages``)."""
 
@@ -75,6 +96,7 @@ class Inject:
     contact: InboundContact
     external_id: str
     text: str
+    files: tuple[InboundFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +124,17 @@ def _opt(f: Any, name: str, max_len: int = 200) -> str | None:
     return value
 
 
-def _send(ref: str | None, f: Any, max_text: int) -> AdapterFrame:
+def _send(ref: str | None, f: Any, lim: Limits) -> AdapterFrame:
     return BotSend(
         ref,
         f.req_string("conversation_id"),
         f.req_string("client_id"),
-        v1._text(f, max_text),
+        v1._text(f, lim.max_text),
         parse_actions(f.raw.get("actions")),
     )
 
 
-def _handoff(ref: str | None, f: Any, max_text: int) -> AdapterFrame:
+def _handoff(ref: str | None, f: Any, _: Limits) -> AdapterFrame:
     summary = f.raw.get("summary")
     if not isinstance(summary, str) or len(summary) > MAX_SUMMARY:
         raise Invalid(
@@ -157,11 +179,11 @@ def contact_values(raw: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _contact(ref: str | None, f: Any, _: int) -> AdapterFrame:
+def _contact(ref: str | None, f: Any, _: Limits) -> AdapterFrame:
     return ContactUpdate(ref, f.req_string("conversation_id"), contact_values(f.raw))
 
 
-def _conversation(ref: str | None, f: Any, _: int) -> AdapterFrame:
+def _conversation(ref: str | None, f: Any, _: Limits) -> AdapterFrame:
     skills = parse_levels(f.raw.get("skills"), "skills")
     priority = _priority(f.raw)
     if skills is None and priority is None:
@@ -169,8 +191,48 @@ def _conversation(ref: str | None, f: Any, _: int) -> AdapterFrame:
     return ConversationUpdate(ref, f.req_string("conversation_id"), skills, priority)
 
 
-def inbound(raw: Mapping[str, Any], ref: str | None, max_text: int) -> Inject:
-    """The fields of an injected message (the frame and the REST body are the same object)."""
+def decoded_size(data: str) -> int:
+    """The number of bytes a base64 string decodes to, from its length alone (nothing decoded)."""
+    return len(data) * 3 // 4 - len(data[-2:]) + len(data[-2:].rstrip("="))
+
+
+def inbound_files(raw: Any, max_file_bytes: int) -> tuple[InboundFile, ...]:
+    """``attachments: [{name?, content_type, data (base64)}]``; each file's size is checked from the
+    length of its base64 before it is decoded (``too_large``, ``data.field`` ``attachments.N``)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > v1.MAX_ATTACHMENTS:
+        raise Invalid(
+            f"attachments must be a list of at most {v1.MAX_ATTACHMENTS} files", data={"field": "attachments"}
+        )
+    out: list[InboundFile] = []
+    for i, item in enumerate(raw):
+        where = {"field": f"attachments.{i}"}
+        if not isinstance(item, dict) or set(item) - {"name", "content_type", "data"}:
+            raise Invalid("each attachment is an object {name?, content_type, data}", data=where)
+        name, ctype, data = item.get("name"), item.get("content_type"), item.get("data")
+        if name is not None and (not isinstance(name, str) or len(name) > 1000):
+            raise Invalid("an attachment's name is a string of at most 1000 characters", data=where)
+        if not isinstance(ctype, str) or not 0 < len(ctype) <= 127:
+            raise Invalid("an attachment needs its content_type (e.g. image/png)", data=where)
+        if not isinstance(data, str) or not data:
+            raise Invalid("an attachment's data is its content in base64", data=where)
+        if decoded_size(data) > max_file_bytes:
+            raise TooLarge(
+                f"attachment {i} is over the limit of {max_file_bytes} bytes",
+                data={**where, "limit": max_file_bytes},
+            )
+        try:
+            content = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise Invalid("an attachment's data is not valid base64", data=where) from None
+        out.append(InboundFile(name, ctype, content))
+    return tuple(out)
+
+
+def inbound(raw: Mapping[str, Any], ref: str | None, max_text: int, max_file_bytes: int = 0) -> Inject:
+    """The fields of an injected message (the frame and the REST body are the same object); with files
+    the text may be empty."""
     f = v1._Fields(raw)
     contact_raw = f.mapping("contact")
     if not contact_raw:
@@ -184,24 +246,35 @@ def inbound(raw: Mapping[str, Any], ref: str | None, max_text: int) -> Inject:
         _opt(c, "email", 320),
         v1._language(c),
     )
-    return Inject(
-        ref,
-        f.req_string("inbox_id"),
-        contact,
-        f.req_string("external_id", max_len=MAX_EXTERNAL_ID),
-        v1._text(f, max_text),
-    )
+    inbox_id = f.req_string("inbox_id")
+    external_id = f.req_string("external_id", max_len=MAX_EXTERNAL_ID)
+    files = inbound_files(raw.get("attachments"), max_file_bytes)
+    text = "" if files and raw.get("text") in (None, "") else v1._text(f, max_text)
+    return Inject(ref, inbox_id, contact, external_id, text, files)
 
 
-def _inject(ref: str | None, f: Any, max_text: int) -> AdapterFrame:
-    return inbound(f.raw, ref, max_text)
+def inject_body_limit(max_body_bytes: int, max_file_bytes: int) -> int:
+    """The request body limit of ``POST /api/v1/adapter/messages``: the usual one plus one file's worth
+    of base64 (the files of one message together are at most about ``max_file_bytes``)."""
+    return max_body_bytes + 4 * -(-max_file_bytes // 3)
 
 
-def _status(ref: str | None, f: Any, _: int) -> AdapterFrame:
-    state = f.req_string("state")
-    if state not in STATES:
+def _inject(ref: str | None, f: Any, lim: Limits) -> AdapterFrame:
+    return inbound(f.raw, ref, lim.max_text, lim.max_file)
+
+
+def status_report(raw: Mapping[str, Any], ref: str | None) -> StatusReport:
+    """The fields of a delivery state report (the frame and the REST body are the same object)."""
+    f = v1._Fields(raw)
+    message_id = f.req_string("message_id")
+    state = raw.get("state")
+    if not isinstance(state, str) or state not in STATES:
         raise Invalid("state must be one of " + ", ".join(STATES), data={"field": "state"})
-    return StatusReport(ref, f.req_string("message_id"), state, _opt(f, "reason", 500))
+    return StatusReport(ref, message_id, state, _opt(f, "reason", MAX_REASON))
+
+
+def _status(ref: str | None, f: Any, _: Limits) -> AdapterFrame:
+    return status_report(f.raw, ref)
 
 
 _DECODERS = {
@@ -215,7 +288,7 @@ _DECODERS = {
 ADAPTER_TYPES = frozenset(_DECODERS) | BASE_TYPES
 
 
-def decode(text: str, *, max_text_bytes: int) -> AdapterFrame | v1.ClientFrame:
+def decode(text: str, *, max_text_bytes: int, max_file_bytes: int = 0) -> AdapterFrame | v1.ClientFrame:
     """One frame of an adapter connection; an ApiError (with the frame's ``ref``) if it is bad."""
     try:
         raw = orjson.loads(text)
@@ -235,7 +308,7 @@ def decode(text: str, *, max_text_bytes: int) -> AdapterFrame | v1.ClientFrame:
             if kind in v1.KNOWN_TYPES:
                 raise Forbidden(f"{kind} is not allowed on an adapter connection")
             raise UnknownType(f"unknown frame type {kind[:64]!r}")
-        return decoder(ref, v1._Fields(raw), max_text_bytes)
+        return decoder(ref, v1._Fields(raw), Limits(max_text_bytes, max_file_bytes))
     except ApiError as exc:
         if ref is not None:
             exc.data.setdefault("ref", ref)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatserver.errors import Invalid
-from chatserver.model.types import Author, AuthorKind, iso
+from chatserver.model.types import Author, AuthorKind, Message, MessageKind, iso
 from chatserver.model.types import MessageAction as Action
 
 MAX_ACTIONS = 10
@@ -91,6 +91,11 @@ def parse_actions(raw: Any) -> tuple[Action, ...]:
     return tuple(out)
 
 
+def is_reply(m: Message) -> bool:
+    """An agent's or a bot's public reply: what a custom channel sends on, and reports the state of."""
+    return m.kind is MessageKind.TEXT and m.author.kind in (AuthorKind.AGENT, AuthorKind.BOT)
+
+
 def handoff_requested(text: str, words: Sequence[str]) -> bool:
     """A visitor's message that asks for a person: the whole message is one of ``words`` (case and
     surrounding punctuation ignored), so "agent" hands off but "my agent id is 4" does not."""
@@ -126,5 +131,6 @@ __all__ = [
     "GraceClock",
     "Handoff",
     "handoff_requested",
+    "is_reply",
     "parse_actions",
 ]

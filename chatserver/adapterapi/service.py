@@ -13,10 +13,10 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from chatserver.adapterapi.frames import Inject
+from chatserver.adapterapi.frames import InboundFile, Inject
 from chatserver.adapterapi.model import (
     Action,
     Adapter,
@@ -24,12 +24,15 @@ from chatserver.adapterapi.model import (
     GraceClock,
     Handoff,
     handoff_requested,
+    is_reply,
 )
+from chatserver.adapterapi.statuses import Applied, StatusQueries
 from chatserver.adapterapi.store import AdapterQueries
 from chatserver.auth.secrets import sha256_hex
-from chatserver.chat import ChatService
-from chatserver.errors import Conflict, Forbidden, Invalid, NotFound
-from chatserver.model.events import DeliveryEvent, conversation_topic
+from chatserver.channels.inbound import EARLY_REPORT_ATTEMPTS, EARLY_REPORT_RETRY_S
+from chatserver.chat import ChatService, InboundFiles
+from chatserver.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from chatserver.files.model import check_type
 from chatserver.model.ids import now_ms
 from chatserver.model.status import Status
 from chatserver.model.types import (
@@ -41,12 +44,17 @@ from chatserver.model.types import (
     Message,
     MessageKind,
 )
+from chatserver.outbox.registry import DeliveryState
+from chatserver.outbox.worker import delivery_event
 from chatserver.presence import Presence
 from chatserver.store.writer import PendingMessage
 
 log = logging.getLogger(__name__)
 
 MAX_ATTRIBUTES = 100
+REVOKE_CHECK_S = 5.0
+"""How often each process looks for adapters revoked without a bus message (the CLI on embedded
+defaults): their open sockets close within this long. With the bus (REST, or the CLI with Redis) at once."""
 
 
 def adapter_key(adapter_id: str) -> str:
@@ -66,15 +74,21 @@ class AdapterService:
     ) -> None:
         self.chat = chat
         self.queries = queries
+        self.statuses = StatusQueries(queries.db)
         self.presence = presence
         self.handoff_words = tuple(handoff_words)
         self.clock = GraceClock(grace_s)
         self.down: set[str] = set()
         """Bots away longer than the grace period (and not back yet): their inboxes go to people."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._revoked: set[str] = set()
+        self.close_local: Callable[[str], None] | None = None
+        """Set by the app: end this process's connections of a revoked adapter (4401)."""
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # revoked before this process started: no socket of theirs can open here
+        self._revoked = {a.id for a in await self.queries.all() if a.revoked_at is not None}
         self.chat.bot_for_inbox = self.bot_for_inbox
         self.chat.message_hooks.append(self._on_messages)
         self._watcher = asyncio.create_task(self._watch(), name="bot-grace")
@@ -210,6 +224,7 @@ class AdapterService:
         if not adapter.serves(frame.inbox_id):
             raise Forbidden("this adapter does not serve that inbox")
         inbox = await self.chat.store.get_inbox(frame.inbox_id)
+        files = self._files(frame.files, frame.text)
         c = frame.contact
         message, duplicate = await self.chat.receive_channel_message(
             inbox,
@@ -218,6 +233,7 @@ class AdapterService:
             text=frame.text,
             name=c.name or c.external_id,
             language=c.language,
+            files=files,
         )
         if c.email and not duplicate:
             conv = await self.chat.store.get_conversation(message.conversation_id)
@@ -226,20 +242,87 @@ class AdapterService:
                 await self.chat.store.update_contact(contact.id, email=c.email)
         return message, duplicate
 
+    def _files(self, files: Sequence[InboundFile], text: str) -> InboundFiles | None:
+        """Check an injected message's files against the upload limits (type, size) before anything is
+        stored; the callable stores them once the conversation is known."""
+        if not files:
+            return None
+        store = self.chat.files
+        if store is None:
+            raise Invalid("files are not accepted here", data={"field": "attachments"})
+        types: list[str] = []
+        for i, f in enumerate(files):
+            where = f"attachments.{i}"
+            try:
+                types.append(check_type(f.content_type, store.limits.types))
+            except Invalid as exc:
+                raise Invalid(exc.message, data={**exc.data, "field": where}) from None
+            if len(f.data) > store.limits.max_bytes:
+                raise TooLarge(
+                    f"attachment {i} is over the limit of {store.limits.max_bytes} bytes",
+                    data={"field": where, "limit": store.limits.max_bytes},
+                )
+            if not f.data:
+                raise Invalid("the file is empty", data={"field": where})
+
+        async def stored(conversation_id: str, contact: Author) -> tuple[str, tuple[dict[str, Any], ...]]:
+            out = []
+            for f, ctype in zip(files, types, strict=True):
+                att = await store.create(
+                    conversation_id, contact, name=f.name, content_type=ctype, data=f.data
+                )
+                out.append(att.to_wire())
+            return text, tuple(out)
+
+        return stored
+
     async def channel_identity(self, conv: Conversation) -> str | None:
         """The platform's id of the conversation's contact (what a channel adapter sends replies to)."""
         found = await self.queries.identity(conv.contact_id, conv.channel)
         return found.split(":", 1)[1] if found and ":" in found else found
 
-    async def report_status(self, adapter: Adapter, message_id: str, state: str, reason: str | None) -> None:
-        """A custom channel says how far an agent's reply got (sent, delivered, read, failed): agents
-        see it as ``message.status``."""
+    async def report_status(
+        self, adapter: Adapter, message_id: str, state: str, reason: str | None
+    ) -> Applied:
+        """A custom channel says how far an agent's reply got (sent, delivered, read, failed): stored as
+        that reply's delivery state (forward only) and shown to agents as ``message.status``."""
+        if adapter.kind is not AdapterKind.CHANNEL:
+            raise Forbidden("only channel adapters report delivery states")
         message = await self.chat.store.get_message(message_id)
         await self.conversation(adapter, message.conversation_id)  # Forbidden for another inbox's
-        event = DeliveryEvent(
-            message.conversation_id, message.id, f"adapter:{message.id}", "adapter", state, reason
+        if not is_reply(message):
+            raise Invalid(
+                "only agents' and bots' public replies have a delivery state", data={"field": "message_id"}
+            )
+        report = (adapter.id, message.conversation_id, message.id, DeliveryState(state), reason)
+        applied = await self._apply_status(*report)
+        if applied.early:  # the POST to its URL is still in flight: apply once that is recorded
+            self._spawn(self._apply_later(*report))
+        return applied
+
+    async def _apply_status(
+        self, adapter_id: str, conversation_id: str, message_id: str, state: DeliveryState, reason: str | None
+    ) -> Applied:
+        applied = await self.statuses.apply(
+            adapter_id, conversation_id=conversation_id, message_id=message_id, state=state, reason=reason
         )
-        self.chat.publish([(conversation_topic(message.conversation_id), event)])
+        if applied.changed:
+            self.chat.publish(delivery_event(applied.delivery))
+        return applied
+
+    async def _apply_later(
+        self, adapter_id: str, conversation_id: str, message_id: str, state: DeliveryState, reason: str | None
+    ) -> None:
+        delay = EARLY_REPORT_RETRY_S
+        for _ in range(EARLY_REPORT_ATTEMPTS):
+            await asyncio.sleep(delay)
+            applied = await self._apply_status(adapter_id, conversation_id, message_id, state, reason)
+            if not applied.early:
+                return
+            delay *= 2
+        log.info(
+            "adapter %s: a %s report for %s was dropped (still being sent)", adapter_id, state, message_id
+        )
 
     # -- visitors ------------------------------------------------------------------------------------------
 
@@ -297,17 +380,31 @@ class AdapterService:
     # -- grace period --------------------------------------------------------------------------------------
 
     async def _watch(self) -> None:
-        interval = max(0.05, min(5.0, self.clock.grace_s / 4))
+        interval = max(0.05, min(REVOKE_CHECK_S, self.clock.grace_s / 4))
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.check_bots(time.monotonic())
+                adapters = await self.queries.all()
+                self.check_revoked(adapters)
+                await self.check_bots(time.monotonic(), adapters)
             except Exception:
-                log.exception("bot grace check failed")
+                log.exception("adapter check failed")
 
-    async def check_bots(self, now: float) -> list[str]:
+    def check_revoked(self, adapters: Sequence[Adapter]) -> list[str]:
+        """Adapters revoked since the last check (by ``chatserver revoke-adapter`` with no bus to tell
+        this process, or while the bus was down): their connections here close (4401). The ids."""
+        revoked = {a.id for a in adapters if a.revoked_at is not None}
+        new = sorted(revoked - self._revoked)
+        self._revoked |= revoked
+        for adapter_id in new:
+            if self.close_local is not None:
+                self.close_local(adapter_id)
+        return new
+
+    async def check_bots(self, now: float, adapters: Sequence[Adapter] | None = None) -> list[str]:
         """Hand off the conversations of bots away longer than the grace period; their ids."""
-        bots = [a for a in await self.queries.all() if a.kind is AdapterKind.BOT and a.revoked_at is None]
+        found = adapters if adapters is not None else await self.queries.all()
+        bots = [a for a in found if a.kind is AdapterKind.BOT and a.revoked_at is None]
         keys = {adapter_key(a.id): a for a in bots}
         connected = await self.presence.connected(list(keys))
         for key, adapter in keys.items():

@@ -9,11 +9,10 @@ from chatserver.adapterapi.service import AdapterService, adapter_key
 from chatserver.adapterapi.store import AdapterQueries
 from chatserver.channels.inboxes import API
 from chatserver.context import Context
+from chatserver.model.events import AccessEvent, agent_topic
 from chatserver.model.types import Author, Conversation
 from chatserver.outbox.registry import NewDelivery
-from chatserver.webhooks.service import WebhookService
-from chatserver.webhooks.setup import ADAPTER_KIND, ATTEMPTS, new_adapter_key, register_senders
-from chatserver.webhooks.store import WebhookQueries
+from chatserver.webhooks.setup import ADAPTER_KIND, ATTEMPTS, new_adapter_key, register_senders, start_events
 
 
 async def build_adapter_api(c: Context) -> None:
@@ -26,13 +25,14 @@ async def build_adapter_api(c: Context) -> None:
         grace_s=settings.bot_grace_s,
         handoff_words=settings.bot_handoff_words,
     )
+    adapters.close_local = lambda adapter_id: c.hub.dispatch(
+        agent_topic(adapter_id), AccessEvent(adapter_id, "deactivated")
+    )
     await adapters.start()
     c.adapters = adapters
     c.service.adapters = adapters
-    hooks = WebhookService(WebhookQueries(c.store.db))
-    await hooks.start()
+    hooks = await start_events(c.store.db)  # every change writes its webhook events in its transaction
     c.webhooks = hooks
-    c.service.publish_taps.append(hooks.tap)
     if c.senders is not None:
         hooks.http = register_senders(c.senders, settings, c.store.db)
     if c.outbox_worker is not None:

@@ -14,6 +14,7 @@ from chatserver.model.ids import new_id, now_ms
 from chatserver.model.status import Move, Status
 from chatserver.model.types import Conversation, Message
 from chatserver.store import rows
+from chatserver.store.changes import conversation_changed
 from chatserver.store.db import Database
 from chatserver.store.moves import status_update
 from chatserver.store.schema import (
@@ -242,6 +243,7 @@ class AdapterQueries:
             )
             if res.rowcount != 1:
                 raise Conflict("the conversation changed at the same time; try again")
+            await conversation_changed(conn, self.db, [(conv.id, Status.BOT)])
         async with self.db.read() as conn:
             r = (await conn.execute(sa.select(conversations).where(conversations.c.id == conv.id))).one()
         return rows.conversation(r)

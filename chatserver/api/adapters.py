@@ -1,7 +1,8 @@
 """The adapter API over REST: adapters (admins) and a custom channel's inbound messages.
 
 ``GET/POST /api/v1/adapters``, ``DELETE /api/v1/adapters/{id}`` (revoke) for admins;
-``POST /api/v1/adapter/messages`` with an adapter token (``Authorization: Bearer``).
+``POST /api/v1/adapter/messages`` and ``POST /api/v1/adapter/statuses`` with an adapter token
+(``Authorization: Bearer``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ from starlette.routing import Route
 from chatserver.adapterapi import frames as af
 from chatserver.adapterapi.model import Adapter, AdapterKind
 from chatserver.adapterapi.service import AdapterService
+from chatserver.adapterapi.statuses import status_result
+from chatserver.api import schemas as S
 from chatserver.api.common import api, body, ctx, current_agent, json_response, req_str, str_field
+from chatserver.api.openapi import spec
 from chatserver.auth.identity import bearer_token
 from chatserver.auth.secrets import new_api_token, sha256_hex
 from chatserver.errors import Invalid, Unauthorized, Unavailable
 from chatserver.model.types import Role
+
+INJECT_PATH = "/api/v1/adapter/messages"
+"""Its body limit takes one file's worth of base64 more (chatserver.adapterapi.frames.inject_body_limit)."""
 
 
 def adapter_api(request: Request) -> AdapterService:
@@ -113,12 +120,24 @@ async def inject_message(request: Request) -> Response:
     """A custom channel's inbound message; deduped on ``external_id`` (200 with the stored message)."""
     adapter = await current_adapter(request)
     data = await body(request)
-    frame = af.inbound(data, None, ctx(request).settings.max_text_bytes)
+    settings = ctx(request).settings
+    frame = af.inbound(data, None, settings.max_text_bytes, settings.upload_max_bytes)
     message, duplicate = await adapter_api(request).inject(adapter, frame)
     return json_response(
         {"message": message.to_wire(), "conversation_id": message.conversation_id, "duplicate": duplicate},
         status=200 if duplicate else 201,
     )
+
+
+@api
+async def report_status(request: Request) -> Response:
+    """A custom channel's delivery state of an agent's reply (the ``message.status`` frame over REST)."""
+    adapter = await current_adapter(request)
+    report = af.status_report(await body(request), None)
+    applied = await adapter_api(request).report_status(
+        adapter, report.message_id, report.state, report.reason
+    )
+    return json_response(status_result(applied))
 
 
 async def set_inbox_bot(request: Request, inbox_id: str, bot: Any) -> None:
@@ -129,8 +148,19 @@ async def set_inbox_bot(request: Request, inbox_id: str, bot: Any) -> None:
 
 
 routes = [
-    Route("/api/v1/adapters", list_adapters, methods=["GET"]),
-    Route("/api/v1/adapters", create_adapter, methods=["POST"]),
-    Route("/api/v1/adapters/{adapter_id}", revoke_adapter, methods=["DELETE"]),
-    Route("/api/v1/adapter/messages", inject_message, methods=["POST"]),
+    Route("/api/v1/adapters", spec(list_adapters, response=S.items(S.ADAPTER)), methods=["GET"]),
+    Route(
+        "/api/v1/adapters",
+        spec(create_adapter, request=S.NEW_ADAPTER, response=S.CREATED_ADAPTER, status=201),
+        methods=["POST"],
+    ),
+    Route("/api/v1/adapters/{adapter_id}", spec(revoke_adapter, response=S.ADAPTER), methods=["DELETE"]),
+    Route(
+        INJECT_PATH, spec(inject_message, request=S.INJECT, response=S.INJECTED, status=201), methods=["POST"]
+    ),
+    Route(
+        "/api/v1/adapter/statuses",
+        spec(report_status, request=S.STATUS_REPORT, response=S.STATUS_RESULT),
+        methods=["POST"],
+    ),
 ]

@@ -8,7 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as S
 from chatserver.api.common import api, body, ctx, current_agent, error_response, json_response, req_str
+from chatserver.api.openapi import spec
 from chatserver.auth.identity import CSRF_COOKIE, SESSION_COOKIE, origin_allowed_for_console
 from chatserver.auth.login import LoginThrottled
 from chatserver.auth.secrets import csrf_token, new_session_id, sha256_hex
@@ -103,7 +105,7 @@ async def me(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/auth/login", login, methods=["POST"]),
-    Route("/api/v1/auth/logout", logout, methods=["POST"]),
-    Route("/api/v1/auth/me", me, methods=["GET"]),
+    Route("/api/v1/auth/login", spec(login, request=S.LOGIN, response=S.SESSION), methods=["POST"]),
+    Route("/api/v1/auth/logout", spec(logout, response=S.OK), methods=["POST"]),
+    Route("/api/v1/auth/me", spec(me, response=S.SESSION), methods=["GET"]),
 ]

@@ -8,7 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as S
 from chatserver.api.common import api, body, ctx, current_agent, json_response, req_str, str_field
+from chatserver.api.openapi import spec
 from chatserver.errors import Invalid
 from chatserver.model.types import Role
 
@@ -91,9 +93,25 @@ async def render_canned(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/canned-responses", list_canned, methods=["GET"]),
-    Route("/api/v1/canned-responses", create_canned, methods=["POST"]),
-    Route("/api/v1/canned-responses/{canned_id}", update_canned, methods=["PATCH"]),
-    Route("/api/v1/canned-responses/{canned_id}", delete_canned, methods=["DELETE"]),
-    Route("/api/v1/canned-responses/{canned_id}/render", render_canned, methods=["POST"]),
+    Route(
+        "/api/v1/canned-responses",
+        spec(list_canned, response=S.items(S.CANNED), query={"q": S.STR}),
+        methods=["GET"],
+    ),
+    Route(
+        "/api/v1/canned-responses",
+        spec(create_canned, request=S.NEW_CANNED, response=S.CANNED, status=201),
+        methods=["POST"],
+    ),
+    Route(
+        "/api/v1/canned-responses/{canned_id}",
+        spec(update_canned, request=S.NEW_CANNED, response=S.CANNED),
+        methods=["PATCH"],
+    ),
+    Route("/api/v1/canned-responses/{canned_id}", spec(delete_canned, **S.NO_CONTENT), methods=["DELETE"]),
+    Route(
+        "/api/v1/canned-responses/{canned_id}/render",
+        spec(render_canned, request=S.obj(("conversation_id",), conversation_id=S.STR), response=S.RENDERED),
+        methods=["POST"],
+    ),
 ]

@@ -10,7 +10,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.meta import parse_templates
+from chatserver.api import schemas as S
 from chatserver.api.common import api, body, ctx, current_agent, json_response, req_str
+from chatserver.api.openapi import spec
 from chatserver.channels.merge import merge_contacts
 from chatserver.errors import Invalid, NotFound
 
@@ -43,6 +45,10 @@ async def templates(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/contacts/{contact_id}/merge", merge, methods=["POST"]),
-    Route("/api/v1/inboxes/{inbox_id}/templates", templates, methods=["GET"]),
+    Route(
+        "/api/v1/contacts/{contact_id}/merge",
+        spec(merge, request=S.obj(("into",), into=S.STR), response=S.MERGED),
+        methods=["POST"],
+    ),
+    Route("/api/v1/inboxes/{inbox_id}/templates", spec(templates, response=S.TEMPLATES), methods=["GET"]),
 ]

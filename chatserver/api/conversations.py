@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as S
 from chatserver.api.common import (
     api,
     body,
@@ -16,6 +17,7 @@ from chatserver.api.common import (
     limit_param,
     str_field,
 )
+from chatserver.api.openapi import spec
 from chatserver.channels.receipts import ReceiptQueries
 from chatserver.errors import Invalid
 from chatserver.model.status import Status
@@ -95,8 +97,28 @@ async def update_conversation(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/conversations", list_conversations, methods=["GET"]),
-    Route("/api/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
-    Route("/api/v1/conversations/{conversation_id}", update_conversation, methods=["PATCH"]),
-    Route("/api/v1/conversations/{conversation_id}/messages", list_messages, methods=["GET"]),
+    Route(
+        "/api/v1/conversations",
+        spec(
+            list_conversations,
+            response=S.items(S.CONVERSATION, cursor=True),
+            query={"status": S.STR, "assignee": S.STR, "cursor": S.STR, "contact_id": S.STR, "limit": S.INT},
+        ),
+        methods=["GET"],
+    ),
+    Route(
+        "/api/v1/conversations/{conversation_id}",
+        spec(get_conversation, response=S.CONVERSATION),
+        methods=["GET"],
+    ),
+    Route(
+        "/api/v1/conversations/{conversation_id}",
+        spec(update_conversation, request=S.obj(language=S.NSTR), response=S.CONVERSATION),
+        methods=["PATCH"],
+    ),
+    Route(
+        "/api/v1/conversations/{conversation_id}/messages",
+        spec(list_messages, response=S.MESSAGES, query={"after": S.INT, "limit": S.INT}),
+        methods=["GET"],
+    ),
 ]

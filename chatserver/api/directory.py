@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as S
 from chatserver.api.auth_routes import client_host, throttled
 from chatserver.api.common import (
     api,
@@ -21,12 +22,14 @@ from chatserver.api.common import (
     str_field,
 )
 from chatserver.api.mail import create_email_inbox
+from chatserver.api.openapi import spec
 from chatserver.auth.identity import SESSION_COOKIE
 from chatserver.auth.login import LoginThrottled
 from chatserver.auth.passwords import common_passwords, password_problem
 from chatserver.auth.secrets import sha256_hex
 from chatserver.channels.inboxes import inbox_wire, validate_channel_config
 from chatserver.errors import Forbidden, Invalid
+from chatserver.model.avatars import avatar_url
 from chatserver.model.events import NoticeEvent, agent_topic
 from chatserver.model.types import Agent, Role
 from chatserver.widgetcfg.model import parse_widget
@@ -98,6 +101,7 @@ async def create_agent(request: Request) -> Response:
     languages = levels(data.get("languages"), "languages")
     skills = levels(data.get("skills"), "skills")
     capacity, language = _capacity(data), _language(data)
+    avatar = avatar_url(data.get("avatar_url"))
     password = data.get("password")
     agent = await c.store.create_agent(
         email=email,
@@ -108,6 +112,7 @@ async def create_agent(request: Request) -> Response:
         skills=skills,
         max_concurrent=capacity,
         language=language,
+        avatar_url=avatar,
     )
     return json_response(agent.to_wire(), status=201)
 
@@ -145,8 +150,8 @@ async def update_agent(request: Request) -> Response:
 
 
 async def _update_agent(request: Request) -> Response:
-    """Admins change anything; an agent may change their own name and password (giving the current
-    one). A new password revokes the agent's other sessions."""
+    """Admins change anything; an agent may change their own name, language, avatar and password (giving
+    the current one). A new password revokes the agent's other sessions."""
     c = ctx(request)
     caller = await current_agent(request)
     target_id = request.path_params["agent_id"]
@@ -157,7 +162,7 @@ async def _update_agent(request: Request) -> Response:
         "languages",
         "skills",
         "max_concurrent",
-    }  # own name, password, language: ok
+    }  # own name, password, language, avatar: ok
     if caller.role is not Role.ADMIN and (target_id != caller.id or admin_only & set(data)):
         raise Forbidden("admins only")
     values: dict[str, Any] = {}
@@ -185,6 +190,8 @@ async def _update_agent(request: Request) -> Response:
         values["max_concurrent"] = _capacity(data)
     if "language" in data:
         values["language"] = _language(data)
+    if "avatar_url" in data:
+        values["avatar_url"] = avatar_url(data["avatar_url"])
     unknown = set(data) - {
         "name",
         "password",
@@ -194,6 +201,7 @@ async def _update_agent(request: Request) -> Response:
         "skills",
         "max_concurrent",
         "language",
+        "avatar_url",
         "current_password",
     }
     if unknown:
@@ -371,17 +379,45 @@ async def update_contact(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/agents", list_agents, methods=["GET"]),
-    Route("/api/v1/agents", create_agent, methods=["POST"]),
-    Route("/api/v1/agents/{agent_id}", get_agent, methods=["GET"]),
-    Route("/api/v1/agents/{agent_id}", update_agent, methods=["PATCH"]),
-    Route("/api/v1/agents/{agent_id}", delete_agent, methods=["DELETE"]),
-    Route("/api/v1/inboxes", list_inboxes, methods=["GET"]),
-    Route("/api/v1/inboxes", create_inbox, methods=["POST"]),
-    Route("/api/v1/inboxes/{inbox_id}", get_inbox, methods=["GET"]),
-    Route("/api/v1/inboxes/{inbox_id}", update_inbox, methods=["PATCH"]),
-    Route("/api/v1/inboxes/{inbox_id}", delete_inbox, methods=["DELETE"]),
-    Route("/api/v1/contacts", list_contacts, methods=["GET"]),
-    Route("/api/v1/contacts/{contact_id}", get_contact, methods=["GET"]),
-    Route("/api/v1/contacts/{contact_id}", update_contact, methods=["PATCH"]),
+    Route("/api/v1/agents", spec(list_agents, response=S.items(S.AGENT)), methods=["GET"]),
+    Route(
+        "/api/v1/agents",
+        spec(create_agent, request=S.NEW_AGENT, response=S.AGENT, status=201),
+        methods=["POST"],
+    ),
+    Route("/api/v1/agents/{agent_id}", spec(get_agent, response=S.AGENT), methods=["GET"]),
+    Route(
+        "/api/v1/agents/{agent_id}",
+        spec(update_agent, request=S.AGENT_PATCH, response=S.AGENT),
+        methods=["PATCH"],
+    ),
+    Route("/api/v1/agents/{agent_id}", spec(delete_agent, response=S.AGENT), methods=["DELETE"]),
+    Route("/api/v1/inboxes", spec(list_inboxes, response=S.items(S.INBOX)), methods=["GET"]),
+    Route(
+        "/api/v1/inboxes",
+        spec(create_inbox, request=S.NEW_INBOX, response=S.INBOX, status=201),
+        methods=["POST"],
+    ),
+    Route("/api/v1/inboxes/{inbox_id}", spec(get_inbox, response=S.INBOX), methods=["GET"]),
+    Route(
+        "/api/v1/inboxes/{inbox_id}",
+        spec(update_inbox, request=S.INBOX_PATCH, response=S.INBOX),
+        methods=["PATCH"],
+    ),
+    Route("/api/v1/inboxes/{inbox_id}", spec(delete_inbox, **S.NO_CONTENT), methods=["DELETE"]),
+    Route(
+        "/api/v1/contacts",
+        spec(
+            list_contacts,
+            response=S.items(S.CONTACT, cursor=True),
+            query={"q": S.STR, "cursor": S.STR, "limit": S.INT},
+        ),
+        methods=["GET"],
+    ),
+    Route("/api/v1/contacts/{contact_id}", spec(get_contact, response=S.CONTACT), methods=["GET"]),
+    Route(
+        "/api/v1/contacts/{contact_id}",
+        spec(update_contact, request=S.CONTACT_PATCH, response=S.CONTACT),
+        methods=["PATCH"],
+    ),
 ]

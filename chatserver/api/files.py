@@ -22,7 +22,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as S
 from chatserver.api.common import api, ctx, current_agent, json_response
+from chatserver.api.openapi import spec
 from chatserver.api.widget import cors_headers as widget_cors
 from chatserver.api.widget import visitor_claims
 from chatserver.errors import Forbidden, Invalid, NotFound, TooLarge, Unauthorized, Unavailable
@@ -171,11 +173,39 @@ async def signed_file(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/widget/uploads", widget_upload, methods=["POST"]),
-    Route("/api/v1/widget/uploads", widget_preflight, methods=["OPTIONS"]),
-    Route("/api/v1/uploads", agent_upload, methods=["POST"]),
-    Route("/api/v1/attachments/{attachment_id}/content", agent_content, methods=["GET"]),
-    Route("/api/v1/widget/attachments/{attachment_id}/link", widget_link, methods=["GET"]),
+    Route(
+        "/api/v1/widget/uploads",
+        spec(
+            widget_upload,
+            raw_request=True,
+            response=S.ATTACHMENT,
+            status=201,
+            query={"conversation_id": S.STR},
+        ),
+        methods=["POST"],
+    ),
+    Route("/api/v1/widget/uploads", spec(widget_preflight, **S.NO_CONTENT), methods=["OPTIONS"]),
+    Route(
+        "/api/v1/uploads",
+        spec(
+            agent_upload,
+            raw_request=True,
+            response=S.ATTACHMENT,
+            status=201,
+            query={"conversation_id": S.STR},
+        ),
+        methods=["POST"],
+    ),
+    Route(
+        "/api/v1/attachments/{attachment_id}/content",
+        spec(agent_content, response=S.STR, content="application/octet-stream"),
+        methods=["GET"],
+    ),
+    Route(
+        "/api/v1/widget/attachments/{attachment_id}/link",
+        spec(widget_link, response=S.FILE_LINK),
+        methods=["GET"],
+    ),
     Route("/api/v1/widget/attachments/{attachment_id}/link", widget_preflight, methods=["OPTIONS"]),
     Route("/files/{attachment_id}", signed_file, methods=["GET"]),
 ]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from chatserver import __version__
+from chatserver.api import schemas as S
 from chatserver.api.common import ctx, json_response
+from chatserver.api.openapi import build_openapi, spec
 
 
 async def healthz(request: Request) -> Response:
@@ -34,85 +35,6 @@ async def readyz(request: Request) -> Response:
         checks["bus"] = f"failed: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
     return json_response({"ok": ok, "checks": checks, "hub": c.hub.stats()}, status=200 if ok else 503)
-
-
-_ERROR = {
-    "type": "object",
-    "properties": {
-        "error": {
-            "type": "object",
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "data": {"type": "object"},
-            },
-            "required": ["code", "message"],
-        }
-    },
-}
-
-
-def _apply_schemas(op: dict[str, Any], spec: Any, method: str) -> None:
-    """An endpoint may carry ``openapi = {METHOD: {"request", "response", "status", "query"}}`` (or one
-    spec for its only method): real request and response schemas instead of a bare object."""
-    if not isinstance(spec, dict):
-        return
-    spec = spec.get(method, spec)
-    if "request" in spec:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": spec["request"]}},
-        }
-    if "response" in spec:
-        status = str(spec.get("status", 200))
-        op["responses"].pop("200", None)
-        op["responses"][status] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": spec["response"]}},
-        }
-    for name, schema in spec.get("query", {}).items():
-        op["parameters"].append({"name": name, "in": "query", "required": False, "schema": schema})
-
-
-def build_openapi(routes: list[BaseRoute]) -> dict[str, Any]:
-    """The OpenAPI document, generated from the route table so it cannot drift from it."""
-    paths: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        if not isinstance(route, Route) or not route.path.startswith(("/api/", "/healthz", "/readyz")):
-            continue
-        params = re.findall(r"{(\w+)}", route.path)
-        for method in sorted((route.methods or set()) - {"HEAD"}):
-            doc = (route.endpoint.__doc__ or route.name.replace("_", " ")).strip()
-            op: dict[str, Any] = {
-                "operationId": f"{route.name}_{method.lower()}",
-                "summary": doc.splitlines()[0],
-                "description": doc,
-                "parameters": [
-                    {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
-                ],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    "default": {"description": "Error", "content": {"application/json": {"schema": _ERROR}}},
-                },
-            }
-            if method in ("POST", "PATCH", "PUT"):
-                op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
-            _apply_schemas(op, getattr(route.endpoint, "openapi", None), method)
-            paths.setdefault(route.path, {})[method.lower()] = op
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "chatserver", "version": __version__},
-        "paths": paths,
-        "components": {
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "chatserver_session"},
-            }
-        },
-    }
 
 
 async def openapi(request: Request) -> Response:
@@ -156,6 +78,6 @@ async def metrics(request: Request) -> Response:
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
-    Route("/api/v1/openapi.json", openapi, methods=["GET"]),
-    Route("/api/v1/metrics", metrics, methods=["GET"]),
+    Route("/api/v1/openapi.json", spec(openapi, response=S.OPENAPI), methods=["GET"]),
+    Route("/api/v1/metrics", spec(metrics, response=S.METRICS), methods=["GET"]),
 ]

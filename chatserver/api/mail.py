@@ -11,7 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from adapters.email.parse import Limits, parse_email
+from chatserver.api import schemas as S
 from chatserver.api.common import api, ctx, current_agent, json_response, req_str
+from chatserver.api.openapi import spec
 from chatserver.errors import Invalid, NotFound
 from chatserver.mail.config import ConfigProblem, parse_email_config
 from chatserver.mail.files import MailFiles
@@ -119,9 +121,17 @@ async def get_attachment(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/email/messages/{message_id}", get_email, methods=["GET"]),
-    Route("/api/v1/email/messages/{message_id}/raw", get_raw, methods=["GET"]),
-    Route("/api/v1/email/messages/{message_id}/attachments/{index}", get_attachment, methods=["GET"]),
+    Route("/api/v1/email/messages/{message_id}", spec(get_email, response=S.EMAIL), methods=["GET"]),
+    Route(
+        "/api/v1/email/messages/{message_id}/raw",
+        spec(get_raw, response=S.STR, content="text/plain"),
+        methods=["GET"],
+    ),
+    Route(
+        "/api/v1/email/messages/{message_id}/attachments/{index}",
+        spec(get_attachment, response=S.STR, content="application/octet-stream"),
+        methods=["GET"],
+    ),
 ]
 
 __all__ = ["create_email_inbox", "routes"]

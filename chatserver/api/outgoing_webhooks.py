@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as S
 from chatserver.api.common import (
     api,
     body,
@@ -21,6 +22,7 @@ from chatserver.api.common import (
     req_str,
     str_field,
 )
+from chatserver.api.openapi import spec
 from chatserver.errors import Invalid, Unavailable
 from chatserver.model.types import Role
 from chatserver.webhooks.service import WebhookService
@@ -53,7 +55,7 @@ async def create_webhook(
     if secret is not None and len(secret) < 16:
         raise Invalid("secret must be at least 16 characters", data={"field": "secret"})
     hook = await service.queries.create(url, parse_events(list(events)), secret or secrets.token_urlsafe(32))
-    service.changed()
+    await service.reload()  # this process's next change sees it
     return hook
 
 
@@ -85,7 +87,7 @@ async def delete(request: Request) -> Response:
     await current_agent(request, role=Role.ADMIN)
     service = webhook_service(request)
     await service.queries.delete(request.path_params["webhook_id"])
-    service.changed()
+    await service.reload()  # this process's next change sees it
     return Response(status_code=204)
 
 
@@ -118,9 +120,21 @@ async def resend(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/webhooks", create, methods=["POST"]),
-    Route("/api/v1/webhooks", list_webhooks, methods=["GET"]),
-    Route("/api/v1/webhooks/{webhook_id}", delete, methods=["DELETE"]),
-    Route("/api/v1/webhooks/{webhook_id}/deliveries", deliveries, methods=["GET"]),
-    Route("/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/resend", resend, methods=["POST"]),
+    Route(
+        "/api/v1/webhooks",
+        spec(create, request=S.NEW_WEBHOOK, response=S.CREATED_WEBHOOK, status=201),
+        methods=["POST"],
+    ),
+    Route("/api/v1/webhooks", spec(list_webhooks, response=S.items(S.WEBHOOK)), methods=["GET"]),
+    Route("/api/v1/webhooks/{webhook_id}", spec(delete, **S.NO_CONTENT), methods=["DELETE"]),
+    Route(
+        "/api/v1/webhooks/{webhook_id}/deliveries",
+        spec(deliveries, response=S.items(S.WEBHOOK_DELIVERY), query={"limit": S.INT}),
+        methods=["GET"],
+    ),
+    Route(
+        "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/resend",
+        spec(resend, response=S.WEBHOOK_DELIVERY, status=202),
+        methods=["POST"],
+    ),
 ]

@@ -9,7 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as S
 from chatserver.api.common import api, body, ctx, current_agent, json_response, levels, req_str
+from chatserver.api.openapi import spec
 from chatserver.errors import Invalid
 from chatserver.model.ids import new_id
 from chatserver.model.types import Role
@@ -228,13 +230,25 @@ async def routing_metrics(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/teams", list_teams, methods=["GET"]),
-    Route("/api/v1/teams", create_team, methods=["POST"]),
-    Route("/api/v1/teams/{team_id}", update_team, methods=["PATCH"]),
-    Route("/api/v1/teams/{team_id}", delete_team, methods=["DELETE"]),
-    Route("/api/v1/routing/rules", list_rules, methods=["GET"]),
-    Route("/api/v1/routing/rules", create_rule, methods=["POST"]),
-    Route("/api/v1/routing/rules/{rule_id}", replace_rule, methods=["PUT"]),
-    Route("/api/v1/routing/rules/{rule_id}", delete_rule, methods=["DELETE"]),
-    Route("/api/v1/routing/metrics", routing_metrics, methods=["GET"]),
+    Route("/api/v1/teams", spec(list_teams, response=S.items(S.TEAM)), methods=["GET"]),
+    Route(
+        "/api/v1/teams", spec(create_team, request=S.NEW_TEAM, response=S.TEAM, status=201), methods=["POST"]
+    ),
+    Route(
+        "/api/v1/teams/{team_id}", spec(update_team, request=S.NEW_TEAM, response=S.TEAM), methods=["PATCH"]
+    ),
+    Route("/api/v1/teams/{team_id}", spec(delete_team, **S.NO_CONTENT), methods=["DELETE"]),
+    Route("/api/v1/routing/rules", spec(list_rules, response=S.items(S.RULE)), methods=["GET"]),
+    Route(
+        "/api/v1/routing/rules",
+        spec(create_rule, request=S.NEW_RULE, response=S.RULE, status=201),
+        methods=["POST"],
+    ),
+    Route(
+        "/api/v1/routing/rules/{rule_id}",
+        spec(replace_rule, request=S.NEW_RULE, response=S.RULE),
+        methods=["PUT"],
+    ),
+    Route("/api/v1/routing/rules/{rule_id}", spec(delete_rule, **S.NO_CONTENT), methods=["DELETE"]),
+    Route("/api/v1/routing/metrics", spec(routing_metrics, response=S.ROUTING_METRICS), methods=["GET"]),
 ]

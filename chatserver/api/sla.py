@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as SC
 from chatserver.api.common import api, body, ctx, current_agent, json_response
-from chatserver.api.tickets import spec
+from chatserver.api.openapi import spec
 from chatserver.errors import Invalid, NotFound, Unavailable
 from chatserver.model.ids import new_id
 from chatserver.model.types import Role
@@ -133,5 +134,5 @@ routes = [
         spec(replace_policy, request=POLICY, response=POLICY),
         methods=["PUT"],
     ),
-    Route("/api/v1/sla-policies/{policy_id}", delete_policy, methods=["DELETE"]),
+    Route("/api/v1/sla-policies/{policy_id}", spec(delete_policy, **SC.NO_CONTENT), methods=["DELETE"]),
 ]

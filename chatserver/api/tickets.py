@@ -3,14 +3,14 @@ client saw), reply, merge; and the custom ticket fields admins define."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as SC
 from chatserver.api import ticket_schemas as S
-from chatserver.api.common import Endpoint, api, body, ctx, current_agent, json_response, limit_param
+from chatserver.api.common import api, body, ctx, current_agent, json_response, limit_param
+from chatserver.api.openapi import spec
 from chatserver.errors import Invalid, NotFound, Unavailable
 from chatserver.model.types import Role
 from chatserver.tickets.model import TAG, field_def
@@ -19,12 +19,6 @@ from chatserver.tickets.service import TicketService, agent_actor, parse_new_tic
 from chatserver.tickets.store import TicketFilter
 
 MAX_REPLY = 20_000
-
-
-def spec(fn: Endpoint, **openapi: Any) -> Endpoint:
-    """Attach request/response schemas for the OpenAPI document."""
-    setattr(fn, "openapi", openapi)  # noqa: B010 - read by api.health.build_openapi
-    return fn
 
 
 def tickets(request: Request) -> TicketService:
@@ -230,5 +224,5 @@ routes = [
         spec(replace_field, request=S.FIELD_DEF, response=S.FIELD_DEF),
         methods=["PUT"],
     ),
-    Route("/api/v1/ticket-fields/{key}", delete_field, methods=["DELETE"]),
+    Route("/api/v1/ticket-fields/{key}", spec(delete_field, **SC.NO_CONTENT), methods=["DELETE"]),
 ]

@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chatserver.api import schemas as S
 from chatserver.api.common import api, body, ctx, json_response, req_str
+from chatserver.api.openapi import spec
 from chatserver.api.widget import cors_headers, visitor_claims
 from chatserver.api.widget import preflight as widget_preflight
 from chatserver.errors import Conflict, Forbidden, RateLimited, Unavailable
@@ -81,7 +83,16 @@ async def _request_transcript(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/v1/widget/transcript", request_transcript, methods=["POST"]),
+    Route(
+        "/api/v1/widget/transcript",
+        spec(
+            request_transcript,
+            request=S.obj(("conversation_id",), conversation_id=S.STR),
+            response=S.TRANSCRIPT,
+            status=202,
+        ),
+        methods=["POST"],
+    ),
     Route(
         "/api/v1/widget/transcript", widget_preflight, methods=["OPTIONS"], name="widget_transcript_preflight"
     ),

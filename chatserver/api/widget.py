@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
 from chatserver.api.common import api, body, ctx, json_response, req_str, str_field
+from chatserver.api.openapi import spec
 from chatserver.auth.identity import bearer_token
 from chatserver.auth.secrets import VisitorClaims, sign_visitor_token, verify_visitor_token
 from chatserver.context import Context
@@ -30,7 +31,16 @@ from chatserver.errors import Forbidden, Invalid, NotFound, Unauthorized
 from chatserver.model.ids import now_ms
 from chatserver.model.types import Contact, Inbox, iso
 from chatserver.widgetcfg import identity
-from chatserver.widgetcfg.model import EMAIL, PHONE, contact_values, etag, public_view, validate_answers
+from chatserver.widgetcfg.model import (
+    EMAIL,
+    MAX_FACES,
+    PHONE,
+    contact_values,
+    etag,
+    public_view,
+    team_faces,
+    validate_answers,
+)
 from chatserver.widgetcfg.origin import origin_allowed
 from chatserver.widgetcfg.store import WidgetStore, identity_secret, widget_settings
 from chatserver.widgetcfg.texts import CACHE
@@ -176,7 +186,8 @@ async def _get_config(request: Request) -> Response:
     lang = _language((request.query_params.get("lang") or "")[:35]) or "en"
     settings = widget_settings(inbox)
     texts = await CACHE.texts(c.service, inbox.id, settings, lang)
-    view = public_view(settings, inbox_id=inbox.id, lang=lang, texts=texts)
+    faces = team_faces(await c.store.face_agents(MAX_FACES))
+    view = public_view(settings, inbox_id=inbox.id, lang=lang, texts=texts, faces=faces)
     tag = etag(view)
     headers = {
         "Cache-Control": f"public, max-age={CONFIG_MAX_AGE_S}",
@@ -243,11 +254,6 @@ class WidgetAssets(StaticFiles):
         await super().__call__(scope, receive, send_with_cors)
 
 
-def _spec(fn: object, openapi: dict[str, object]) -> None:
-    """Request/response schemas for the OpenAPI document (read by api.health.build_openapi)."""
-    setattr(fn, "openapi", openapi)  # noqa: B010 - an attribute on a function
-
-
 _STR = {"type": ["string", "null"]}
 _CONTACT = {
     "type": "object",
@@ -264,9 +270,9 @@ _USER = {
         "hash": {"type": "string", "description": 'hex HMAC-SHA256(identity_secret, id + ":" + expires)'},
     },
 }
-_spec(
+spec(
     create_session,
-    {
+    **{
         "status": 201,
         "request": {
             "type": "object",
@@ -306,9 +312,9 @@ _FIELD = {
         "options": {"type": "array", "items": {"type": "string"}},
     },
 }
-_spec(
+spec(
     get_config,
-    {
+    **{
         "query": {"inbox_key": {"type": "string"}, "lang": {"type": "string"}},
         "response": {
             "type": "object",
@@ -328,9 +334,9 @@ _spec(
         },
     },
 )
-_spec(
+spec(
     update_contact,
-    {
+    **{
         "request": {
             "type": "object",
             "properties": {
@@ -349,6 +355,7 @@ _spec(
         },
     },
 )
+spec(preflight, status=204, response=None)  # CORS preflights: no body
 
 routes = [
     Route("/api/v1/widget/sessions", create_session, methods=["POST"]),

@@ -19,6 +19,7 @@ from chatserver.client.client import (
     ConversationEvent,
     DeliveryEvent,
     Event,
+    File,
     MessageEvent,
     OtherEvent,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "ConversationEvent",
     "DeliveryEvent",
     "Event",
+    "File",
     "MessageEvent",
     "OtherEvent",
 ]

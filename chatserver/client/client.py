@@ -1,9 +1,11 @@
 """The adapter client: one WebSocket to ``/ws/adapter`` (re-opened after a drop, with ``resume``), typed
-events, requests answered by their ``ack`` or ``error``, and the REST call for injected messages."""
+events, requests answered by their ``ack`` or ``error``, and the REST calls for injected messages and
+delivery states."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -366,24 +368,23 @@ class AdapterClient:
         return await self.request(frame)
 
     async def inject(
-        self, inbox_id: str, contact: Mapping[str, Any], external_id: str, text: str
+        self,
+        inbox_id: str,
+        contact: Mapping[str, Any],
+        external_id: str,
+        text: str,
+        *,
+        files: Sequence[File] = (),
     ) -> dict[str, Any]:
-        """A custom channel's inbound message (deduped on ``external_id``)."""
+        """A custom channel's inbound message (deduped on ``external_id``); ``files`` must fit in one
+        frame (``CHATSERVER_MAX_FRAME_BYTES``): send bigger ones with :meth:`inject_rest`."""
         return await self.request(
-            {
-                "type": "message.inject",
-                "inbox_id": inbox_id,
-                "contact": dict(contact),
-                "external_id": external_id,
-                "text": text,
-            }
+            {"type": "message.inject", **_inject_body(inbox_id, contact, external_id, text, files)}
         )
 
     async def report_status(self, message_id: str, state: str, reason: str | None = None) -> dict[str, Any]:
-        frame: dict[str, Any] = {"type": "message.status", "message_id": message_id, "state": state}
-        if reason is not None:
-            frame["reason"] = reason
-        return await self.request(frame)
+        """How far an agent's reply got (sent, delivered, read, failed): its stored delivery state."""
+        return await self.request({"type": "message.status", **_status_body(message_id, state, reason)})
 
     async def inject_rest(
         self,
@@ -392,25 +393,64 @@ class AdapterClient:
         external_id: str,
         text: str,
         *,
+        files: Sequence[File] = (),
         timeout_s: float = 30.0,
     ) -> dict[str, Any]:
         """The same as :meth:`inject` over REST (``POST /api/v1/adapter/messages``), without a socket."""
+        body = _inject_body(inbox_id, contact, external_id, text, files)
+        return await self._rest("/api/v1/adapter/messages", body, timeout_s)
+
+    async def report_status_rest(
+        self, message_id: str, state: str, reason: str | None = None, *, timeout_s: float = 30.0
+    ) -> dict[str, Any]:
+        """The same as :meth:`report_status` over REST (``POST /api/v1/adapter/statuses``)."""
+        return await self._rest(
+            "/api/v1/adapter/statuses", _status_body(message_id, state, reason), timeout_s
+        )
+
+    async def _rest(self, path: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=timeout_s) as http:
             r = await http.post(
-                self.base_url.rstrip("/") + "/api/v1/adapter/messages",
-                json={
-                    "inbox_id": inbox_id,
-                    "contact": dict(contact),
-                    "external_id": external_id,
-                    "text": text,
-                },
-                headers={"Authorization": f"Bearer {self.token}"},
+                self.base_url.rstrip("/") + path, json=body, headers={"Authorization": f"Bearer {self.token}"}
             )
         data: dict[str, Any] = r.json()
         if r.status_code >= 400:
             err = data.get("error") or {}
             raise ClientError(str(err.get("code", r.status_code)), str(err.get("message", "")), err)
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    """A file on an injected message (sent as base64)."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+def _inject_body(
+    inbox_id: str, contact: Mapping[str, Any], external_id: str, text: str, files: Sequence[File]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "inbox_id": inbox_id,
+        "contact": dict(contact),
+        "external_id": external_id,
+        "text": text,
+    }
+    if files:
+        body["attachments"] = [
+            {"name": f.name, "content_type": f.content_type, "data": base64.b64encode(f.data).decode()}
+            for f in files
+        ]
+    return body
+
+
+def _status_body(message_id: str, state: str, reason: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"message_id": message_id, "state": state}
+    if reason is not None:
+        body["reason"] = reason
+    return body
 
 
 __all__ = [
@@ -420,6 +460,7 @@ __all__ = [
     "ConversationEvent",
     "DeliveryEvent",
     "Event",
+    "File",
     "MessageEvent",
     "OtherEvent",
     "parse_event",

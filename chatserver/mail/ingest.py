@@ -30,6 +30,7 @@ from chatserver.mail.config import EmailConfig
 from chatserver.mail.files import MailFiles
 from chatserver.mail.store import MailStore
 from chatserver.model.status import WAITING_STATUSES, Status
+from chatserver.model.system_lines import SystemLine
 from chatserver.model.types import Author, AuthorKind, Conversation, Inbox
 from chatserver.settings import Settings
 
@@ -235,7 +236,7 @@ class Ingestor:
             return
         await self.service.publish_conversation(moved)
         self.service.wake_router("ticket")
-        await self.service.system_event(conv.id, f"Ticket #{ticket_number} opened from this email")
+        await self.service.system_event(conv.id, SystemLine.of("ticket_from_email", number=ticket_number))
 
     async def _message_files(
         self, conversation_id: str, author: Author, parsed: ParsedEmail

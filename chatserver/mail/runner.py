@@ -97,6 +97,9 @@ async def standalone(
     from chatserver.app import build_service
 
     store, bus, _, service = await build_service(settings, engine)
+    from chatserver.webhooks.setup import start_events
+
+    hooks = await start_events(store.db)  # mail's conversations, messages and tickets are sent too
     tickets = ticket_service(settings, service)
     install_email_outbound(settings, service)
     mail = MailServices(settings, service, bus)
@@ -106,6 +109,7 @@ async def standalone(
     finally:
         await mail.stop()
         await tickets.stop()
+        await hooks.stop()
         if service.translation is not None:
             await service.translation.stop()
         await service.stop()

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from chatserver.model.system_lines import SystemLine
 from chatserver.model.types import Author, AuthorKind, Message, MessageAction, MessageKind
 
 AGENTS_TOPIC = "agents"
@@ -228,6 +229,8 @@ def encode_event(event: Event) -> bytes:
                 body["ac"] = [a.to_wire() for a in m.actions]
             if m.attachments:
                 body["att"] = [dict(a) for a in m.attachments]
+            if m.event is not None:  # a system line's code and params
+                body["ev"] = m.event.to_wire()
         case ConversationEvent():
             body = {"t": "conversation", "c": event.conversation_id, "v": event.version, "p": event.payload}
         case TypingEvent():
@@ -339,6 +342,7 @@ def decode_event(data: bytes | str) -> Event:
                     untranslated=raw.get("un") or {},
                     actions=tuple(MessageAction.from_wire(a) for a in raw.get("ac") or ()),
                     attachments=tuple(dict(a) for a in raw.get("att") or ()),
+                    event=SystemLine.from_stored(raw.get("ev")),
                 )
             )
         case "conversation":

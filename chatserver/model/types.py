@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatserver.model.status import Status
+from chatserver.model.system_lines import SystemLine
 
 
 class Role(enum.StrEnum):
@@ -106,7 +107,9 @@ class Message:
     attachments: tuple[dict[str, Any], ...] = ()
     """The files sent with it: ``{id, name, content_type, size}`` each (chatserver/files/)."""
     actions: tuple[MessageAction, ...] = ()
-    """A bot's buttons, or the button a visitor clicked (adapter API). Keep it last: positional use."""
+    """A bot's buttons, or the button a visitor clicked (adapter API); positional use: keep it here."""
+    event: SystemLine | None = None
+    """A system line's code and params (its ``text`` is the English form); None for every other message."""
 
     @property
     def private(self) -> bool:
@@ -116,6 +119,8 @@ class Message:
         wire = self._wire()
         if self.actions:
             wire["actions"] = [a.to_wire() for a in self.actions]
+        if self.event is not None:
+            wire["event"] = self.event.to_wire()
         return wire
 
     def _wire(self) -> dict[str, Any]:
@@ -230,6 +235,8 @@ class Agent:
     """The language the agent reads and writes; visitors' messages are translated into it."""
     missed_offers: int = 0
     last_assigned_at: int | None = None
+    avatar_url: str | None = None
+    """``https://...`` or a same-origin ``/path`` (checked by :func:`chatserver.model.avatars.avatar_url`)."""
 
     @property
     def author(self) -> Author:
@@ -247,6 +254,7 @@ class Agent:
             "skills": self.skills,
             "max_concurrent": self.max_concurrent,
             "language": self.language,
+            "avatar_url": self.avatar_url,
             "created_at": iso(self.created_at),
         }
 

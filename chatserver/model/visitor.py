@@ -29,14 +29,18 @@ VISITOR_FIELDS = (
     "pending_reason",
 )
 """Every field of a visitor's ``conversation`` frame (``queue`` is added while it waits)."""
-PUBLIC_AUTHOR_FIELDS = ("kind", "name")
+PUBLIC_AUTHOR_FIELDS = ("kind", "name", "avatar_url")
 
 
 def public_author(author: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Who someone is to a visitor: their kind and public name (no id, email, role or skills)."""
+    """Who someone is to a visitor: their kind, public name and avatar when they have one (no id, email,
+    role or skills)."""
     if not author:
         return None
-    return {"kind": author.get("kind"), "name": author.get("name")}
+    public = {"kind": author.get("kind"), "name": author.get("name")}
+    if author.get("avatar_url"):
+        public["avatar_url"] = author["avatar_url"]
+    return public
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from chatserver.adapterapi import frames as af
-from chatserver.adapterapi.model import Adapter, AdapterKind, Handoff
+from chatserver.adapterapi.model import Adapter, AdapterKind, Handoff, is_reply
 from chatserver.adapterapi.service import AdapterService
+from chatserver.adapterapi.statuses import status_result
 from chatserver.chat import ChatService
 from chatserver.errors import ApiError, Conflict, Forbidden
 from chatserver.model import frames
@@ -35,7 +36,7 @@ from chatserver.model.events import (
     inbox_topic,
 )
 from chatserver.model.status import OPEN_STATUSES, Status
-from chatserver.model.types import AuthorKind, Contact, Conversation, Message, MessageKind
+from chatserver.model.types import Contact, Conversation, Message
 from chatserver.realtime.hub import Hub
 from chatserver.realtime.outbox import Follow
 from chatserver.realtime.session import CLOSE_UNAUTHENTICATED, Session
@@ -101,7 +102,7 @@ class AdapterSession(Session):
 
     async def _send_message(self, m: Message) -> None:
         await super()._send_message(m)
-        if self.adapter.kind is AdapterKind.CHANNEL and _is_reply(m):
+        if self.adapter.kind is AdapterKind.CHANNEL and is_reply(m):
             await self._deliver_reply(m)
 
     async def _deliver_reply(self, m: Message) -> None:
@@ -149,7 +150,11 @@ class AdapterSession(Session):
         if self._closing:
             return
         try:
-            frame = af.decode(text, max_text_bytes=self.settings.max_text_bytes)
+            frame = af.decode(
+                text,
+                max_text_bytes=self.settings.max_text_bytes,
+                max_file_bytes=self.settings.upload_max_bytes,
+            )
         except ApiError as exc:
             self.send(frames.error(exc))
             return
@@ -199,14 +204,10 @@ class AdapterSession(Session):
                 conv = await self._conversation(message.conversation_id, fresh=True)
                 await self._follow(conv, announce=True)
             case af.StatusReport():
-                await api.report_status(adapter, frame.message_id, frame.state, frame.reason)
-                self.send(frames.ack_simple(frame.ref, message_id=frame.message_id, state=frame.state))
+                applied = await api.report_status(adapter, frame.message_id, frame.state, frame.reason)
+                self.send(frames.ack_simple(frame.ref, **status_result(applied)))
             case _:
                 await self._handle(frame)
-
-
-def _is_reply(m: Message) -> bool:
-    return m.kind is MessageKind.TEXT and m.author.kind in (AuthorKind.AGENT, AuthorKind.BOT)
 
 
 async def handle_action(

@@ -34,6 +34,7 @@ from chatserver.model.events import (
     conversation_topic,
 )
 from chatserver.model.status import Status
+from chatserver.model.system_lines import SystemLine
 from chatserver.model.types import AgentStatus, Conversation
 from chatserver.presence import Presence, visitor_key
 from chatserver.realtime.hub import Hub
@@ -60,20 +61,6 @@ log = logging.getLogger(__name__)
 
 WATCH = "watch:"
 """Wake reason prefix: a visitor started following this waiting conversation (send its position again)."""
-
-ESCALATION_TEXT = {
-    "no_agent_eligible": (
-        "No agent is available for this right now. "
-        "Leave your message here and we will reply as soon as we can."
-    ),
-    "outside_business_hours": (
-        "We are closed at the moment. Leave your message here and we will reply when we are back."
-    ),
-    "max_wait_exceeded": (
-        "Sorry for the wait: all our agents are still busy. "
-        "Leave your message here and we will get back to you."
-    ),
-}
 
 
 @dataclass
@@ -383,9 +370,9 @@ class Router:
                 ]
             )
         await self.service.publish_conversation(done)
-        text = ESCALATION_TEXT[d.reason]
-        result = await self.service.translate_for_visitor(text, "en", done)
-        await self.service.system_event(done.id, result.text or text)
+        line = SystemLine.of(d.reason)  # no_agent_eligible, outside_business_hours, max_wait_exceeded
+        result = await self.service.translate_for_visitor(line.text, "en", done)
+        await self.service.system_event(done.id, line, result.text)
         if self.service.tickets is not None:
             await self.service.tickets.after_router_escalation(done, d.reason)
 
@@ -425,6 +412,4 @@ class Router:
                     continue
                 self.stats.requeued += 1
                 await self.service.publish_conversation(done)
-                await self.service.system_event(
-                    done.id, "Your agent was disconnected; connecting you to the next available agent."
-                )
+                await self.service.system_event(done.id, SystemLine.of("agent_disconnected"))

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.errors import Duplicate, StoreError
+from chatserver.model.system_lines import SystemLine
 from chatserver.model.types import Author, AuthorKind, Message, MessageKind
 from chatserver.store import rows
 from chatserver.store.schema import conversations, messages
@@ -51,6 +52,7 @@ MESSAGE_COLUMNS = (
     "client_id",
     "external_id",
     "attachments",
+    "event",
     "created_at",
 )
 """The columns a new message row is written with (``untranslated`` starts NULL)."""
@@ -128,7 +130,7 @@ class CoreBatch:
 
 _EXISTING_COLUMNS = (
     "id, conversation_id, seq, author_kind, author_id, author_name, kind, text, created_at, client_id,"
-    " lang, translations, untranslated, attachments"
+    " lang, translations, untranslated, attachments, event"
 )
 _UPDATE_HEAD = (
     "UPDATE conversations SET last_seq = ?, last_message_at = ?, first_response_at = ? WHERE id = ?"
@@ -138,6 +140,7 @@ _INSERT = (
 )
 _TRANSLATIONS = MESSAGE_COLUMNS.index("translations")
 _ATTACHMENTS = MESSAGE_COLUMNS.index("attachments")
+_EVENT = MESSAGE_COLUMNS.index("event")
 
 
 def _marks(n: int) -> str:
@@ -174,6 +177,7 @@ class SqliteBatch:
                 translations=dict(_json(r[11]) or {}),
                 untranslated=dict(_json(r[12]) or {}),
                 attachments=tuple(_json(r[13]) or ()),
+                event=SystemLine.from_stored(_json(r[14])),
             )
             for r in found
         ]
@@ -197,8 +201,9 @@ class SqliteBatch:
             row = list(r)
             translations = row[_TRANSLATIONS]
             row[_TRANSLATIONS] = json.dumps(translations) if translations else "{}"
-            if row[_ATTACHMENTS] is not None:
-                row[_ATTACHMENTS] = json.dumps(row[_ATTACHMENTS])
+            for col in (_ATTACHMENTS, _EVENT):
+                if row[col] is not None:
+                    row[col] = json.dumps(row[col])
             params.append(row)
         await _run(conn, "executemany", _INSERT, params)
 

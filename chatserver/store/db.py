@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chatserver.errors import Duplicate, StoreError
+from chatserver.store.changes import NO_EVENTS, ChangeEvents
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     SQLAlchemyError,
@@ -85,6 +86,8 @@ class Database:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        self.changes: ChangeEvents = NO_EVENTS
+        """Who is told of changes, in their own transactions (store/changes.py; set by the app)."""
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

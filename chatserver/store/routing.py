@@ -22,6 +22,7 @@ from chatserver.model.status import OPEN_STATUSES, WAITING_STATUSES, Move, Statu
 from chatserver.model.types import Agent, AuthorKind, Conversation
 from chatserver.routing.config import DEFAULT_TICKET_ON, Rule, Team
 from chatserver.store import rows
+from chatserver.store.changes import conversation_changed
 from chatserver.store.db import Database
 from chatserver.store.moves import status_update
 from chatserver.store.schema import (
@@ -382,6 +383,7 @@ class RoutingQueries:
                     held[agent_id] = held.get(agent_id, 0) + 1
                     made[i] = conv.id
                     await _log(conn, conv.id, agent_id, "offer")
+            await conversation_changed(conn, self.db, [(wanted[i][0].id, wanted[i][0].status) for i in made])
         fresh = await self.get_conversations(made.values())
         return [fresh.get(made[i]) if i in made else None for i in range(len(wanted))]
 
@@ -402,17 +404,19 @@ class RoutingQueries:
         values: dict[str, Any],
         *,
         log: tuple[str | None, str],
+        before: Status,
         then: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> Conversation | None:
         """One routing write, in one transaction: the leader's fencing token, a compare-and-set on the
-        conversation (``move``'s sources and ``where``), then ``then`` and the routing log. None if fenced
-        off or the CAS misses."""
+        conversation (``move``'s sources and ``where``, which pin its status to ``before``), then ``then``
+        and the routing log. None if fenced off or the CAS misses."""
         async with self.db.write() as conn:
             if not await self._fenced(conn, token):
                 return None
             res = await conn.execute(status_update(conv_id, move, *where, **values))
             if res.rowcount != 1:
                 return None
+            await conversation_changed(conn, self.db, [(conv_id, before)])
             if then is not None:
                 await then(conn)
             await _log(conn, conv_id, *log)
@@ -445,6 +449,7 @@ class RoutingQueries:
             [conversations.c.offer_id == conv.offer_id],
             {**NO_OFFER, "routing": routing},
             log=(agent_id, "timeout"),
+            before=Status.OFFERED,
             then=count_miss,
         )
         return (done, missed) if done is not None else None
@@ -457,6 +462,7 @@ class RoutingQueries:
             [conversations.c.version == conv.version],
             {"pending_reason": reason, **NO_OFFER},
             log=(None, "escalate"),
+            before=conv.status,  # (pinned by the version)
         )
 
     async def requeue(self, conv: Conversation, token: int) -> Conversation | None:
@@ -469,6 +475,7 @@ class RoutingQueries:
             [conversations.c.version == conv.version],
             {"assignee_id": None, "routing": routing, "enqueued_at": now_ms()},
             log=(conv.assignee_id, "requeue"),
+            before=Status.ASSIGNED,
         )
 
     async def return_to_queue(self, conv: Conversation, token: int) -> Conversation | None:
@@ -483,6 +490,7 @@ class RoutingQueries:
             [conversations.c.version == conv.version],
             {"routing": routing, "pending_reason": None, "enqueued_at": conv.enqueued_at or conv.created_at},
             log=(None, "unpend"),
+            before=Status.PENDING,
         )
 
     async def set_away_for_missed_offers(self, agent_id: str, token: int) -> bool:
@@ -526,6 +534,7 @@ class RoutingQueries:
             )
             if res.rowcount != 1:
                 raise Conflict("the offer has expired or was withdrawn")
+            await conversation_changed(conn, self.db, [(r.id, Status.OFFERED)])
             await conn.execute(
                 agents.update().where(agents.c.id == agent_id).values(missed_offers=0, last_assigned_at=now)
             )
@@ -550,6 +559,7 @@ class RoutingQueries:
             )
             if res.rowcount != 1:
                 raise Conflict("the offer has expired or was withdrawn")
+            await conversation_changed(conn, self.db, [(r.id, Status.OFFERED)])
             await conn.execute(agents.update().where(agents.c.id == agent_id).values(missed_offers=0))
             await _log(conn, r.id, agent_id, "decline")
         return await self.get_conversation(r.id)
@@ -576,6 +586,7 @@ class RoutingQueries:
             )
             if res.rowcount != 1:
                 raise Conflict("the conversation changed at the same time; try again")
+            await conversation_changed(conn, self.db, [(conv.id, conv.status)])  # (pinned by the version)
             await _log(conn, conv.id, conv.assignee_id, "transfer")
         return await self.get_conversation(conv.id)
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from chatserver.model.status import Status
+from chatserver.model.system_lines import SystemLine
 from chatserver.model.types import (
     Agent,
     AgentStatus,
@@ -44,6 +45,7 @@ def agent(r: Row[Any]) -> Agent:
         language=r.language,
         missed_offers=r.missed_offers or 0,
         last_assigned_at=r.last_assigned_at,
+        avatar_url=r.avatar_url,
     )
 
 
@@ -104,6 +106,7 @@ def message(r: Row[Any]) -> Message:
         translations=dict(r.translations or {}),
         untranslated=dict(r.untranslated or {}),
         attachments=tuple(r.attachments or ()),
+        event=SystemLine.from_stored(r.event),
     )
 
 

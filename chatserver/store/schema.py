@@ -46,6 +46,7 @@ agents = sa.Table(
     sa.Column("language", sa.String(35), nullable=True),
     sa.Column("missed_offers", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_assigned_at", MS, nullable=True),
+    sa.Column("avatar_url", sa.String(500), nullable=True),  # https:// or a same-origin /path
 )
 
 api_tokens = sa.Table(
@@ -141,6 +142,8 @@ messages = sa.Table(
     sa.Column("untranslated", sa.JSON(none_as_null=True), nullable=True),
     # [{id, name, content_type, size}] of the files sent with the message (see the attachments table)
     sa.Column("attachments", sa.JSON(none_as_null=True), nullable=True),
+    # a system line's {code, params} (chatserver/model/system_lines.py); its text is the English form
+    sa.Column("event", sa.JSON(none_as_null=True), nullable=True),
     sa.UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
     sa.UniqueConstraint(
         "conversation_id", "author_kind", "author_id", "client_id", name="uq_messages_idempotency"
@@ -504,12 +507,3 @@ webhooks = sa.Table(
     sa.Column("created_at", MS, nullable=False),
     sa.Column("deleted_at", MS, nullable=True),
 )
-
-webhook_conversation_state = sa.Table(
-    "webhook_conversation_state",
-    metadata,
-    sa.Column("conversation_id", ID, primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("version", sa.BigInteger, nullable=False),
-)
-"""The last conversation status announced to webhooks (``conversation.status_changed`` says from what)."""

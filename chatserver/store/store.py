@@ -29,6 +29,7 @@ from chatserver.model.types import (
     Role,
 )
 from chatserver.store import rows
+from chatserver.store.changes import conversation_changed
 from chatserver.store.channels import ChannelQueries
 from chatserver.store.db import Database
 from chatserver.store.moves import guard_status_writes, status_update
@@ -160,6 +161,7 @@ class Store(RoutingQueries, ChannelQueries):
         skills: dict[str, int] | None = None,
         max_concurrent: int | None = None,
         language: str | None = None,
+        avatar_url: str | None = None,
     ) -> Agent:
         agent = Agent(
             id=new_id("ag_"),
@@ -171,6 +173,7 @@ class Store(RoutingQueries, ChannelQueries):
             max_concurrent=max_concurrent,
             created_at=now_ms(),
             language=language,
+            avatar_url=avatar_url,
         )
         try:
             async with self.db.write() as conn:
@@ -188,6 +191,7 @@ class Store(RoutingQueries, ChannelQueries):
                         max_concurrent=max_concurrent,
                         created_at=agent.created_at,
                         language=language,
+                        avatar_url=avatar_url,
                     )
                 )
         except Duplicate as exc:
@@ -210,6 +214,19 @@ class Store(RoutingQueries, ChannelQueries):
         async with self.db.read() as conn:
             return [rows.agent(r) for r in await conn.execute(sa.select(agents).order_by(agents.c.id))]
 
+    async def face_agents(self, limit: int) -> list[Agent]:
+        """Up to ``limit`` active agents for the widget's team faces: with an avatar first, then the most
+        recently assigned (one small query, whatever the team's size)."""
+        order = (
+            sa.case((agents.c.avatar_url.is_(None), 1), else_=0),
+            sa.func.coalesce(agents.c.last_assigned_at, 0).desc(),
+            agents.c.name,
+            agents.c.id,
+        )
+        query = sa.select(agents).where(agents.c.active.is_(True)).order_by(*order).limit(limit)
+        async with self.db.read() as conn:
+            return [rows.agent(r) for r in await conn.execute(query)]
+
     async def count_agents(self) -> int:
         async with self.db.read() as conn:
             return int(await conn.scalar(sa.select(sa.func.count()).select_from(agents)) or 0)
@@ -225,6 +242,7 @@ class Store(RoutingQueries, ChannelQueries):
             "skills",
             "max_concurrent",
             "language",
+            "avatar_url",
         }
         unknown = set(values) - allowed
         if unknown:
@@ -435,6 +453,7 @@ class Store(RoutingQueries, ChannelQueries):
                     routing=routing or None,
                 )
             )
+            await conversation_changed(conn, self.db, [(conv.id, None)])
         return conv
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
@@ -549,6 +568,7 @@ class Store(RoutingQueries, ChannelQueries):
             )
             if res.rowcount != 1:
                 return None
+            await conversation_changed(conn, self.db, [(current.id, source)])
         return await self.get_conversation(current.id)
 
     async def set_conversation_language(self, conversation_id: str, language: str | None) -> Conversation:

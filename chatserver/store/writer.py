@@ -5,6 +5,8 @@ Per-conversation ``seq`` is assigned inside that transaction from ``conversation
 with SELECT ... FOR UPDATE on PostgreSQL (conversations in id order, so two processes' batches cannot
 deadlock) and by the single-writer lock on SQLite, so seq has no gaps (guarantee 2). A repeated
 ``client_id`` from the same author returns the stored message instead of a new one (guarantee 4).
+The new messages' outbound deliveries and webhook events (``Database.changes``) are written in the
+same transaction, in the batch's one outbox insert.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from chatserver.errors import ApiError, Duplicate, NotFound, StoreError
 from chatserver.model.ids import new_ids, now_ms
 from chatserver.model.types import Author, AuthorKind, Message, MessageKind
 from chatserver.store.batch_sql import BatchStatements, HeadUpdate, batch_statements
+from chatserver.store.changes import ChangeEvents
 from chatserver.store.db import Database
 from chatserver.store.schema import attachments
 
 if TYPE_CHECKING:
+    from chatserver.model.system_lines import SystemLine
     from chatserver.model.types import MessageAction
     from chatserver.outbox.registry import NewDelivery
 
@@ -49,6 +53,8 @@ class PendingMessage:
     """Outbound deliveries of this message (an email, a channel reply), written in its transaction."""
     attachments: tuple[dict[str, Any], ...] = ()
     """Files sent with it (``{id, name, content_type, size}``); their rows are claimed in its transaction."""
+    event: SystemLine | None = None
+    """A system line's code and params (``text`` is its English form)."""
     future: asyncio.Future[tuple[Message, bool]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -111,7 +117,7 @@ class MessageWriter:
     async def _commit_batch(self, batch: list[PendingMessage]) -> None:
         try:
             async with self._db.write() as conn:
-                results = await _append_all(conn, batch, self._sql)
+                results = await _append_all(conn, batch, self._sql, self._db.changes)
         except (Duplicate, StoreError) as exc:  # mapped by the database layer
             if len(batch) == 1:
                 # a lone duplicate is a concurrent send of the same client_id elsewhere: the sender
@@ -156,7 +162,7 @@ def _fail(item: PendingMessage, exc: BaseException) -> None:
 
 
 async def _append_all(
-    conn: AsyncConnection, batch: list[PendingMessage], sql: BatchStatements
+    conn: AsyncConnection, batch: list[PendingMessage], sql: BatchStatements, changes: ChangeEvents
 ) -> list[tuple[Message, bool] | ApiError]:
     results: list[tuple[Message, bool] | ApiError | None] = [None] * len(batch)
 
@@ -220,6 +226,7 @@ async def _append_all(
                     client_id=item.client_id,
                     lang=item.lang,
                     attachments=item.attachments,
+                    event=item.event,
                 )
                 results[i] = (msg, False)
                 new_rows.append(
@@ -237,6 +244,7 @@ async def _append_all(
                         item.client_id,
                         item.external_id,
                         [dict(a) for a in item.attachments] or None,
+                        item.event.to_wire() if item.event is not None else None,
                         now,
                     )
                 )
@@ -251,15 +259,21 @@ async def _append_all(
             for i, result in enumerate(results)
             if isinstance(result, tuple) and not result[1] and batch[i].deliveries
         ]
-        if outbound:
+        events = changes.messages([r[0] for r in results if isinstance(r, tuple) and not r[1]])
+        if outbound or events:
             from chatserver.outbox.store import delivery_values, insert_deliveries
 
-            await insert_deliveries(
+            await insert_deliveries(  # the messages' own deliveries and their events, in one statement
                 conn,
                 (
-                    delivery_values(replace(d, conversation_id=msg.conversation_id, message_id=msg.id), now)
-                    for item, msg in outbound
-                    for d in item.deliveries
+                    *(
+                        delivery_values(
+                            replace(d, conversation_id=msg.conversation_id, message_id=msg.id), now
+                        )
+                        for item, msg in outbound
+                        for d in item.deliveries
+                    ),
+                    *(delivery_values(d, now) for d in events),
                 ),
             )
 

@@ -17,6 +17,7 @@ from chatserver.errors import Conflict, Invalid, NotFound
 from chatserver.model.events import AGENTS_TOPIC, TicketEvent
 from chatserver.model.ids import now_ms
 from chatserver.model.status import WAITING_STATUSES, Status
+from chatserver.model.system_lines import ESCALATION_CODES, SystemLine, escalated
 from chatserver.model.types import Agent, Author, AuthorKind, Contact, Conversation, Message, MessageKind
 from chatserver.outbox.registry import NewDelivery
 from chatserver.outbox.store import OutboxQueries
@@ -265,8 +266,9 @@ class TicketService:
                 )
                 self.chat.wake_router("escalated")
         await self.chat.publish_conversation(conv)  # its payload names the ticket now
-        why = f" ({reason})" if reason else ""
-        await self.chat.system_event(conv.id, f"Escalated to ticket #{ticket.number}{why}")
+        line = escalated(ticket.number, reason)
+        known = not reason or reason in ESCALATION_CODES
+        await self.chat.system_event(conv.id, line, None if known else f"{line.text} ({reason})")
         return ticket
 
     async def _subject_from(self, conv: Conversation, contact: Contact) -> str:
@@ -417,7 +419,7 @@ class TicketService:
         if target.status is TicketStatus.CLOSED:
             raise Conflict(f"ticket #{into} is closed; nothing can be merged into it", data={"field": "into"})
         source, target = await self.q.merge(source, target, agent_actor(agent))
-        await self.chat.system_event(source.conversation_id, f"Merged into ticket #{target.number}")
+        await self.chat.system_event(source.conversation_id, SystemLine.of("merged", number=target.number))
         await self.publish(source)
         await self.publish(target)
         return source, target

@@ -1,7 +1,7 @@
 """Ticket queries. Numbers come from one counter row, incremented inside the creating transaction
 (the row lock on PostgreSQL, the single writer on SQLite), so processes never hand out the same
 number; a unique index backs it. Every change is a compare-and-set on ``version`` and writes its
-audit entries (and any outbound emails) in the same transaction."""
+audit entries (and any outbound emails and its webhook events) in the same transaction."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from chatserver.errors import Conflict, Invalid, NotFound
 from chatserver.model.ids import new_id, now_ms
 from chatserver.outbox.registry import NewDelivery
 from chatserver.outbox.store import delivery_values, insert_deliveries
+from chatserver.store.changes import ticket_changed
 from chatserver.store.db import Database
 from chatserver.store.schema import (
     counters,
@@ -340,7 +341,15 @@ class TicketQueries:
             )
             await self._audit(conn, ticket.id, actor, [Change("created", None, number)], now)
             await insert_deliveries(conn, (delivery_values(d, now) for d in outbound))
+            await self._changed(conn, ticket.id)
         return await self.get(number)
+
+    async def _changed(self, conn: AsyncConnection, *ticket_ids: str) -> None:
+        """The tickets' events (webhooks), as this transaction leaves them."""
+        if self.db.changes.wants_ticket():
+            found = await conn.execute(sa.select(tickets).where(tickets.c.id.in_(ticket_ids)))
+            by_id = {r.id: _ticket(r).to_wire() for r in found}
+            await ticket_changed(conn, self.db, [by_id[i] for i in ticket_ids if i in by_id])
 
     async def _audit(
         self, conn: AsyncConnection, ticket_id: str, actor: Actor, changes: Sequence[Change], now: int
@@ -415,6 +424,7 @@ class TicketQueries:
                 )
             await self._audit(conn, ticket.id, actor, changes, now)
             await insert_deliveries(conn, (delivery_values(d, now) for d in outbound))
+            await self._changed(conn, ticket.id)
         return await self.get_by_id(ticket.id)
 
     async def link(self, ticket: Ticket, conversation_id: str) -> bool:
@@ -477,6 +487,7 @@ class TicketQueries:
                 now,
             )
             await self._audit(conn, target.id, actor, [Change("merged", None, source.number)], now)
+            await self._changed(conn, source.id, target.id)
         return await self.get_by_id(source.id), await self.get_by_id(target.id)
 
     async def note_first_response(self, ticket: Ticket, at: int) -> None:

@@ -40,6 +40,15 @@ def register_senders(registry: SenderRegistry, settings: Settings, db: Database)
     return client
 
 
+async def start_events(db: Database) -> WebhookService:
+    """Webhook events for every change written through ``db`` (in the change's own transaction, see
+    store/changes.py): the list of webhooks is read now and kept fresh. Stop it at shutdown."""
+    hooks = WebhookService(WebhookQueries(db))
+    await hooks.start()
+    db.changes = hooks
+    return hooks
+
+
 def adapter_resolver(queries: AdapterQueries) -> Callable[[Delivery], Awaitable[Target]]:
     async def resolve(d: Delivery) -> Target:
         adapter = await queries.get(str(d.payload["adapter_id"]))

@@ -12,10 +12,10 @@ from sqlalchemy.engine import Row
 
 from chatserver.errors import NotFound
 from chatserver.model.ids import new_id, now_ms
-from chatserver.outbox.registry import Delivery, DeliveryState, NewDelivery
+from chatserver.outbox.registry import Delivery, DeliveryState
 from chatserver.outbox.store import OutboxQueries, _delivery
 from chatserver.store.db import Database
-from chatserver.store.schema import outbox, webhook_conversation_state, webhooks
+from chatserver.store.schema import outbox, webhooks
 
 KIND = "webhook"
 EVENTS = (
@@ -97,10 +97,6 @@ class WebhookQueries:
             if res.rowcount != 1:
                 raise NotFound("webhook not found")
 
-    async def enqueue(self, deliveries: Sequence[NewDelivery]) -> None:
-        if deliveries:
-            await self.outbox.enqueue(deliveries)
-
     async def deliveries(self, webhook_id: str, *, limit: int = 50) -> list[Delivery]:
         """The last deliveries of a webhook, newest first."""
         prefix = delivery_key(webhook_id, "")
@@ -135,35 +131,3 @@ class WebhookQueries:
                 )
             )
         return await self.outbox.get(delivery_id)
-
-    async def status_change(self, conversation_id: str, status: str, version: int) -> tuple[bool, str | None]:
-        """Record the status webhooks were told for a conversation at ``version``: (changed, previous).
-        Older versions than the recorded one change nothing (events may be seen out of order)."""
-        async with self.db.write() as conn:
-            r = (
-                await conn.execute(
-                    sa.select(webhook_conversation_state).where(
-                        webhook_conversation_state.c.conversation_id == conversation_id
-                    )
-                )
-            ).first()
-            if r is None:
-                await conn.execute(
-                    webhook_conversation_state.insert().values(
-                        conversation_id=conversation_id, status=status, version=version
-                    )
-                )
-                return True, None
-            if r.version >= version:
-                return False, r.status
-            res = await conn.execute(
-                webhook_conversation_state.update()
-                .where(
-                    webhook_conversation_state.c.conversation_id == conversation_id,
-                    webhook_conversation_state.c.version == r.version,
-                )
-                .values(status=status, version=version)
-            )
-            if res.rowcount != 1:
-                return False, r.status
-            return r.status != status, r.status

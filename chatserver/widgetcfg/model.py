@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from chatserver.errors import Invalid
+from chatserver.model.types import Agent
 from chatserver.routing.config import DAYS, ConfigProblem, parse_hours, parse_timezone
 
 FIELD_TYPES = ("name", "email", "phone", "dropdown", "text")
@@ -33,6 +34,7 @@ MAX_FIELDS = 10
 MAX_OPTIONS = 30
 MAX_TEXT = 500
 MAX_ANSWER = 500
+MAX_FACES = 3
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 _COLOR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -255,11 +257,26 @@ def texts_for(settings: WidgetSettings, lang: str) -> tuple[dict[str, str], dict
     return own, missing
 
 
+def team_faces(agents: Iterable[Agent], limit: int = MAX_FACES) -> list[dict[str, str | None]]:
+    """The faces the widget's header shows: up to ``limit`` active agents, those with an avatar first, then
+    the most recently assigned; each only ``{name, avatar_url}`` (public: no id, email or role)."""
+    active = [a for a in agents if a.active]
+    active.sort(key=lambda a: (a.avatar_url is None, -(a.last_assigned_at or 0), a.name, a.id))
+    return [{"name": a.name, "avatar_url": a.avatar_url} for a in active[:limit]]
+
+
 def public_view(
-    settings: WidgetSettings, *, inbox_id: str, lang: str, texts: Mapping[str, str], now: float | None = None
+    settings: WidgetSettings,
+    *,
+    inbox_id: str,
+    lang: str,
+    texts: Mapping[str, str],
+    now: float | None = None,
+    faces: Sequence[Mapping[str, str | None]] = (),
 ) -> dict[str, Any]:
     """What ``GET /api/v1/widget/config`` answers: everything the widget shows, nothing secret. ``texts``
-    are the inbox's texts in ``lang`` (given, translated or, failing both, the default ones)."""
+    are the inbox's texts in ``lang`` (given, translated or, failing both, the default ones); ``faces``
+    from :func:`team_faces`."""
     prechat = []
     for f in settings.prechat:
         wire = f.to_wire()
@@ -279,6 +296,7 @@ def public_view(
         "hours": {d: [list(i) for i in v] for d, v in settings.hours.items()} if settings.hours else None,
         "open": settings.is_open(now),
         "prechat": prechat,
+        "faces": [{"name": f.get("name"), "avatar_url": f.get("avatar_url")} for f in faces],
     }
 
 

@@ -1,7 +1,8 @@
 """A real HTTP receiver for webhook tests: asyncio streams, HTTP/1.1, one request per connection.
 
 Paths choose the behaviour: ``/ok`` answers 204; ``/flaky`` answers 500 to the first two requests of
-each event id, then 200; ``/hang`` never answers; ``/huge`` answers 200 with a 10 MB body.
+each event id, then 200; ``/hang`` never answers; ``/huge`` answers 200 with a 10 MB body. ``before``
+(if set) is awaited with each request before it is answered.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -33,6 +34,7 @@ class Received:
 class Receiver:
     port: int = 0
     requests: list[Received] = field(default_factory=list)
+    before: Callable[[Received], Awaitable[None]] | None = None
     _tries: Counter[str] = field(default_factory=Counter)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -52,6 +54,8 @@ class Receiver:
             got = Received(path, headers, body)
             self.requests.append(got)
             self._arrived.set()
+            if self.before is not None:
+                await self.before(got)
             if path == "/hang":
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.sleep(60)
@@ -89,9 +93,10 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver() -> AsyncIterator[Receiver]:
+async def running_receiver(port: int = 0) -> AsyncIterator[Receiver]:
+    """A receiver on ``port`` (0: any free one)."""
     receiver = Receiver()
-    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", port)
     receiver.port = server.sockets[0].getsockname()[1]
     try:
         yield receiver

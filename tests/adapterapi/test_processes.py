@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 
 import httpx
@@ -92,3 +94,68 @@ async def test_bot_on_one_process_visitor_on_the_other(
             "conversation", conversation__id=cid, conversation__status="queued", timeout=10
         )
         assert queued["conversation"]["handoff"]["reason"] == "visitor"
+
+
+async def test_revoking_closes_the_adapter_sockets_on_every_process(
+    tmp_path: Path, procs: list[ServerProcess], pg_url: str, redis_url: str
+) -> None:
+    """``chatserver revoke-adapter`` tells every process through Redis, and so does ``DELETE
+    /api/v1/adapters/{id}`` on one process: the sockets open on the others close with 4401."""
+    s = await seed(pg_url)
+    env = {
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": redis_url,
+        "CHATSERVER_REDIS_PREFIX": REDIS_PREFIX,
+        "CHATSERVER_SECRET_KEY": "k" * 40,
+        "CHATSERVER_ROUTING": "manual",
+    }
+    assert run_cli(env, "migrate") == "database schema is current"
+    made = [
+        json.loads(
+            run_cli(
+                env, "create-adapter", "--name", name, "--kind", "channel", "--inbox", s.inbox_id, "--json"
+            )
+        )
+        for name in ("By CLI", "By REST")
+    ]
+    for m in made:
+        ISSUED_SECRETS.add(m["token"])
+    a = ServerProcess(env=env, log=tmp_path / "a.log")
+    b = ServerProcess(env=env, log=tmp_path / "b.log")
+    for p in (a, b):
+        procs.append(p)
+        p.start()
+    by_cli, by_rest = made
+    async with (
+        Client.connect(f"{a.ws}/ws/adapter?token={by_cli['token']}", origin=None) as cli_a,
+        Client.connect(f"{b.ws}/ws/adapter?token={by_cli['token']}", origin=None) as cli_b,
+        Client.connect(f"{b.ws}/ws/adapter?token={by_rest['token']}", origin=None) as rest_b,
+    ):
+        for ws in (cli_a, cli_b, rest_b):
+            await ws.expect("snapshot")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chatserver.cli",
+            "revoke-adapter",
+            "--id",
+            by_cli["id"],
+            env={**os.environ, **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0 and stdout.decode().strip() == f"revoked {by_cli['id']}", stderr
+        assert b"close within" not in stderr  # told through the bus, not left to the next check
+        assert await cli_a.closed_with(timeout=10) == 4401
+        assert await cli_b.closed_with(timeout=10) == 4401
+        async with httpx.AsyncClient() as http:
+            r = await http.delete(
+                f"{a.url}/api/v1/adapters/{by_rest['id']}",
+                headers={"Authorization": f"Bearer {s.admin_token}"},
+            )
+            assert r.status_code == 200 and r.json()["revoked_at"] is not None, r.text
+        assert await rest_b.closed_with(timeout=10) == 4401
+    for p in (a, b):
+        async with Client.connect(f"{p.ws}/ws/adapter?token={by_rest['token']}", origin=None) as ws:
+            assert await ws.closed_with() == 4401

@@ -135,3 +135,44 @@ def test_size_budget(server: Server) -> None:
         + config
     )
     assert total <= 60 * 1024, total
+
+
+def test_system_lines_in_the_visitors_language_without_a_provider(
+    server: Server, new_page: Callable[..., Page]
+) -> None:
+    """This server has no translation provider: the agent joins and closes, and a German visitor reads
+    both lines in German (from the widget's catalogue, by the lines' codes); the console keeps English."""
+    from tests.browser.test_widget_console import (
+        agent_log,
+        console_login,
+        open_demo,
+        open_widget,
+        unique_name,
+        visitor_send,
+        waiting_item,
+        widget_log,
+        widget_text,
+    )
+
+    assert not any(k.startswith("CHATSERVER_TRANSLATION") for k in server.extra_env)  # no provider
+    agent = console_login(new_page(viewport={"width": 1360, "height": 820}), server)
+    name = unique_name("Greta")
+    visitor = open_demo(new_page(locale="de-DE"), server, name)
+    open_widget(visitor, "de")
+    visitor_send(visitor, "Hallo, ist jemand da?", "de")
+    waiting_item(agent, name).click()
+    agent.get_by_role("button", name="Take").click()
+    joined = widget_text("sys.agent_joined", "de").replace("{name}", "Admin")
+    assert joined == "Admin ist dem Gespräch beigetreten"
+    line = widget_log(visitor, "de").locator(".msg.event[data-code=agent_joined]")
+    expect(line).to_have_text(joined)
+    expect(agent_log(agent)).to_contain_text("Admin joined the conversation")  # the console: English
+
+    agent.get_by_role("button", name="Close").click()
+    closed = widget_text("sys.agent_closed", "de").replace("{name}", "Admin")
+    expect(widget_log(visitor, "de").locator(".msg.event[data-code=agent_closed]")).to_have_text(closed)
+    expect(widget_log(visitor, "de")).not_to_contain_text("joined the conversation")
+    expect(widget_log(visitor, "de")).not_to_contain_text("closed the conversation")
+    # a reload renders the cached lines the same way
+    visitor.reload()
+    expect(widget_log(visitor, "de").locator(".msg.event")).to_have_text([joined, closed])

@@ -1,5 +1,6 @@
 """The widget stays usable: the demo page after a restart on another port, a reload and a server outage in
-the middle of a conversation (every message exactly once), and keyboard-only use (focus trap on a phone).
+the middle of a conversation, an offline period of the browser while the server stays up (every message
+exactly once, both), and keyboard-only use (focus trap on a phone).
 
 Every wait is one of Playwright's auto-waiting ``expect`` assertions; nothing sleeps for a fixed time."""
 
@@ -187,3 +188,44 @@ def test_focus_is_trapped_in_the_open_panel_on_a_phone(server: Server, new_page:
     for _ in range(8):
         page.keyboard.press("Shift+Tab")
         assert "page:" not in active(page)
+
+
+def test_offline_period_mid_conversation_each_message_once(
+    server: Server, new_page: Callable[..., Page]
+) -> None:
+    """The browser goes offline (Playwright's offline mode) while the server stays up: the visitor writes
+    meanwhile (kept, shown as sending), and back online each of those messages reaches the agent exactly
+    once, in order; a reload shows each once too."""
+    agent = console_login(new_page(**WIDE), server)
+    name = unique_name("Olga")
+    visitor = open_demo(new_page(), server, name)
+    open_widget(visitor)
+    visitor_send(visitor, "before")
+    waiting_item(agent, name).click()
+    agent.get_by_role("button", name="Take").click()
+    agent_send(agent, "answer")
+    expect(widget_log(visitor)).to_contain_text("answer")
+
+    visitor.context.set_offline(True)
+    expect(visitor.locator("#chatserver-widget .conn")).to_be_visible()  # it says it is reconnecting
+    box = visitor.get_by_role("textbox", name="Message")
+    for text in ("offline one", "offline two"):
+        box.fill(text)
+        box.press("Enter")
+    expect(widget_log(visitor).locator(".msg.pending")).to_have_count(2)
+    expect(agent_log(agent)).not_to_contain_text("offline one")
+
+    visitor.context.set_offline(False)
+    expect(widget_log(visitor).locator(".msg.pending")).to_have_count(0, timeout=60_000)
+    agent_bubbles = agent_log(agent).locator(".msg > .bubble")
+    expect(agent_bubbles.get_by_text("offline two", exact=True)).to_have_count(1, timeout=60_000)
+    expect(agent_bubbles.get_by_text("offline one", exact=True)).to_have_count(1)
+    agent_send(agent, "after")
+    expect(widget_log(visitor)).to_contain_text("after")
+    wanted = ["before", "answer", "offline one", "offline two", "after"]
+    mine = [t for t in agent_bubbles.all_inner_texts() if t in wanted]
+    assert mine == wanted
+    visitor.reload()
+    bubbles = widget_log(visitor).locator(".msg > .bubble")
+    expect(bubbles.get_by_text("after", exact=True)).to_have_count(1)
+    assert [t for t in bubbles.all_inner_texts() if t in wanted] == wanted

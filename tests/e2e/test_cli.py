@@ -193,3 +193,13 @@ def test_cli_configures_routing_and_refuses_bad_values(tmp_path: Path) -> None:
     )
     assert "exists" in refused("create-team", "--name", "Billing")
     assert "no team" in refused("set-agent", "--email", "ro@x.test", "--team", "Nope")
+
+    url = "https://cdn.example.com/ro.png"
+    shown = json.loads(run_cli(env, "set-agent", "--email", "ro@x.test", "--avatar-url", url))
+    assert shown["avatar_url"] == url
+    assert "must be https://" in refused(
+        "set-agent", "--email", "ro@x.test", "--avatar-url", "http://x.test/a"
+    )
+    assert "must be https://" in refused("set-agent", "--email", "ro@x.test", "--avatar-url", "javascript:x")
+    cleared = json.loads(run_cli(env, "set-agent", "--email", "ro@x.test", "--avatar-url", ""))
+    assert cleared["avatar_url"] is None and cleared["skills"] == {"billing": 4, "returns": 2}

@@ -274,3 +274,48 @@ async def test_inbox_texts_translated_once_through_the_provider(
             assert (
                 es["title"] == "Hola" and es["greeting"] == "[es] Welcome to the shop"
             )  # the admin's own wins
+
+
+async def test_avatars_set_through_the_agent_api_and_shown_as_team_faces(
+    http: httpx.AsyncClient, server: Server, seeded: Seed
+) -> None:
+    """An agent sets their own avatar, an admin anyone's; a bad URL is refused and changes nothing; the
+    widget's config shows up to 3 faces, each only a display name and an avatar (nothing else public)."""
+    bob = {"Authorization": f"Bearer {seeded.agent_token}"}
+    own = f"{server.url}/api/v1/agents/{seeded.agent_id}"
+    r = await http.patch(own, json={"avatar_url": "https://cdn.example.com/bob.png"}, headers=bob)
+    assert r.status_code == 200, r.text
+    assert r.json()["avatar_url"] == "https://cdn.example.com/bob.png"
+    for bad in ["javascript:alert(1)", "http://cdn.example.com/bob.png", "//evil.example/x.png", 7]:
+        r = await http.patch(own, json={"avatar_url": bad}, headers=bob)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["error"]["data"]["field"] == "avatar_url"
+    r = await http.patch(
+        f"{server.url}/api/v1/agents/{seeded.admin_id}", json={"avatar_url": "/static/x.png"}, headers=bob
+    )
+    assert r.status_code == 403  # not someone else's
+    r = await http.patch(
+        f"{server.url}/api/v1/agents/{seeded.admin_id}",
+        json={"avatar_url": "/media/ada.png"},
+        headers=admin(seeded),
+    )
+    assert r.status_code == 200 and r.json()["avatar_url"] == "/media/ada.png"
+    got = (await http.get(own, headers=bob)).json()
+    assert got["avatar_url"] == "https://cdn.example.com/bob.png"  # the refused ones changed nothing
+
+    for i in range(3):  # more agents than faces; those without an avatar come after those with one
+        r = await http.post(
+            f"{server.url}/api/v1/agents",
+            json={"email": f"extra{i}@x.test", "name": f"Extra {i}", "role": "agent"},
+            headers=admin(seeded),
+        )
+        assert r.status_code == 201, r.text
+    url = f"{server.url}/api/v1/widget/config?inbox_key={seeded.inbox_key}"
+    faces = (await http.get(url, headers={"Origin": ORIGIN})).json()["faces"]
+    assert len(faces) == 3
+    assert all(set(f) == {"name", "avatar_url"} for f in faces)
+    assert {f["name"] for f in faces[:2]} == {"Ada", "Bob"}
+    assert faces[2]["avatar_url"] is None and faces[2]["name"].startswith("Extra")
+
+    r = await http.patch(own, json={"avatar_url": None}, headers=bob)
+    assert r.status_code == 200 and r.json()["avatar_url"] is None

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from chatserver.mail.store import MailStore
 from chatserver.store.db import Database, make_engine
+from chatserver.store.schema import messages, outbox
 from tests.e2e.harness import SERVER_LOGS, free_port, run_cli, seed
 from tests.mail.helpers import ADDRESS, Dovecot, dovecot, mail, send
 from tests.outbox.smtp_server import SmtpServer, smtp_server
@@ -103,6 +105,11 @@ async def test_two_workers_import_each_mail_once_and_acknowledge_once(
         "--imap-url", imap.url, "--tickets", "always",
     )  # fmt: skip
     assert "imap-secret" not in out
+    # a webhook for the messages the workers store (nothing listens there: its rows are what is checked)
+    run_cli(
+        {**base, "CHATSERVER_WEBHOOK_ALLOW_PRIVATE": "true"},
+        "create-webhook", "--url", "http://127.0.0.1:9/hook", "--events", "message.created",
+    )  # fmt: skip
     for i in range(4):
         imap.deliver(
             mail(f"before {i}", sender=f"c{i}@example.org", subject=f"early {i}", message_id=f"<e{i}@x.org>")
@@ -147,6 +154,18 @@ async def test_two_workers_import_each_mail_once_and_acknowledge_once(
         # one poller at a time (the lease): only one worker ever read the mailbox
         polled = [i for i in range(2) if "new mail(s)" in (tmp_path / f"worker{i}.log").read_text()]
         assert len(polled) == 1, polled
+        # each customer mail's message has its webhook event, once, written with it by the worker
+        async with engine.connect() as conn:
+            contact_messages = set(
+                await conn.scalars(sa.select(messages.c.id).where(messages.c.author_kind == "contact"))
+            )
+            events = [
+                r.payload["event"]
+                for r in await conn.execute(sa.select(outbox.c.payload).where(outbox.c.kind == "webhook"))
+            ]
+        announced = [e["data"]["message"]["id"] for e in events if e["type"] == "message.created"]
+        assert len(contact_messages) == 9 and contact_messages <= set(announced)
+        assert len(announced) == len(set(announced))
     finally:
         await engine.dispose()
 

@@ -101,3 +101,22 @@ def test_a_pending_conversation_says_why() -> None:
         agents_payload("pending", pending_reason="outside_hours")
     ).to_wire()
     assert wire["pending_reason"] == "outside_hours"
+
+
+def test_the_assigned_agents_face_is_public_and_nothing_more() -> None:
+    payload = agents_payload()
+    payload["assignee"] = {
+        "kind": "agent",
+        "id": "ag_bob",
+        "name": "Bob",
+        "email": "bob@x.test",
+        "avatar_url": "https://cdn.example.com/bob.png",
+    }
+    wire = VisitorConversation.from_payload(payload).to_wire()
+    assert wire["assignee"] == {
+        "kind": "agent",
+        "name": "Bob",
+        "avatar_url": "https://cdn.example.com/bob.png",
+    }
+    payload["assignee"] = {"kind": "agent", "id": "ag_bob", "name": "Bob", "avatar_url": None}
+    assert VisitorConversation.from_payload(payload).to_wire()["assignee"] == {"kind": "agent", "name": "Bob"}

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from chatserver.errors import StoreError
 from chatserver.model.ids import new_id, now_ms
-from chatserver.model.types import Author, AuthorKind, MessageKind
+from chatserver.model.system_lines import SystemLine
+from chatserver.model.types import SYSTEM_AUTHOR, Author, AuthorKind, MessageKind
 from chatserver.store.batch_sql import CoreBatch, SqliteBatch
 from chatserver.store.schema import conversations, messages
 from chatserver.store.store import Store
@@ -33,21 +34,24 @@ def test_each_dialect_gets_its_statements(store: Store) -> None:
 async def test_a_batch_reads_back_through_the_store(store: Store) -> None:
     conv_id, visitor = await _conversation(store)
     agent = Author(AuthorKind.AGENT, "ag_1", "Ann O'Neil")
+    joined = SystemLine.of("agent_joined", name="Anna")
     files = ({"id": "up_1", "name": 'a "b".png', "content_type": "image/png", "size": 3},)
     items = [
         PendingMessage(conv_id, visitor, MessageKind.TEXT, "hällo 😀", client_id="c1", lang="de"),
         PendingMessage(conv_id, agent, MessageKind.NOTE, "private", client_id="c2"),
         PendingMessage(conv_id, agent, MessageKind.TEXT, "", attachments=files, external_id="ext-1"),
+        PendingMessage(conv_id, SYSTEM_AUTHOR, MessageKind.EVENT, "Anna joined", event=joined),
     ]
     before = now_ms()
     out = await asyncio.gather(*(store.append_message(i) for i in items))
-    assert [m.seq for m, _ in out] == [1, 2, 3] and not any(dup for _, dup in out)
+    assert [m.seq for m, _ in out] == [1, 2, 3, 4] and not any(dup for _, dup in out)
     stored = await store.messages_after(conv_id, 0)
     assert stored == [m for m, _ in out]  # every field as the writer returned it
     assert stored[0].text == "hällo 😀" and stored[0].lang == "de" and stored[0].translations == {}
     assert stored[2].attachments == files and stored[1].attachments == ()
+    assert stored[3].event == joined and stored[0].event is None
     conv = await store.get_conversation(conv_id)
-    assert conv.last_seq == 3
+    assert conv.last_seq == 4
     async with store.db.read() as conn:
         row = (
             await conn.execute(

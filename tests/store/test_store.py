@@ -258,3 +258,47 @@ async def test_migrations_build_exactly_the_declared_schema(store: Store) -> Non
     async with store.db.read() as conn:
         diff = await conn.run_sync(lambda sync: compare_metadata(MigrationContext.configure(sync), metadata))
     assert diff == []
+
+
+async def test_a_system_lines_code_and_an_agents_avatar_are_stored(store: Store) -> None:
+    from chatserver.model.system_lines import SystemLine
+    from chatserver.model.types import SYSTEM_AUTHOR
+
+    conv_id, visitor = await _conversation(store)
+    line = SystemLine.of("agent_joined", name="Anna")
+    written, _ = await store.append_message(
+        PendingMessage(conv_id, SYSTEM_AUTHOR, MessageKind.EVENT, line.text, event=line)
+    )
+    await store.append_message(_msg(conv_id, visitor, "plain"))
+    got = await store.messages_after(conv_id, 0)
+    assert [(m.text, m.event) for m in got] == [("Anna joined the conversation", line), ("plain", None)]
+    assert written.event == line
+
+    agent = await store.create_agent(
+        email=f"{new_id()}@x.test", name="Anna", role=Role.AGENT, password_hash=None, avatar_url="/a.png"
+    )
+    assert (await store.get_agent(agent.id)).avatar_url == "/a.png"
+    changed = await store.update_agent(agent.id, avatar_url="https://cdn.example.com/a.png")
+    assert changed.avatar_url == "https://cdn.example.com/a.png"
+    assert (await store.update_agent(agent.id, avatar_url=None)).avatar_url is None
+
+
+async def test_face_agents_active_with_avatar_first_then_recently_assigned(store: Store) -> None:
+    tag = new_id()
+    made = {}
+    for name, avatar, active in [
+        ("A none", None, True),
+        ("B pic", "/b.png", True),
+        ("C gone", "/c.png", False),
+        ("D none", None, True),
+    ]:
+        a = await store.create_agent(
+            email=f"{name[0]}{tag}@x.test", name=f"{name} {tag}", role=Role.AGENT, password_hash=None
+        )
+        made[a.id] = await store.update_agent(a.id, avatar_url=avatar, active=active)
+    d = next(a for a in made.values() if a.name.startswith("D"))
+    async with store.db.write() as conn:
+        await conn.execute(sa.text("UPDATE agents SET last_assigned_at = 5 WHERE id = :i"), {"i": d.id})
+    order = [a.name.split()[0] for a in await store.face_agents(1000) if a.id in made]
+    assert order == ["B", "D", "A"]  # C is deactivated
+    assert len(await store.face_agents(2)) == 2

@@ -39,3 +39,13 @@ def test_every_key_in_every_language(lang: str) -> None:
     if lang != "en":  # translated, not copied (a few words are the same in many languages)
         same = [k for k in own if own[k] == english[k]]
         assert len(same) <= 5, f"{lang}: untranslated {same}"
+
+
+def test_system_lines_have_a_line_in_the_catalogue() -> None:
+    """Every system line the server writes (its code) is said by the widget: ``sys.<code>`` in the English
+    catalogue is the server's English text, with the same params; no ``sys.`` key the server never writes."""
+    from chatserver.model.system_lines import TEMPLATES
+
+    english = catalogue("en")
+    said = {k.removeprefix("sys."): v for k, v in english.items() if k.startswith("sys.")}
+    assert said == dict(TEMPLATES)
