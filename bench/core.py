@@ -71,6 +71,7 @@ from core_client import (  # bench/core_client.py: the load client
 )
 from core_report import (  # bench/core_report.py
     TARGETS,
+    cpu_us_per_message,
     machine_info,
     print_report,
     profile_summary,
@@ -159,6 +160,7 @@ class CpuMeter:
         return {
             "wall_s": round(wall, 2),
             "server_pct_of_core": pc(server),
+            "server_cpu_s": round(server, 3),
             "clients_pct_of_core": pc(clients),
             "orchestrator_pct_of_core": pc(me),
             "postgres_pct_of_core": pc(db) if self.db_name else None,
@@ -280,6 +282,7 @@ def bench_backend(
     tmp: Path,
     profile_dir: Path | None = None,
     native: bool = False,
+    profile_phase: str = "throughput",
 ) -> dict[str, Any]:
     """One full pass against a chat server on SQLite or PostgreSQL (kind) or the raw relay."""
     port = free_port()
@@ -346,7 +349,9 @@ def bench_backend(
         )
         server.start()
     try:
-        result.update(_run_phases(kind, cfg, clients, server, base, port, seed, profile_dir, native))
+        result.update(
+            _run_phases(kind, cfg, clients, server, base, port, seed, profile_dir, native, profile_phase)
+        )
     finally:
         reports = clients.call_all("close_all")
         result["client_report"] = {
@@ -364,6 +369,28 @@ def bench_backend(
     return result
 
 
+def _start_spy(pid: int, out: Path, seconds: float, native: bool) -> subprocess.Popen[bytes]:
+    """py-spy on the server for ``seconds`` (raw collapsed stacks into ``out``)."""
+    cmd = [
+        str(BIN / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        "100",
+        "--format",
+        "raw",
+        *(["--native"] if native else []),
+        "-o",
+        str(out),
+    ]
+    spy = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(0.3)
+    return spy
+
+
 def _run_phases(
     kind: str,
     cfg: Config,
@@ -374,13 +401,16 @@ def _run_phases(
     seed: dict[str, Any] | None,
     profile_dir: Path | None,
     native: bool = False,
+    profile_phase: str = "throughput",
 ) -> dict[str, Any]:
     res: dict[str, Any] = {}
     ws_base = f"ws://127.0.0.1:{port}"
     db_name = seed["db"][1].rsplit("/", 1)[1] if seed is not None and seed["db"][0] == "postgres" else None
     meter = CpuMeter(server.pid, clients.pids, db_name)
     n_idle = 0 if (kind == "relay" or profile_dir is not None) else cfg.idle
-    groups = ["T"] if profile_dir is not None else ["L", "T"]  # latency pairs, throughput pairs
+    groups = ["L", "T"]  # latency pairs, throughput pairs
+    if profile_dir is not None:  # one phase only, on its own pairs
+        groups = ["L"] if profile_phase == "latency" else ["T"]
 
     # -- tokens (visitor sessions) ------------------------------------------------------------------
     n_pair_tokens = cfg.pairs * len(groups)
@@ -464,20 +494,26 @@ def _run_phases(
 
     # -- latency at a fixed offered load (fresh conversations) --------------------------------------
     if "L" in groups:
-        meter.start()
-        lat = clients.call_all(
-            "latency",
-            group="L",
-            rate=cfg.rate / cfg.clients,
-            duration=cfg.lat_duration,
-            warmup=cfg.warmup,
-            text_bytes=cfg.text_bytes,
-        )
+        lat_args = {"group": "L", "rate": cfg.rate / cfg.clients, "text_bytes": cfg.text_bytes}
+        spy = None
+        if profile_dir is not None:
+            clients.call_all("latency", duration=cfg.warmup, warmup=0, **lat_args)
+            spy = _start_spy(server.pid, profile_dir / f"{kind}-latency.txt", cfg.lat_duration, native)
+            meter.start()
+            lat = clients.call_all("latency", duration=cfg.lat_duration, warmup=0, **lat_args)
+        else:
+            meter.start()
+            lat = clients.call_all("latency", duration=cfg.lat_duration, warmup=cfg.warmup, **lat_args)
         cpu = meter.stop()
         res["latency"] = merge_stats(lat)
         res["latency"].update(
             offered_rate=cfg.rate, duration_s=cfg.lat_duration, warmup_s=cfg.warmup, cpu=cpu
         )
+        res["latency"]["cpu_us_per_msg"] = cpu_us_per_message(res["latency"])
+        if spy is not None:
+            out, _ = spy.communicate(timeout=60)
+            res["profile"] = {"py_spy_output": out.decode(errors="replace")[-1000:]}
+            return res
 
     # -- throughput (fresh conversations) ----------------------------------------------------------
     tp_args = {"group": "T", "window": cfg.window, "text_bytes": cfg.text_bytes}
@@ -486,23 +522,7 @@ def _run_phases(
         profile_dir.mkdir(parents=True, exist_ok=True)
         # warm up first, then start py-spy so that it samples only the measured window
         clients.call_all("throughput", duration=cfg.warmup, warmup=0, **tp_args)
-        spy_cmd = [
-            str(BIN / "py-spy"),
-            "record",
-            "--pid",
-            str(server.pid),
-            "--duration",
-            str(int(cfg.duration)),
-            "--rate",
-            "100",
-            "--format",
-            "raw",
-            *(["--native"] if native else []),
-            "-o",
-            str(profile_dir / f"{kind}-throughput.txt"),
-        ]
-        spy = subprocess.Popen(spy_cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        time.sleep(0.3)
+        spy = _start_spy(server.pid, profile_dir / f"{kind}-throughput.txt", cfg.duration, native)
         meter.start()
         tp = clients.call_all("throughput", duration=cfg.duration, warmup=0, **tp_args)
     else:
@@ -511,6 +531,7 @@ def _run_phases(
     cpu = meter.stop()
     res["throughput"] = merge_stats(tp)
     res["throughput"].update(window_per_visitor=cfg.window, warmup_s=cfg.warmup, cpu=cpu)
+    res["throughput"]["cpu_us_per_msg"] = cpu_us_per_message(res["throughput"])
     if spy is not None:
         out, _ = spy.communicate(timeout=60)
         res["profile"] = {"py_spy_output": out.decode(errors="replace")[-1000:]}
@@ -558,7 +579,13 @@ def main() -> int:
     ap.add_argument("--idle", type=int, help="idle connections for the memory figure (1000; quick 300)")
     ap.add_argument("--text-bytes", type=int, default=64, help="message text size")
     ap.add_argument("--clients", type=int, default=1, help="client processes")
-    ap.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the SQLite throughput phase only")
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="py-spy one SQLite phase only")
+    ap.add_argument(
+        "--profile-phase",
+        choices=("throughput", "latency"),
+        default="throughput",
+        help="with --profile: the phase to profile (latency: the open loop at --rate)",
+    )
     ap.add_argument("--native", action="store_true", help="with --profile: py-spy --native (C frames)")
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -597,13 +624,25 @@ def main() -> int:
     }
     try:
         if args.profile is not None:
-            r = bench_backend("sqlite", cfg, clients, tmp, profile_dir=args.profile, native=args.native)
-            raw = args.profile / "sqlite-throughput.txt"
-            tput = r["throughput"]
-            print(f"throughput while profiled: {tput['msgs_per_s']} msgs/s; cpu {tput['cpu']}")
+            phase = args.profile_phase
+            r = bench_backend(
+                "sqlite",
+                cfg,
+                clients,
+                tmp,
+                profile_dir=args.profile,
+                native=args.native,
+                profile_phase=phase,
+            )
+            raw = args.profile / f"sqlite-{phase}.txt"
+            ph = r[phase]
+            rate = ph["msgs_per_s"] if phase == "throughput" else ph.get("actual_send_rate")
+            print(f"{phase} while profiled: {rate} msgs/s; cpu {ph['cpu']}")
+            print(f"server CPU per message: {ph['cpu_us_per_msg']} us")
             if raw.exists():
-                summ = profile_summary(raw, cfg.duration)
-                (args.profile / "sqlite-throughput-summary.json").write_text(json.dumps(summ, indent=2))
+                seconds = cfg.duration if phase == "throughput" else cfg.lat_duration
+                summ = profile_summary(raw, seconds)
+                (args.profile / f"sqlite-{phase}-summary.json").write_text(json.dumps(summ, indent=2))
                 print(
                     f"py-spy active samples: {summ['active_samples']}; threads: {summ['threads_pct_of_core']}"
                 )

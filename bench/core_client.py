@@ -395,6 +395,7 @@ class ClientState:
             "ack_ms": ms_stats(self.ack_lat),
             "errors": self.phase_errors,
             "msgs_per_conversation_at_start": round(start_len, 1),
+            "acked_total": self.phase_acks,
             "undelivered_after_drain": lost,
             "drained": drained,
         }

@@ -75,6 +75,17 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def cpu_us_per_message(phase: dict[str, Any]) -> float | None:
+    """Server CPU microseconds per acknowledged (persisted) message over a phase: the figure that does
+    not depend on how busy the rest of the machine is (the CPU meter covers the phase's warm-up and
+    drain, and so do the acks counted)."""
+    cpu_s = phase.get("cpu", {}).get("server_cpu_s")
+    acked = phase.get("acked_total")
+    if cpu_s is None or not acked:
+        return None
+    return round(cpu_s * 1e6 / acked, 1)
+
+
 def fmt(v: Any, unit: str = "") -> str:
     if v is None:
         return "-"
@@ -130,6 +141,7 @@ def print_report(results: dict[str, Any]) -> None:
     row("  ack p50 under load (ms)", ("throughput", "ack_ms_under_load", "p50"))
     row("  ack p99 under load (ms)", ("throughput", "ack_ms_under_load", "p99"))
     row("  CPU server (% of 1 core)", ("throughput", "cpu", "server_pct_of_core"))
+    row("  server CPU per message (us)", ("throughput", "cpu_us_per_msg"))
     row("  CPU clients (% of 1 core)", ("throughput", "cpu", "clients_pct_of_core"))
     row("  CPU PostgreSQL (% of 1 core)", ("throughput", "cpu", "postgres_pct_of_core"))
     row("  CPU other procs (% of 1 core)", ("throughput", "cpu", "other_pct_of_core"))
@@ -145,6 +157,7 @@ def print_report(results: dict[str, Any]) -> None:
     row("  group commit: mean batch size", ("latency", "commit_batches", "mean_size"))
     row("  client send lag p99 (ms)", ("latency", "send_lag_ms", "p99"))
     row("  CPU server (% of 1 core)", ("latency", "cpu", "server_pct_of_core"))
+    row("  server CPU per message (us)", ("latency", "cpu_us_per_msg"))
     row("  CPU clients (% of 1 core)", ("latency", "cpu", "clients_pct_of_core"))
     row("  CPU PostgreSQL (% of 1 core)", ("latency", "cpu", "postgres_pct_of_core"))
     row("  CPU other procs (% of 1 core)", ("latency", "cpu", "other_pct_of_core"))

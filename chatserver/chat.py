@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chatserver.bus import Bus, Publisher
@@ -117,6 +118,7 @@ class ChatService:
         """Set by the app when this process runs the outbox worker: send new deliveries now."""
         self.files: AttachmentService | None = None
         """Set by the app: files sent with messages (chatserver/files/)."""
+        self._translating: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.store.writer.on_commit = self._on_commit
@@ -315,10 +317,11 @@ class ChatService:
         attachments: Sequence[str] = (),
         stored_files: tuple[dict[str, Any], ...] = (),
         template: TemplateRequest | None = None,
-    ) -> Coroutine[Any, Any, tuple[Message, bool]]:
+    ) -> asyncio.Future[tuple[Message, bool]]:
         """Check and queue a message for the group commit, in call order, without waiting for the commit.
-        Await the returned coroutine for the stored message (and whether it was a duplicate); so one
-        connection can have several messages in the same batch and still get them in order.
+        The returned future is the stored message (and whether it was a duplicate), resolved right after
+        the commit; so one connection can have several messages in the same batch and still get them in
+        order.
         ``attachments`` are ids of the sender's uploads into this conversation; ``stored_files`` are
         files already stored for it (a channel's or an email's media)."""
         kind = MessageKind.TEXT
@@ -372,7 +375,8 @@ class ChatService:
             attachments=files,
         )
         future = await self.store.writer.submit(item)
-        return self._after_commit(future, conv, agent, kind, queued=bool(deliveries))
+        future.add_done_callback(functools.partial(self._committed, conv, agent, kind, bool(deliveries)))
+        return future
 
     async def _template(
         self,
@@ -390,22 +394,44 @@ class ChatService:
         text, deliveries = await build(conv, author, template)
         return text, tuple(deliveries)
 
-    async def _after_commit(
+    def _committed(
         self,
-        future: asyncio.Future[tuple[Message, bool]],
         conv: Conversation,
         agent: Agent | None,
         kind: MessageKind,
-        *,
-        queued: bool = False,
-    ) -> tuple[Message, bool]:
-        message, duplicate = await future
-        if queued and not duplicate:
+        queued: bool,
+        future: asyncio.Future[tuple[Message, bool]],
+    ) -> None:
+        """Right after a message's commit (a callback, not a task per message): wake the outbox for its
+        deliveries and schedule its translation."""
+        if future.cancelled() or future.exception() is not None:
+            return  # its sender is told (the future's exception); nothing was stored
+        message, duplicate = future.result()
+        if duplicate:
+            return
+        if queued:
             self.wake_outbox()
-        if not duplicate and self.translation is not None and kind is MessageKind.TEXT:
-            target = conv.language if agent is not None else await self._assignee_language(conv)
+        if self.translation is None or kind is not MessageKind.TEXT:
+            return
+        if agent is not None:
+            self.translation.schedule(message, conv.language)
+            return
+        if conv.assignee_id is None:
+            self.translation.schedule(message, self._agent_language(None))
+            return
+        task = asyncio.get_running_loop().create_task(self._translate_for_assignee(message, conv))
+        self._translating.add(task)
+        task.add_done_callback(self._translating.discard)
+
+    async def _translate_for_assignee(self, message: Message, conv: Conversation) -> None:
+        """A visitor's message, for the assignee's language (one read of the agent)."""
+        try:
+            target = await self._assignee_language(conv)
+        except Exception as exc:  # the message is stored and delivered; only its translation is lost
+            log.warning("translation of %s not scheduled: %r", message.id, exc)
+            return
+        if self.translation is not None:
             self.translation.schedule(message, target)
-        return message, duplicate
 
     # -- languages -------------------------------------------------------------------------------------------
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 from chatserver.errors import (
     ApiError,
@@ -17,6 +16,7 @@ from chatserver.errors import (
     api_error,
 )
 from chatserver.model import frames
+from chatserver.model.events import conversation_topic
 from chatserver.model.status import Status
 from chatserver.model.types import Conversation, Message
 from chatserver.realtime.outbox import (
@@ -150,11 +150,8 @@ class Receiver(Sender):
                     in_flight.release()
                     raise
                 # the next frame is read while this one commits: several can share a batch, in order
-                task = asyncio.get_running_loop().create_task(
-                    self._ack_when_committed(frame, conv, committed)
-                )
-                self._acks.add(task)
-                task.add_done_callback(self._acks.discard)
+                self._acks.add(committed)
+                committed.add_done_callback(functools.partial(self._acked, frame, conv))
             case frames.Typing():
                 await self._conversation(frame.conversation_id)
                 service.typing(self.author, frame.conversation_id, frame.state)
@@ -221,22 +218,39 @@ class Receiver(Sender):
 
                 self.send(await handle_action(service, self.contact, frame))
 
-    async def _ack_when_committed(
+    def _acked(
         self,
         frame: frames.MessageSend,
         conv: Conversation,
-        committed: Coroutine[Any, Any, tuple[Message, bool]],
+        committed: asyncio.Future[tuple[Message, bool]],
     ) -> None:
+        """The message's commit (or its failure): answer the sender at once, a callback rather than a
+        task per message."""
+        self._acks.discard(committed)
+        if self._in_flight is not None:
+            self._in_flight.release()
+        if committed.cancelled():
+            return
+        exc = committed.exception()
+        if exc is not None:
+            err = exc if isinstance(exc, Exception) else RuntimeError(repr(exc))
+            self._error(err, frame.ref, "message.send")
+            return
+        message, _ = committed.result()
+        self.send(frames.ack(frame.ref, message))
+        if self.agent is not None:  # an agent who writes in a conversation follows it
+            if conversation_topic(conv.id) in self.topics:
+                self._put(Track(conv, None, False))
+            else:
+                task = asyncio.get_running_loop().create_task(self._follow_written(conv, frame.ref))
+                self._following.add(task)
+                task.add_done_callback(self._following.discard)
+
+    async def _follow_written(self, conv: Conversation, ref: str | None) -> None:
         try:
-            message, _ = await committed
-            self.send(frames.ack(frame.ref, message))
-            if self.agent is not None:
-                await self._follow(conv, announce=False)
-        except Exception as exc:
-            self._error(exc, frame.ref, "message.send")
-        finally:
-            if self._in_flight is not None:
-                self._in_flight.release()
+            await self._follow(conv, announce=False)
+        except Exception as exc:  # e.g. the database went away: say so (the message itself is acked)
+            self._error(exc, ref, "message.send")
 
     async def _resume(self, frame: frames.Resume) -> None:
         ok: list[str] = []

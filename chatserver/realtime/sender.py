@@ -104,7 +104,9 @@ class Sender:
         self._closing = False
         self._sender: asyncio.Task[None] | None = None
         self._in_flight: asyncio.Semaphore | None = None  # made on the first message.send
-        self._acks: set[asyncio.Task[None]] = set()
+        self._acks: set[asyncio.Future[tuple[Message, bool]]] = set()
+        """Messages of this connection waiting for their commit (answered by a callback)."""
+        self._following: set[asyncio.Task[None]] = set()
         self._retries = 0
         """Reads that failed in a row (the backoff of the next retry)."""
 

@@ -23,12 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chatserver.errors import ApiError, Duplicate, NotFound, StoreError
-from chatserver.model.ids import new_id, now_ms
+from chatserver.model.ids import new_ids, now_ms
 from chatserver.model.types import Author, AuthorKind, Message, MessageKind
-from chatserver.store import rows
+from chatserver.store.batch_sql import BatchStatements, HeadUpdate, batch_statements
 from chatserver.store.changes import ChangeEvents
 from chatserver.store.db import Database
-from chatserver.store.schema import attachments, conversations, messages
+from chatserver.store.schema import attachments
 
 if TYPE_CHECKING:
     from chatserver.model.system_lines import SystemLine
@@ -71,6 +71,7 @@ class MessageWriter:
 
     def __init__(self, db: Database, *, max_batch: int = 256) -> None:
         self._db = db
+        self._sql = batch_statements(db.engine.dialect.name)
         self._max_batch = max_batch
         self._queue: asyncio.Queue[PendingMessage] = asyncio.Queue(maxsize=max_batch * 16)
         self._task: asyncio.Task[None] | None = None
@@ -116,7 +117,7 @@ class MessageWriter:
     async def _commit_batch(self, batch: list[PendingMessage]) -> None:
         try:
             async with self._db.write() as conn:
-                results = await _append_all(conn, batch, self._db.changes)
+                results = await _append_all(conn, batch, self._sql, self._db.changes)
         except (Duplicate, StoreError) as exc:  # mapped by the database layer
             if len(batch) == 1:
                 # a lone duplicate is a concurrent send of the same client_id elsewhere: the sender
@@ -161,23 +162,17 @@ def _fail(item: PendingMessage, exc: BaseException) -> None:
 
 
 async def _append_all(
-    conn: AsyncConnection, batch: list[PendingMessage], changes: ChangeEvents
+    conn: AsyncConnection, batch: list[PendingMessage], sql: BatchStatements, changes: ChangeEvents
 ) -> list[tuple[Message, bool] | ApiError]:
     results: list[tuple[Message, bool] | ApiError | None] = [None] * len(batch)
 
     # 1. Idempotency: messages already stored under the same (conversation, author, client_id).
-    keyed = [(i, item.idem_key) for i, item in enumerate(batch) if item.idem_key is not None]
+    keyed = [item.idem_key for item in batch if item.idem_key is not None]
     existing: dict[tuple[str, str, str, str], Message] = {}
     if keyed:
-        conv_ids = {k[0] for _, k in keyed if k}
-        client_ids = {k[3] for _, k in keyed if k}
-        found = await conn.execute(
-            sa.select(messages).where(
-                messages.c.conversation_id.in_(conv_ids), messages.c.client_id.in_(client_ids)
-            )
-        )
-        for r in found:
-            m = rows.message(r)
+        conv_ids = sorted({k[0] for k in keyed if k})
+        client_ids = sorted({k[3] for k in keyed if k})
+        for m in await sql.existing(conn, conv_ids, client_ids):
             assert m.client_id is not None
             existing[(m.conversation_id, m.author.kind.value, m.author.id, m.client_id)] = m
 
@@ -196,17 +191,13 @@ async def _append_all(
 
     # 2. Lock the conversations (id order) and assign seqs.
     now = now_ms()
-    new_rows: list[dict[str, object]] = []
     if fresh:
-        locked = await conn.execute(
-            sa.select(conversations.c.id, conversations.c.last_seq, conversations.c.first_response_at)
-            .where(conversations.c.id.in_(sorted(fresh)))
-            .order_by(conversations.c.id)
-            .with_for_update()
-        )
-        state = {r.id: (r.last_seq, r.first_response_at) for r in locked}
-        updates: list[dict[str, object]] = []
-        for conv_id in sorted(fresh):
+        conv_order = sorted(fresh)
+        state = await sql.heads(conn, conv_order)
+        ids = iter(new_ids("msg_", sum(len(v) for v in fresh.values())))
+        new_rows: list[tuple[Any, ...]] = []
+        updates: list[HeadUpdate] = []
+        for conv_id in conv_order:
             indexes = fresh[conv_id]
             if conv_id not in state:
                 for i in indexes:
@@ -215,18 +206,19 @@ async def _append_all(
             last_seq, first_response_at = state[conv_id]
             for i in indexes:
                 item = batch[i]
+                author = item.author
                 last_seq += 1
                 if (
                     first_response_at is None
-                    and item.author.kind in (AuthorKind.AGENT, AuthorKind.BOT)
+                    and author.kind in (AuthorKind.AGENT, AuthorKind.BOT)
                     and item.kind is MessageKind.TEXT
                 ):
                     first_response_at = now
                 msg = Message(
-                    id=new_id("msg_"),
+                    id=next(ids),
                     conversation_id=conv_id,
                     seq=last_seq,
-                    author=item.author,
+                    author=author,
                     kind=item.kind,
                     text=item.text,
                     actions=item.actions,
@@ -238,38 +230,29 @@ async def _append_all(
                 )
                 results[i] = (msg, False)
                 new_rows.append(
-                    {
-                        "id": msg.id,
-                        "conversation_id": conv_id,
-                        "seq": msg.seq,
-                        "author_kind": item.author.kind.value,
-                        "author_id": item.author.id,
-                        "author_name": item.author.name,
-                        "kind": item.kind.value,
-                        "text": item.text,
-                        "lang": item.lang,
-                        "translations": {},
-                        "client_id": item.client_id,
-                        "external_id": item.external_id,
-                        "attachments": [dict(a) for a in item.attachments] or None,
-                        "event": item.event.to_wire() if item.event is not None else None,
-                        "created_at": now,
-                    }
+                    (
+                        msg.id,
+                        conv_id,
+                        last_seq,
+                        author.kind.value,
+                        author.id,
+                        author.name,
+                        item.kind.value,
+                        item.text,
+                        item.lang,
+                        {},
+                        item.client_id,
+                        item.external_id,
+                        [dict(a) for a in item.attachments] or None,
+                        item.event.to_wire() if item.event is not None else None,
+                        now,
+                    )
                 )
-            updates.append({"b_id": conv_id, "b_seq": last_seq, "b_at": now, "b_first": first_response_at})
+            updates.append((conv_id, last_seq, now, first_response_at))
         if updates:
-            await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == sa.bindparam("b_id"))
-                .values(
-                    last_seq=sa.bindparam("b_seq"),
-                    last_message_at=sa.bindparam("b_at"),
-                    first_response_at=sa.bindparam("b_first"),
-                ),
-                updates,
-            )
+            await sql.update_heads(conn, updates)
         if new_rows:
-            await conn.execute(messages.insert(), new_rows)
+            await sql.insert(conn, new_rows)
         await _insert_actions(conn, results)
         outbound = [
             (batch[i], result[0])

@@ -37,6 +37,22 @@ Deliveries = Callable[[Ticket], Sequence[NewDelivery]]
 """Builds the emails of a change once the ticket (with its number) is known, inside the transaction."""
 
 
+_CONTACT_TICKETS = sa.union_all(
+    sa.select(tickets, ticket_conversations.c.conversation_id.label("linked_conversation"))
+    .join(ticket_conversations, ticket_conversations.c.ticket_id == tickets.c.id)
+    .where(ticket_conversations.c.conversation_id.in_(sa.bindparam("b_cids", expanding=True))),
+    sa.select(
+        tickets, sa.cast(sa.null(), ticket_conversations.c.conversation_id.type).label("linked_conversation")
+    ).where(
+        tickets.c.requester_id.in_(sa.bindparam("b_contacts", expanding=True)),
+        tickets.c.status.in_(sa.bindparam("b_statuses", expanding=True)),
+        tickets.c.merged_into.is_(None),
+    ),
+)
+"""Per commit batch of contacts' messages: the tickets their conversations are linked to, and the
+contacts' own tickets in the given statuses (``linked_conversation`` NULL), in one statement built once."""
+
+
 def _ticket(r: Row[Any]) -> Ticket:
     return Ticket(
         id=r.id,
@@ -136,31 +152,28 @@ class TicketQueries:
         for every message contacts send, so it must not cost a query per message)."""
         if not pairs:
             return {}
-        cids = sorted({c for c, _ in pairs})
         out: dict[str, tuple[Ticket, bool]] = {}
+        latest: dict[str, tuple[int, str, Ticket]] = {}
+        wanted = frozenset(statuses)
         async with self.db.read() as conn:
-            for r in await conn.execute(
-                sa.select(tickets, ticket_conversations.c.conversation_id.label("linked_conversation"))
-                .join(ticket_conversations, ticket_conversations.c.ticket_id == tickets.c.id)
-                .where(ticket_conversations.c.conversation_id.in_(cids))
-            ):
-                out[r.linked_conversation] = (_ticket(r), True)
-            contacts = sorted({ct for c, ct in pairs if c not in out})
-            latest: dict[str, Ticket] = {}
-            if contacts:
-                for r in await conn.execute(
-                    sa.select(tickets)
-                    .where(
-                        tickets.c.requester_id.in_(contacts),
-                        tickets.c.status.in_(list(statuses)),
-                        tickets.c.merged_into.is_(None),
-                    )
-                    .order_by(tickets.c.updated_at.desc(), tickets.c.id.desc())
-                ):
-                    latest.setdefault(r.requester_id, _ticket(r))
+            found = await conn.execute(
+                _CONTACT_TICKETS,
+                {
+                    "b_cids": sorted({c for c, _ in pairs}),
+                    "b_contacts": sorted({ct for _, ct in pairs}),
+                    "b_statuses": sorted(wanted),
+                },
+            )
+            for r in found:
+                if r.linked_conversation is not None:
+                    out[r.linked_conversation] = (_ticket(r), True)
+                    continue
+                best = latest.get(r.requester_id)
+                if best is None or (r.updated_at, r.id) > best[:2]:  # the most recently updated
+                    latest[r.requester_id] = (r.updated_at, r.id, _ticket(r))
         for cid, contact_id in pairs:
             if cid not in out and contact_id in latest:
-                out[cid] = (latest[contact_id], False)
+                out[cid] = (latest[contact_id][2], False)
         return out
 
     async def conversation_ids(self, ticket: Ticket) -> list[str]:

@@ -19,7 +19,7 @@ from chatserver.model.events import (
     decode_event,
     encode_event,
 )
-from chatserver.model.ids import new_id
+from chatserver.model.ids import _encode, new_id, new_ids
 from chatserver.model.status import Status, can_transition, transition
 from chatserver.model.types import Author, AuthorKind, Inbox, Message, MessageKind, iso
 from chatserver.realtime.ratelimit import TokenBucket
@@ -89,6 +89,23 @@ def test_ids_sort_by_time_and_are_unique() -> None:
     ids = [new_id("x_") for _ in range(1000)]
     assert len(set(ids)) == 1000 and all(len(i) == 28 for i in ids)
     assert iso(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
+
+
+def _reference_base32(value: int) -> str:
+    """Crockford base32, 26 characters, one 5-bit digit at a time (the definition)."""
+    digits = "0123456789abcdefghjkmnpqrstvwxyz"
+    return "".join(digits[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def test_id_encoding_is_crockford_base32_of_time_and_randomness() -> None:
+    for value in (0, 1, 31, 32, 1023, 1024, (1 << 130) - 1, (1_700_000_000_123 << 80) | 0xABCDEF):
+        assert _encode(value) == _reference_base32(value)
+    assert _encode(1_700_000_000_123 << 80)[:10] == _reference_base32(1_700_000_000_123 << 80)[:10]
+    batch = new_ids("msg_", 300)
+    assert len(set(batch)) == 300 and all(i.startswith("msg_") and len(i) == 30 for i in batch)
+    assert len({i[4:14] for i in batch}) == 1  # one clock read: the same millisecond
+    assert new_ids("x_", 0) == []
+    assert new_id()[:10] >= batch[0][4:14]  # the time part never goes back
 
 
 def test_inbox_origin_rules() -> None:
