@@ -7,7 +7,6 @@ change committed (guarantee 5), in commit order, through one bounded publisher (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -39,6 +38,7 @@ from chatserver.model.types import (
     AgentStatus,
     Author,
     AuthorKind,
+    Contact,
     Conversation,
     Inbox,
     Message,
@@ -149,28 +149,72 @@ class ChatService:
 
     # -- views -----------------------------------------------------------------------------------------------
 
-    async def conversation_payload(self, conv: Conversation) -> dict[str, Any]:
-        contact = await self.store.get_contact(conv.contact_id)
-        assignee = None
-        if conv.assignee_id:
-            with contextlib.suppress(NotFound):
-                assignee = (await self.store.get_agent(conv.assignee_id)).author
-        payload = conv.to_wire(contact=contact, assignee=assignee)
-        if conv.routing.get("handoff"):  # a bot's handoff summary (adapter API)
-            payload["handoff"] = conv.routing["handoff"]
-        payload["reads"] = [
-            {"reader": {"kind": kind, "id": reader_id}, "seq": seq}
-            for kind, reader_id, seq in await self.store.read_cursors_for(conv.id)
-        ]
-        if self.tickets is not None:
-            payload["ticket"] = await self.tickets.summary_for(conv.id)
+    async def conversation_payload(
+        self,
+        conv: Conversation,
+        *,
+        contact: Contact | None = None,
+        assignee: Author | None = None,
+        new: bool = False,
+    ) -> dict[str, Any]:
+        """The conversation's wire form. ``contact`` and ``assignee`` (if the caller has them: the
+        assignee only when it is ``conv.assignee_id``) are not read again; ``new`` says the conversation
+        was just created (no read cursors, no ticket yet). The rest is read in one transaction."""
+        return (await self.conversation_payloads([conv], contact=contact, assignee=assignee, new=new))[0]
+
+    async def conversation_payloads(
+        self,
+        convs: Sequence[Conversation],
+        *,
+        contact: Contact | None = None,
+        assignee: Author | None = None,
+        new: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The wire forms of several conversations, read together (one transaction, a statement per
+        part, whatever their number): the router's offers of one cycle. ``contact``, ``assignee`` and
+        ``new`` as for :meth:`conversation_payload`, for the conversations they fit."""
+        parts = await self.store.conversation_parts(
+            convs,
+            skip_contacts=[contact.id] if contact is not None else (),
+            skip_assignees=[assignee.id] if assignee is not None else (),
+            skip_reads=[c.id for c in convs] if new else (),
+            tickets_too=self.tickets is not None,
+        )
+        out = []
+        for conv in convs:
+            part = parts[conv.id]
+            who = part.contact
+            if contact is not None and contact.id == conv.contact_id:
+                who = contact
+            author = part.assignee
+            if assignee is not None and assignee.id == conv.assignee_id:
+                author = assignee
+            payload = conv.to_wire(contact=who, assignee=author)
+            if conv.routing.get("handoff"):  # a bot's handoff summary (adapter API)
+                payload["handoff"] = conv.routing["handoff"]
+            payload["reads"] = [
+                {"reader": {"kind": kind, "id": reader_id}, "seq": seq} for kind, reader_id, seq in part.reads
+            ]
+            if self.tickets is not None:
+                payload["ticket"] = part.ticket
+            out.append(payload)
+        return out
+
+    async def publish_conversation(
+        self,
+        conv: Conversation,
+        *,
+        contact: Contact | None = None,
+        assignee: Author | None = None,
+        new: bool = False,
+    ) -> dict[str, Any]:
+        payload = await self.conversation_payload(conv, contact=contact, assignee=assignee, new=new)
+        self.publish_payload(conv, payload)
         return payload
 
-    async def publish_conversation(self, conv: Conversation) -> dict[str, Any]:
-        payload = await self.conversation_payload(conv)
-        event = ConversationEvent(conv.id, conv.version, payload)
-        self.publish(conversation_targets(conv, event))
-        return payload
+    def publish_payload(self, conv: Conversation, payload: dict[str, Any]) -> None:
+        """Publish a conversation change whose payload the caller built."""
+        self.publish(conversation_targets(conv, ConversationEvent(conv.id, conv.version, payload)))
 
     # -- access ----------------------------------------------------------------------------------------------
 
@@ -200,21 +244,14 @@ class ChatService:
         """Start a conversation, or return the contact's open one in this inbox (a double click, a second
         tab) so a visitor never ends up with two parallel chats by accident. Channels with threads of
         their own (a new email thread) pass ``reuse_open=False``."""
-        existing = (
-            await self.store.list_conversations(
-                contact_id=contact_id, statuses=[s.value for s in OPEN_STATUSES], limit=20
-            )
-            if reuse_open
-            else []
-        )
-        for conv in existing:
-            if conv.inbox_id == inbox_id:
-                return conv
-        inbox = await self.store.get_inbox(inbox_id)
+        known = await self.store.start_context(contact_id, inbox_id, reuse_open=reuse_open)
+        if known.open_conversation is not None:
+            return known.open_conversation
+        inbox = await self.store.get_inbox_cached(inbox_id)
         rule = first_match(
-            await self.store.list_rules(), inbox_id=inbox.id, channel=inbox.channel, fields=fields
+            await self.store.list_rules_cached(), inbox_id=inbox.id, channel=inbox.channel, fields=fields
         )
-        routing: dict[str, Any] = {"preferred_agent_id": await self.store.last_agent_for_contact(contact_id)}
+        routing: dict[str, Any] = {"preferred_agent_id": known.last_agent_id}
         if rule is not None:
             skills = {**rule.skills, **skills}
             routing.update(
@@ -236,7 +273,7 @@ class ChatService:
             team=rule.team_id if rule else None,
             routing=routing,
         )
-        await self.publish_conversation(conv)
+        await self.publish_conversation(conv, contact=known.contact, new=True)
         if bot is None:
             self.wake_router("queued")
         return conv
@@ -527,7 +564,7 @@ class ChatService:
         raise Conflict("the conversation kept changing; try again")
 
     async def _joined(self, conv: Conversation, agent: Agent) -> None:
-        await self.publish_conversation(conv)
+        await self.publish_conversation(conv, assignee=agent.author)
         await self.system_event(conv.id, f"{agent.name} joined the conversation")
         if self.translation is not None:
             language = self._agent_language(agent)
@@ -598,12 +635,12 @@ class ChatService:
             return conv
         was = conv.status
         conv = await self.store.change_conversation(
-            conversation_id, Status.RESOLVED, expect_status=OPEN_STATUSES
+            conversation_id, Status.RESOLVED, expect_status=OPEN_STATUSES, current=conv
         )
         if was in (Status.QUEUED.value, Status.OFFERED.value, Status.PENDING.value):
             await self.store.log_routing(conv.id, None, "abandon")
         await self.system_event(conv.id, f"{agent.name} closed the conversation")
-        await self.publish_conversation(conv)
+        await self.publish_conversation(conv, assignee=agent.author)
         self.wake_router("closed")
         return conv
 

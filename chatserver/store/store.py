@@ -7,6 +7,7 @@ matters), so two processes can never both claim one conversation (guarantee 8's 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable, Sequence
 from types import EllipsisType
 from typing import Any
@@ -46,6 +47,7 @@ from chatserver.store.schema import (
     messages,
     read_cursors,
 )
+from chatserver.store.views import ViewQueries
 from chatserver.store.writer import MessageWriter, PendingMessage
 
 PAGE_MAX = 200
@@ -58,9 +60,15 @@ def _messages() -> sa.Select[Any]:
     )
 
 
-class Store(RoutingQueries, ChannelQueries):
+INBOX_CACHE_S = 30.0
+"""How long a process keeps an inbox for :meth:`Store.get_inbox_cached` (its changes in this process
+clear it at once)."""
+
+
+class Store(RoutingQueries, ChannelQueries, ViewQueries):
     def __init__(self, db: Database, *, group_commit_max: int = 256) -> None:
         self.db = db
+        self._inboxes: dict[str, tuple[float, Inbox]] = {}
         guard_status_writes(db.engine)
         self.writer = MessageWriter(db, max_batch=group_commit_max)
 
@@ -110,6 +118,19 @@ class Store(RoutingQueries, ChannelQueries):
             raise NotFound("inbox not found")
         return rows.inbox(r)
 
+    async def get_inbox_cached(self, inbox_id: str) -> Inbox:
+        """The inbox as read at most :data:`INBOX_CACHE_S` ago: for what never changes (its id and
+        channel: starting a conversation); read :meth:`get_inbox` for the rest."""
+        now = time.monotonic()
+        hit = self._inboxes.get(inbox_id)
+        if hit is not None and now - hit[0] < INBOX_CACHE_S:
+            return hit[1]
+        inbox = await self.get_inbox(inbox_id)
+        if len(self._inboxes) > 1000:
+            self._inboxes.clear()
+        self._inboxes[inbox_id] = (now, inbox)
+        return inbox
+
     async def inbox_by_key(self, key: str) -> Inbox | None:
         async with self.db.read() as conn:
             r = (await conn.execute(sa.select(inboxes).where(inboxes.c.key == key))).first()
@@ -128,6 +149,7 @@ class Store(RoutingQueries, ChannelQueries):
         if allowed_origins is not None:
             values["allowed_origins"] = [o.rstrip("/") for o in allowed_origins]
         if values:
+            self._inboxes.pop(inbox_id, None)
             async with self.db.write() as conn:
                 res = await conn.execute(inboxes.update().where(inboxes.c.id == inbox_id).values(**values))
                 if res.rowcount == 0:
@@ -135,6 +157,7 @@ class Store(RoutingQueries, ChannelQueries):
         return await self.get_inbox(inbox_id)
 
     async def delete_inbox(self, inbox_id: str) -> None:
+        self._inboxes.pop(inbox_id, None)
         async with self.db.write() as conn:
             used = await conn.scalar(
                 sa.select(sa.func.count())
@@ -511,10 +534,14 @@ class Store(RoutingQueries, ChannelQueries):
         expect_status: Iterable[Status] | None = None,
         assignee_id: str | EllipsisType | None = ...,
         expect_assignee: str | EllipsisType | None = ...,
+        current: Conversation | None = None,
     ) -> Conversation:
         """Move a conversation to ``target`` with a compare-and-set on its version (and, if given, on its
-        current status and assignee). Raises Conflict if it changed underneath or the move is illegal."""
-        current = await self.get_conversation(conversation_id)
+        current status and assignee). Raises Conflict if it changed underneath or the move is illegal.
+        ``current`` is the conversation as the caller just read it (not read again: the compare-and-set
+        still refuses the move if it changed since)."""
+        if current is None or current.id != conversation_id:
+            current = await self.get_conversation(conversation_id)
         source = current.status
         if expect_status is not None and source not in set(expect_status):
             raise Conflict(f"the conversation is {source.value}")
@@ -544,12 +571,16 @@ class Store(RoutingQueries, ChannelQueries):
         if target is Status.QUEUED and source is not Status.QUEUED:
             values["enqueued_at"] = now
         async with self.db.write() as conn:
-            res = await conn.execute(
-                status_update(current.id, move, conversations.c.version == current.version, **values)
-            )
-            if res.rowcount != 1:
+            r = (
+                await conn.execute(
+                    status_update(
+                        current.id, move, conversations.c.version == current.version, **values
+                    ).returning(conversations)
+                )
+            ).first()
+            if r is None:
                 return None
-        return await self.get_conversation(current.id)
+        return rows.conversation(r)
 
     async def set_conversation_language(self, conversation_id: str, language: str | None) -> Conversation:
         """Set the conversation's (the contact's) language; a compare-and-set on version."""
@@ -557,14 +588,17 @@ class Store(RoutingQueries, ChannelQueries):
         if current.language == language:
             return current
         async with self.db.write() as conn:
-            res = await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation_id, conversations.c.version == current.version)
-                .values(language=language, version=current.version + 1, updated_at=now_ms())
-            )
-            if res.rowcount != 1:
+            r = (
+                await conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id == conversation_id, conversations.c.version == current.version)
+                    .values(language=language, version=current.version + 1, updated_at=now_ms())
+                    .returning(conversations)
+                )
+            ).first()
+            if r is None:
                 raise Conflict("the conversation changed at the same time; try again")
-        return await self.get_conversation(conversation_id)
+        return rows.conversation(r)
 
     # -- messages -----------------------------------------------------------------------------------------
 
