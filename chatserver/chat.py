@@ -542,18 +542,26 @@ class ChatService:
             expect = {Status.PENDING, Status.QUEUED, Status.OFFERED}  # pending, or just re-offered
         else:
             expect = {Status.QUEUED, Status.OFFERED, Status.PENDING, Status.BOT}
-        for attempt in range(CLAIM_ATTEMPTS):
-            if attempt:
-                conv = await self.store.get_conversation(conversation_id)
-            if conv.assignee_id == target.id and conv.status == Status.ASSIGNED:
-                return conv
-            if conv.status not in expect:
-                if conv.status is Status.ASSIGNED and conv.assignee_id is not None:
+
+        def wanted(c: Conversation) -> bool:
+            if c.assignee_id == target.id and c.status == Status.ASSIGNED:
+                return False  # theirs already
+            if c.status not in expect:
+                if c.status is Status.ASSIGNED and c.assignee_id is not None:
                     raise Conflict("the conversation was assigned to someone else")
-                raise Conflict(f"the conversation is {conv.status.value}")
-            done = await self.store.move_conversation(conv, Status.ASSIGNED, assignee_id=target.id)
+                raise Conflict(f"the conversation is {c.status.value}")
+            return True
+
+        wanted(conv)
+        for _ in range(CLAIM_ATTEMPTS):
+            # read and write in one transaction, the row locked: the router cannot change it in between
+            conv, done = await self.store.move_conversation_if(
+                conversation_id, Status.ASSIGNED, wanted, assignee_id=target.id
+            )
             if done is None:
-                continue  # it changed between our read and our write: read again and decide again
+                if conv.assignee_id == target.id and conv.status == Status.ASSIGNED:
+                    return conv
+                continue  # (not with the row locked; kept for a database that does not lock)
             await self.store.log_routing(done.id, target.id, "claim")
             if conv.offer_id and conv.offer_agent_id:
                 revoked = OfferRevokedEvent(conv.offer_agent_id, conv.offer_id, conv.id, "assigned")

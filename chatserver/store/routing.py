@@ -549,39 +549,56 @@ class RoutingQueries:
     # -- agents answering (any process) --------------------------------------------------------------------
 
     async def _offered(self, conn: AsyncConnection, offer_id: str, agent_id: str) -> Any:
-        r = (await conn.execute(sa.select(conversations).where(conversations.c.offer_id == offer_id))).first()
+        """The conversation offered to ``agent_id`` as ``offer_id`` (found through the agent's offers,
+        which are indexed); Conflict if that offer is no longer out, Forbidden if it is another agent's."""
+        c = conversations.c
+        r = (
+            await conn.execute(
+                sa.select(conversations).where(c.offer_agent_id == agent_id, c.offer_id == offer_id)
+            )
+        ).first()
         if r is None or r.status != Status.OFFERED.value:
+            if r is None:
+                other = (
+                    await conn.execute(sa.select(c.status, c.offer_agent_id).where(c.offer_id == offer_id))
+                ).first()
+                if other is not None and other.status == Status.OFFERED.value:
+                    raise Forbidden("this offer is for another agent")
             raise Conflict("the offer has expired or was withdrawn")
-        if r.offer_agent_id != agent_id:
-            raise Forbidden("this offer is for another agent")
         return r
 
     async def accept_offer(self, offer_id: str, agent_id: str) -> Conversation:
+        """The agent takes the conversation: one compare-and-set on the offer (still out, theirs, not
+        expired) that returns the conversation; the reasons it failed are read only when it did."""
         now = now_ms()
+        c = conversations.c
         async with self.db.write() as conn:
-            r = await self._offered(conn, offer_id, agent_id)
-            if r.offer_expires_at is not None and r.offer_expires_at <= now:
-                raise Conflict("the offer has expired")
             done = (
                 await conn.execute(
                     status_update(
-                        r.id,
+                        None,
                         ACCEPT,
-                        conversations.c.offer_id == offer_id,
+                        c.offer_agent_id == agent_id,
+                        c.offer_id == offer_id,
+                        sa.or_(c.offer_expires_at.is_(None), c.offer_expires_at > now),
                         assignee_id=agent_id,
                         **NO_OFFER,
                         pending_reason=None,
-                        version=r.version + 1,
                         updated_at=now,
                     ).returning(conversations)
                 )
             ).first()
             if done is None:
+                r = await self._offered(conn, offer_id, agent_id)  # raises if not out or not theirs
+                if r.offer_expires_at is not None and r.offer_expires_at <= now:
+                    raise Conflict("the offer has expired")
                 raise Conflict("the offer has expired or was withdrawn")
             await conn.execute(
                 agents.update().where(agents.c.id == agent_id).values(missed_offers=0, last_assigned_at=now)
             )
-            await _log(conn, r.id, agent_id, "accept", waited_ms=now - (r.enqueued_at or r.created_at))
+            await _log(
+                conn, done.id, agent_id, "accept", waited_ms=now - (done.enqueued_at or done.created_at)
+            )
         return rows.conversation(done)
 
     async def decline_offer(self, offer_id: str, agent_id: str) -> Conversation:

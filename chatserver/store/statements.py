@@ -72,9 +72,11 @@ def _task_name() -> str:
 class StatementCounter:
     """Counts statements, BEGINs and COMMITs on one engine, per asyncio task name, while attached."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, keep_sql: bool = False) -> None:
         self.engine = engine
         self.by_task: dict[str, Tally] = {}
+        self.sql: list[tuple[str, str]] | None = [] if keep_sql else None
+        """With ``keep_sql``: (task name, statement) of every statement, in order (to see which)."""
 
     def _tally(self) -> Tally:
         name = _task_name()
@@ -86,6 +88,8 @@ class StatementCounter:
     def _on_statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         tally = self._tally()
         tally.statements += 1
+        if self.sql is not None:
+            self.sql.append((_task_name(), " ".join(statement.split())[:160]))
         tally.verbs[statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"] += 1
 
     def _on_begin(self, conn: Any) -> None:

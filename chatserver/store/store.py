@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import EllipsisType
 from typing import Any
 
@@ -51,6 +51,26 @@ from chatserver.store.views import ViewQueries
 from chatserver.store.writer import MessageWriter, PendingMessage
 
 PAGE_MAX = 200
+
+
+def _move(
+    current: Conversation, target: Status, assignee_id: str | EllipsisType | None
+) -> tuple[Move, dict[str, Any]]:
+    """The move from ``current`` to ``target`` (Conflict if illegal) and the columns it sets."""
+    source = current.status
+    move = Move.to(target, {source})  # raises Conflict when the move is illegal
+    now = now_ms()
+    values: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
+    if assignee_id is not ...:
+        values["assignee_id"] = assignee_id
+    values["resolved_at"] = now if target is Status.RESOLVED else None
+    if target is not Status.OFFERED:
+        values.update(NO_OFFER)
+    if target is not Status.PENDING:
+        values["pending_reason"] = None
+    if target is Status.QUEUED and source is not Status.QUEUED:
+        values["enqueued_at"] = now
+    return move, values
 
 
 def _messages() -> sa.Select[Any]:
@@ -557,19 +577,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries):
     ) -> Conversation | None:
         """Move ``current`` (as read) to ``target``: a compare-and-set on its version and status. None if
         it changed since it was read; Conflict if the move is illegal."""
-        source = current.status
-        move = Move.to(target, {source})  # raises Conflict when the move is illegal
-        now = now_ms()
-        values: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
-        if assignee_id is not ...:
-            values["assignee_id"] = assignee_id
-        values["resolved_at"] = now if target is Status.RESOLVED else None
-        if target is not Status.OFFERED:
-            values.update(NO_OFFER)
-        if target is not Status.PENDING:
-            values["pending_reason"] = None
-        if target is Status.QUEUED and source is not Status.QUEUED:
-            values["enqueued_at"] = now
+        move, values = _move(current, target, assignee_id)
         async with self.db.write() as conn:
             r = (
                 await conn.execute(
@@ -581,6 +589,39 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries):
             if r is None:
                 return None
         return rows.conversation(r)
+
+    async def move_conversation_if(
+        self,
+        conversation_id: str,
+        target: Status,
+        wanted: Callable[[Conversation], bool],
+        *,
+        assignee_id: str | EllipsisType | None = ...,
+    ) -> tuple[Conversation, Conversation | None]:
+        """Read the conversation and move it to ``target`` in one transaction, its row locked in between
+        (FOR UPDATE on PostgreSQL; SQLite has one writer), so a concurrent change (the router's) cannot
+        slip between the decision and the write. ``wanted(current)`` decides: True moves it, False leaves
+        it as it is, an exception refuses. Returns (as read, as moved or None if not moved)."""
+        async with self.db.write() as conn:
+            r = (
+                await conn.execute(
+                    sa.select(conversations).where(conversations.c.id == conversation_id).with_for_update()
+                )
+            ).first()
+            if r is None:
+                raise NotFound("conversation not found")
+            current = rows.conversation(r)
+            if not wanted(current):
+                return current, None
+            move, values = _move(current, target, assignee_id)
+            done = (
+                await conn.execute(
+                    status_update(
+                        current.id, move, conversations.c.version == current.version, **values
+                    ).returning(conversations)
+                )
+            ).first()
+        return current, rows.conversation(done) if done is not None else None
 
     async def set_conversation_language(self, conversation_id: str, language: str | None) -> Conversation:
         """Set the conversation's (the contact's) language; a compare-and-set on version."""

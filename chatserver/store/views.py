@@ -63,29 +63,55 @@ class ViewQueries:
         skip_reads: Collection[str] = (),
         tickets_too: bool = True,
     ) -> dict[str, ConversationParts]:
-        """The parts of each conversation's payload, by conversation id. The contact and assignee are
-        read only for ids not in ``skip_contacts`` / ``skip_assignees`` (the caller has them); read cursors
-        and tickets only for conversations not in ``skip_reads`` (one just created has neither); tickets
-        only with ``tickets_too``. The assignee is the one ``conv`` names (the version the caller holds),
-        an agent's name, or None if no agent has that id."""
+        """The parts of each conversation's payload, by conversation id, in one transaction of at most
+        two statements: the conversations joined to their contact, assignee and ticket, then the read
+        cursors. The contact and assignee are read only for ids not in ``skip_contacts`` /
+        ``skip_assignees`` (the caller has them); read cursors and tickets only for conversations not in
+        ``skip_reads`` (one just created has neither); tickets only with ``tickets_too``. The contact and
+        assignee are the ones ``conv`` names (the version the caller holds): should the stored row name
+        others by now (a contact merge, a new assignee), those are read by id (a third statement)."""
         wanted = {c.id: c for c in convs}
         out = {cid: ConversationParts() for cid in wanted}
-        contact_ids = {c.contact_id for c in wanted.values()} - set(skip_contacts)
-        agent_ids = {c.assignee_id for c in wanted.values() if c.assignee_id} - set(skip_assignees)
-        with_reads = [cid for cid in wanted if cid not in skip_reads]
-        if not (contact_ids or agent_ids or with_reads):
+        need_contact = {cid for cid, c in wanted.items() if c.contact_id not in skip_contacts}
+        need_agent = {
+            cid
+            for cid, c in wanted.items()
+            if c.assignee_id is not None and c.assignee_id not in skip_assignees
+        }
+        with_reads = {cid for cid in wanted if cid not in skip_reads}
+        with_ticket = with_reads if tickets_too else set()
+        joined = need_contact | need_agent | with_ticket
+        if not (joined or with_reads):
             return out
+        contact_found: dict[str, Contact] = {}
+        names: dict[str, str] = {}
         async with self.db.read() as conn:
-            found_contacts: dict[str, Contact] = {}
-            if contact_ids:
-                found = await conn.execute(sa.select(contacts).where(contacts.c.id.in_(contact_ids)))
-                found_contacts = {r.id: rows.contact(r) for r in found}
-            names: dict[str, str] = {}
-            if agent_ids:
-                found = await conn.execute(
-                    sa.select(agents.c.id, agents.c.name).where(agents.c.id.in_(agent_ids))
-                )
-                names = {r.id: r.name for r in found}
+            if joined:
+                for r in await conn.execute(
+                    _parts_query(joined, bool(need_contact), bool(need_agent), bool(with_ticket))
+                ):
+                    conv = wanted[r.conversation_id]
+                    part = out[conv.id]
+                    if need_contact and r.id is not None and r.id == conv.contact_id:
+                        contact_found[r.id] = rows.contact(r)
+                    if need_agent and r.agent_id is not None and r.agent_id == conv.assignee_id:
+                        names[r.agent_id] = r.agent_name
+                    if r.conversation_id in with_ticket and r.ticket_number is not None:
+                        part.ticket = {
+                            "number": r.ticket_number,
+                            "status": r.ticket_status,
+                            "subject": r.ticket_subject,
+                        }
+                missing_contacts = {wanted[cid].contact_id for cid in need_contact} - set(contact_found)
+                if missing_contacts:  # the stored row names another contact by now
+                    found = await conn.execute(sa.select(contacts).where(contacts.c.id.in_(missing_contacts)))
+                    contact_found.update({r.id: rows.contact(r) for r in found})
+                missing_agents = {wanted[cid].assignee_id for cid in need_agent} - set(names) - {None}
+                if missing_agents:
+                    found = await conn.execute(
+                        sa.select(agents.c.id, agents.c.name).where(agents.c.id.in_(missing_agents))
+                    )
+                    names.update({r.id: r.name for r in found})
             if with_reads:
                 found = await conn.execute(
                     sa.select(
@@ -97,28 +123,11 @@ class ViewQueries:
                 )
                 for r in found:
                     out[r.conversation_id].reads.append((r.reader_kind, r.reader_id, r.seq))
-                if tickets_too:
-                    found = await conn.execute(
-                        sa.select(
-                            ticket_conversations.c.conversation_id,
-                            tickets.c.number,
-                            tickets.c.status,
-                            tickets.c.subject,
-                        )
-                        .join(tickets, tickets.c.id == ticket_conversations.c.ticket_id)
-                        .where(ticket_conversations.c.conversation_id.in_(with_reads))
-                    )
-                    for r in found:
-                        out[r.conversation_id].ticket = {
-                            "number": r.number,
-                            "status": r.status,
-                            "subject": r.subject,
-                        }
         for cid, conv in wanted.items():
-            parts = out[cid]
-            parts.contact = found_contacts.get(conv.contact_id)
+            part = out[cid]
+            part.contact = contact_found.get(conv.contact_id)
             if conv.assignee_id in names:
-                parts.assignee = Author(AuthorKind.AGENT, conv.assignee_id, names[conv.assignee_id])
+                part.assignee = Author(AuthorKind.AGENT, conv.assignee_id, names[conv.assignee_id])
         return out
 
     async def start_context(self, contact_id: str, inbox_id: str, *, reuse_open: bool) -> StartContext:
@@ -158,3 +167,27 @@ class ViewQueries:
         if found is None:
             return StartContext(None, None, None)
         return StartContext(None, rows.contact(found), found.last_agent_id)
+
+
+def _parts_query(ids: Collection[str], contact: bool, agent: bool, ticket: bool) -> sa.Select[Any]:
+    """The conversations ``ids`` (as stored) with, as asked, their contact's columns, their assignee's
+    id and name (``agent_id``, ``agent_name``) and their ticket (``ticket_number``, ``ticket_status``,
+    ``ticket_subject``): one row each (a conversation belongs to at most one ticket)."""
+    columns: list[Any] = [conversations.c.id.label("conversation_id")]
+    source: Any = conversations
+    if contact:
+        columns.extend(contacts.c)
+        source = source.outerjoin(contacts, contacts.c.id == conversations.c.contact_id)
+    if agent:
+        columns += [agents.c.id.label("agent_id"), agents.c.name.label("agent_name")]
+        source = source.outerjoin(agents, agents.c.id == conversations.c.assignee_id)
+    if ticket:
+        columns += [
+            tickets.c.number.label("ticket_number"),
+            tickets.c.status.label("ticket_status"),
+            tickets.c.subject.label("ticket_subject"),
+        ]
+        source = source.outerjoin(
+            ticket_conversations, ticket_conversations.c.conversation_id == conversations.c.id
+        ).outerjoin(tickets, tickets.c.id == ticket_conversations.c.ticket_id)
+    return sa.select(*columns).select_from(source).where(conversations.c.id.in_(sorted(ids)))
