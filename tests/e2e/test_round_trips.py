@@ -22,11 +22,11 @@ from tests.e2e.harness import Client, run_server, seed, settings_for, visitor_to
 BUDGET = {
     # (statements, transactions) for the first conversation of the process (inbox and rules not cached)
     "conversation.start": (9, 7),
-    "offer.accept": (13, 5),
-    "conversation.close": (9, 4),
+    "offer.accept": (11, 5),
+    "conversation.close": (8, 4),
 }
 """What each costs now plus one statement of headroom for a row written in the change's own transaction
-(an outbox row): 8/7, 12/5 and 8/4, on SQLite and PostgreSQL alike. Before the payload, the router's view
+(an outbox row): 8/7, 10/5 and 7/4, on SQLite and PostgreSQL alike. Before the payload, the router's view
 and the status writes were batched they were 11/11, 14/9 and 11/9 (docs/benchmarks.md)."""
 
 
