@@ -21,7 +21,6 @@ from chatserver.model.status import Move, Status
 from chatserver.model.types import (
     Agent,
     AgentStatus,
-    CannedResponse,
     Contact,
     Conversation,
     Inbox,
@@ -30,6 +29,7 @@ from chatserver.model.types import (
     Role,
 )
 from chatserver.store import rows
+from chatserver.store.canned import CannedQueries
 from chatserver.store.channels import ChannelQueries
 from chatserver.store.db import Database
 from chatserver.store.moves import guard_status_writes, status_update
@@ -38,7 +38,6 @@ from chatserver.store.schema import (
     agent_sessions,
     agents,
     api_tokens,
-    canned_responses,
     contact_identities,
     contacts,
     conversations,
@@ -85,7 +84,7 @@ INBOX_CACHE_S = 30.0
 clear it at once)."""
 
 
-class Store(RoutingQueries, ChannelQueries, ViewQueries):
+class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
     def __init__(self, db: Database, *, group_commit_max: int = 256) -> None:
         self.db = db
         self._inboxes: dict[str, tuple[float, Inbox]] = {}
@@ -512,16 +511,6 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries):
         async with self.db.read() as conn:
             return [rows.conversation(r) for r in await conn.execute(stmt)]
 
-    async def last_agent_for_contact(self, contact_id: str) -> str | None:
-        """The agent who last had one of this contact's conversations (routing prefers them)."""
-        async with self.db.read() as conn:
-            return await conn.scalar(
-                sa.select(conversations.c.assignee_id)
-                .where(conversations.c.contact_id == contact_id, conversations.c.assignee_id.is_not(None))
-                .order_by(conversations.c.id.desc())
-                .limit(1)
-            )
-
     async def offers_for(self, agent_id: str) -> list[Conversation]:
         async with self.db.read() as conn:
             found = await conn.execute(
@@ -769,68 +758,3 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries):
                 )
             )
             return [(r.reader_kind, r.reader_id, r.seq) for r in found]
-
-    # -- canned responses ------------------------------------------------------------------------------------
-
-    async def create_canned(
-        self, shortcut: str, text: str, language: str | None, created_by: str
-    ) -> CannedResponse:
-        canned = CannedResponse(new_id("cr_"), shortcut, text, language, now_ms())
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(
-                    canned_responses.insert().values(
-                        id=canned.id,
-                        shortcut=shortcut,
-                        text=text,
-                        language=language,
-                        created_by=created_by,
-                        created_at=canned.created_at,
-                    )
-                )
-        except Duplicate as exc:
-            raise Conflict(f"the shortcut {shortcut!r} is taken", data={"field": "shortcut"}) from exc
-        return canned
-
-    async def get_canned(self, canned_id: str) -> CannedResponse:
-        async with self.db.read() as conn:
-            r = (
-                await conn.execute(sa.select(canned_responses).where(canned_responses.c.id == canned_id))
-            ).first()
-        if r is None:
-            raise NotFound("canned response not found")
-        return rows.canned(r)
-
-    async def list_canned(self, query: str | None = None) -> list[CannedResponse]:
-        stmt = sa.select(canned_responses).order_by(canned_responses.c.shortcut).limit(PAGE_MAX)
-        if query:
-            like = f"%{query.lower()}%"
-            stmt = stmt.where(
-                sa.or_(
-                    sa.func.lower(canned_responses.c.shortcut).like(like),
-                    sa.func.lower(canned_responses.c.text).like(like),
-                )
-            )
-        async with self.db.read() as conn:
-            return [rows.canned(r) for r in await conn.execute(stmt)]
-
-    async def update_canned(self, canned_id: str, **values: Any) -> CannedResponse:
-        if set(values) - {"shortcut", "text", "language"}:
-            raise ValueError(f"cannot update {sorted(values)}")
-        if values:
-            try:
-                async with self.db.write() as conn:
-                    res = await conn.execute(
-                        canned_responses.update().where(canned_responses.c.id == canned_id).values(**values)
-                    )
-                    if res.rowcount == 0:
-                        raise NotFound("canned response not found")
-            except Duplicate as exc:
-                raise Conflict("that shortcut is taken", data={"field": "shortcut"}) from exc
-        return await self.get_canned(canned_id)
-
-    async def delete_canned(self, canned_id: str) -> None:
-        async with self.db.write() as conn:
-            res = await conn.execute(canned_responses.delete().where(canned_responses.c.id == canned_id))
-            if res.rowcount == 0:
-                raise NotFound("canned response not found")
