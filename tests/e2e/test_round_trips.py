@@ -11,13 +11,16 @@ test cannot pin them down). Counts, not timings: they do not depend on the machi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from chatserver.store.statements import StatementCounter, Tally, total
 from tests.e2e.harness import Client, run_server, seed, settings_for, visitor_token
+from tests.services import create_pg_database, drop_pg_database
 
 BUDGET = {
     # (statements, transactions) for the first conversation of the process (inbox and rules not cached)
@@ -30,14 +33,32 @@ BUDGET = {
 and the status writes were batched they were 11/11, 14/9 and 11/9 (docs/benchmarks.md)."""
 
 
-async def cost(counter: StatementCounter, client: Client, session_id: str, frame: dict[str, Any]) -> Tally:
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own: in the run's shared PostgreSQL database the router would also offer
+    other tests' waiting conversations to this test's agent."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
+        return
+    url = create_pg_database()
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+async def cost(
+    counter: StatementCounter, client: Client, session_id: str, frame: dict[str, Any]
+) -> tuple[Tally, dict[str, Any]]:
+    """What ``frame`` cost the connection, and its ack."""
     before = counter.snapshot()
     ack = await client.request(frame, timeout=15)
     assert ack["type"] == "ack", ack
     ref = await client.send({"type": "ping"})
     await client.next(lambda f: f.get("type") == "pong" and f.get("ref") == ref, timeout=15)
     mine = {f"sender-{session_id}", "message-writer"}
-    return total(counter.since(before), where=lambda name: name in mine or name.startswith("Task-"))
+    spent = total(counter.since(before), where=lambda name: name in mine or name.startswith("Task-"))
+    return spent, ack
 
 
 async def test_start_accept_and_close_cost_a_fixed_number_of_round_trips(
@@ -55,13 +76,13 @@ async def test_start_accept_and_close_cost_a_fixed_number_of_round_trips(
                 async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as v:
                     visitor_session = (await v.expect("hello"))["session_id"]
                     await v.expect("snapshot")
-                    start = await cost(counter, v, visitor_session, {"type": "conversation.start"})
-                    offer = await bob.expect("offer", timeout=15)
-                    cid = offer["conversation"]["id"]
-                    accept = await cost(
+                    start, ack = await cost(counter, v, visitor_session, {"type": "conversation.start"})
+                    cid = ack["conversation_id"]
+                    offer = await bob.expect("offer", timeout=15, conversation__id=cid)
+                    accept, _ = await cost(
                         counter, bob, agent_session, {"type": "offer.accept", "offer_id": offer["offer_id"]}
                     )
-                    close = await cost(
+                    close, _ = await cost(
                         counter, bob, agent_session, {"type": "conversation.close", "conversation_id": cid}
                     )
                     await v.expect("conversation", conversation__status="resolved", timeout=15)
