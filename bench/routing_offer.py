@@ -44,6 +44,11 @@ Run: ``.venv/bin/python bench/routing_offer.py`` (about 2.5-3 minutes) or ``--qu
 ``--profile`` additionally samples the server with py-spy during the measured window and reports where
 its time goes. Writes ``bench/results/routing_offer.json`` (the previous run's summary is kept in it).
 
+``--count`` instead counts database statements and transactions per conversation state change
+(connect, ``conversation.start``, the router's offer, ``offer.accept``, ``conversation.close``) with the
+server in this process (bench/routing_offer_count.py); counts are deterministic, so they compare across
+machines and loads. ``--backends`` applies; the counts go into the results file under ``counts``.
+
 Redis: the lease key ``chat:routing:leader`` and presence keys are per Redis database, so the default
 ``--redis-url`` uses database 11, not 0, to stay out of the way of test servers on database 0 (they would
 otherwise compete for the routing lease). Pub/sub channels are global across Redis databases; the number
@@ -82,6 +87,7 @@ from common import (  # bench/common.py (this script's folder)
     raise_nofile,
     seed_via_cli,
 )
+from routing_offer_count import count_main, print_counts  # bench/routing_offer_count.py: --count
 from routing_offer_load import loadgen_main  # bench/routing_offer_load.py: the load generator process
 
 RESULTS = ROOT / "bench" / "results" / "routing_offer.json"
@@ -411,6 +417,27 @@ def print_report(results: dict[str, Any]) -> None:
                 print(f"     {share:>5}%  {f}")
 
 
+def count_only(args: argparse.Namespace) -> int:
+    """``--count``: statements per state change (bench/routing_offer_count.py), written under ``counts``."""
+
+    def pg_database() -> tuple[str, Any]:
+        name = f"routing_count_{uuid.uuid4().hex[:10]}"
+        pg(f'CREATE DATABASE "{name}"')
+        url = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name
+        return url, lambda: pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    counts = count_main(backends, pg_database, args.count_conversations, args.count_batch)
+    print_counts(counts)
+    results: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        results = json.loads(args.out.read_text())
+    results["counts"] = {"machine": machine_info(), "code": code_version(), "backends": counts}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="5 s of arrivals per backend instead of 20")
@@ -426,11 +453,18 @@ def main() -> int:
     ap.add_argument(
         "--workdir", type=Path, help="keep server logs, data and profiles here (default: a temp dir)"
     )
+    ap.add_argument(
+        "--count", action="store_true", help="count statements per state change instead of the load"
+    )
+    ap.add_argument("--count-conversations", type=int, default=10, help="--count: one at a time")
+    ap.add_argument("--count-batch", type=int, default=20, help="--count: started at once")
     ap.add_argument("--loadgen", nargs=2, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.loadgen:
         loadgen_main(*args.loadgen)
         return 0
+    if args.count:
+        return count_only(args)
     if args.duration is None:
         args.duration = 5.0 if args.quick else 20.0
     raise_nofile(65536)

@@ -7,7 +7,6 @@ change committed (guarantee 5), in commit order, through one bounded publisher (
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import logging
@@ -41,6 +40,7 @@ from chatserver.model.types import (
     AgentStatus,
     Author,
     AuthorKind,
+    Contact,
     Conversation,
     Inbox,
     Message,
@@ -148,32 +148,74 @@ class ChatService:
 
     # -- views -----------------------------------------------------------------------------------------------
 
-    async def conversation_payload(self, conv: Conversation) -> dict[str, Any]:
-        contact = await self.store.get_contact(conv.contact_id)
-        assignee = None
-        avatar = None
-        if conv.assignee_id:
-            with contextlib.suppress(NotFound):
-                agent = await self.store.get_agent(conv.assignee_id)
-                assignee, avatar = agent.author, agent.avatar_url
-        payload = conv.to_wire(contact=contact, assignee=assignee)
-        if avatar is not None:  # the widget shows the assigned agent's face
-            payload["assignee"]["avatar_url"] = avatar
-        if conv.routing.get("handoff"):  # a bot's handoff summary (adapter API)
-            payload["handoff"] = conv.routing["handoff"]
-        payload["reads"] = [
-            {"reader": {"kind": kind, "id": reader_id}, "seq": seq}
-            for kind, reader_id, seq in await self.store.read_cursors_for(conv.id)
-        ]
-        if self.tickets is not None:
-            payload["ticket"] = await self.tickets.summary_for(conv.id)
+    async def conversation_payload(
+        self,
+        conv: Conversation,
+        *,
+        contact: Contact | None = None,
+        assignee: Agent | None = None,
+        new: bool = False,
+    ) -> dict[str, Any]:
+        """The conversation's wire form. ``contact`` and ``assignee`` (if the caller has them: the
+        assignee only when it is ``conv.assignee_id``) are not read again; ``new`` says the conversation
+        was just created (no read cursors, no ticket yet). The rest is read in one transaction."""
+        return (await self.conversation_payloads([conv], contact=contact, assignee=assignee, new=new))[0]
+
+    async def conversation_payloads(
+        self,
+        convs: Sequence[Conversation],
+        *,
+        contact: Contact | None = None,
+        assignee: Agent | None = None,
+        new: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The wire forms of several conversations, read together (one transaction, a statement per
+        part, whatever their number): the router's offers of one cycle. ``contact``, ``assignee`` and
+        ``new`` as for :meth:`conversation_payload`, for the conversations they fit."""
+        parts = await self.store.conversation_parts(
+            convs,
+            skip_contacts=[contact.id] if contact is not None else (),
+            skip_assignees=[assignee.id] if assignee is not None else (),
+            skip_reads=[c.id for c in convs] if new else (),
+            tickets_too=self.tickets is not None,
+        )
+        out = []
+        for conv in convs:
+            part = parts[conv.id]
+            who = part.contact
+            if contact is not None and contact.id == conv.contact_id:
+                who = contact
+            author, avatar = part.assignee, part.assignee_avatar
+            if assignee is not None and assignee.id == conv.assignee_id:
+                author, avatar = assignee.author, assignee.avatar_url
+            payload = conv.to_wire(contact=who, assignee=author)
+            if author is not None and avatar is not None:  # the widget shows the assigned agent's face
+                payload["assignee"]["avatar_url"] = avatar
+            if conv.routing.get("handoff"):  # a bot's handoff summary (adapter API)
+                payload["handoff"] = conv.routing["handoff"]
+            payload["reads"] = [
+                {"reader": {"kind": kind, "id": reader_id}, "seq": seq} for kind, reader_id, seq in part.reads
+            ]
+            if self.tickets is not None:
+                payload["ticket"] = part.ticket
+            out.append(payload)
+        return out
+
+    async def publish_conversation(
+        self,
+        conv: Conversation,
+        *,
+        contact: Contact | None = None,
+        assignee: Agent | None = None,
+        new: bool = False,
+    ) -> dict[str, Any]:
+        payload = await self.conversation_payload(conv, contact=contact, assignee=assignee, new=new)
+        self.publish_payload(conv, payload)
         return payload
 
-    async def publish_conversation(self, conv: Conversation) -> dict[str, Any]:
-        payload = await self.conversation_payload(conv)
-        event = ConversationEvent(conv.id, conv.version, payload)
-        self.publish(conversation_targets(conv, event))
-        return payload
+    def publish_payload(self, conv: Conversation, payload: dict[str, Any]) -> None:
+        """Publish a conversation change whose payload the caller built."""
+        self.publish(conversation_targets(conv, ConversationEvent(conv.id, conv.version, payload)))
 
     # -- access ----------------------------------------------------------------------------------------------
 
@@ -203,21 +245,14 @@ class ChatService:
         """Start a conversation, or return the contact's open one in this inbox (a double click, a second
         tab) so a visitor never ends up with two parallel chats by accident. Channels with threads of
         their own (a new email thread) pass ``reuse_open=False``."""
-        existing = (
-            await self.store.list_conversations(
-                contact_id=contact_id, statuses=[s.value for s in OPEN_STATUSES], limit=20
-            )
-            if reuse_open
-            else []
-        )
-        for conv in existing:
-            if conv.inbox_id == inbox_id:
-                return conv
-        inbox = await self.store.get_inbox(inbox_id)
+        known = await self.store.start_context(contact_id, inbox_id, reuse_open=reuse_open)
+        if known.open_conversation is not None:
+            return known.open_conversation
+        inbox = await self.store.get_inbox_cached(inbox_id)
         rule = first_match(
-            await self.store.list_rules(), inbox_id=inbox.id, channel=inbox.channel, fields=fields
+            await self.store.list_rules_cached(), inbox_id=inbox.id, channel=inbox.channel, fields=fields
         )
-        routing: dict[str, Any] = {"preferred_agent_id": await self.store.last_agent_for_contact(contact_id)}
+        routing: dict[str, Any] = {"preferred_agent_id": known.last_agent_id}
         if rule is not None:
             skills = {**rule.skills, **skills}
             routing.update(
@@ -239,7 +274,7 @@ class ChatService:
             team=rule.team_id if rule else None,
             routing=routing,
         )
-        await self.publish_conversation(conv)
+        await self.publish_conversation(conv, contact=known.contact, new=True)
         if bot is None:
             self.wake_router("queued")
         return conv
@@ -536,18 +571,26 @@ class ChatService:
             expect = {Status.PENDING, Status.QUEUED, Status.OFFERED}  # pending, or just re-offered
         else:
             expect = {Status.QUEUED, Status.OFFERED, Status.PENDING, Status.BOT}
-        for attempt in range(CLAIM_ATTEMPTS):
-            if attempt:
-                conv = await self.store.get_conversation(conversation_id)
-            if conv.assignee_id == target.id and conv.status == Status.ASSIGNED:
-                return conv
-            if conv.status not in expect:
-                if conv.status is Status.ASSIGNED and conv.assignee_id is not None:
+
+        def wanted(c: Conversation) -> bool:
+            if c.assignee_id == target.id and c.status == Status.ASSIGNED:
+                return False  # theirs already
+            if c.status not in expect:
+                if c.status is Status.ASSIGNED and c.assignee_id is not None:
                     raise Conflict("the conversation was assigned to someone else")
-                raise Conflict(f"the conversation is {conv.status.value}")
-            done = await self.store.move_conversation(conv, Status.ASSIGNED, assignee_id=target.id)
+                raise Conflict(f"the conversation is {c.status.value}")
+            return True
+
+        wanted(conv)
+        for _ in range(CLAIM_ATTEMPTS):
+            # read and write in one transaction, the row locked: the router cannot change it in between
+            conv, done = await self.store.move_conversation_if(
+                conversation_id, Status.ASSIGNED, wanted, assignee_id=target.id
+            )
             if done is None:
-                continue  # it changed between our read and our write: read again and decide again
+                if conv.assignee_id == target.id and conv.status == Status.ASSIGNED:
+                    return conv
+                continue  # (not with the row locked; kept for a database that does not lock)
             await self.store.log_routing(done.id, target.id, "claim")
             if conv.offer_id and conv.offer_agent_id:
                 revoked = OfferRevokedEvent(conv.offer_agent_id, conv.offer_id, conv.id, "assigned")
@@ -558,7 +601,7 @@ class ChatService:
         raise Conflict("the conversation kept changing; try again")
 
     async def _joined(self, conv: Conversation, agent: Agent) -> None:
-        await self.publish_conversation(conv)
+        await self.publish_conversation(conv, assignee=agent)
         await self.system_event(conv.id, SystemLine.of("agent_joined", name=agent.name))
         if self.translation is not None:
             language = self._agent_language(agent)
@@ -629,12 +672,12 @@ class ChatService:
             return conv
         was = conv.status
         conv = await self.store.change_conversation(
-            conversation_id, Status.RESOLVED, expect_status=OPEN_STATUSES
+            conversation_id, Status.RESOLVED, expect_status=OPEN_STATUSES, current=conv
         )
         if was in (Status.QUEUED.value, Status.OFFERED.value, Status.PENDING.value):
             await self.store.log_routing(conv.id, None, "abandon")
         await self.system_event(conv.id, SystemLine.of("agent_closed", name=agent.name))
-        await self.publish_conversation(conv)
+        await self.publish_conversation(conv, assignee=agent)
         self.wake_router("closed")
         return conv
 

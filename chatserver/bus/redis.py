@@ -113,9 +113,13 @@ class RedisBus(Bus):
         if not items:
             return True
         try:
+            encoded: dict[int, bytes] = {}  # one encoding per event, however many topics it goes to
             async with self.client.pipeline(transaction=False) as pipe:
                 for topic, event in items:
-                    pipe.publish(self.prefix + topic, encode_event(event))
+                    data = encoded.get(id(event))
+                    if data is None:
+                        data = encoded[id(event)] = encode_event(event)
+                    pipe.publish(self.prefix + topic, data)
                 await pipe.execute()
             return True
         except (RedisError, OSError) as exc:

@@ -59,6 +59,9 @@ from chatserver.store.routing import AgentLoad
 
 log = logging.getLogger(__name__)
 
+HANDLE_TIME_REFRESH_S = 60.0
+"""How often the router reads the average handle time again (it scans every resolved conversation)."""
+
 WATCH = "watch:"
 """Wake reason prefix: a visitor started following this waiting conversation (send its position again)."""
 
@@ -97,6 +100,7 @@ class Router:
         self._visitor_seen: dict[str, float] = {}
         self._positions: dict[str, tuple[int, float]] = {}
         self._renewed = 0.0
+        self._handle: tuple[float, float] | None = None
 
     # Subscriber protocol (the hub hands us the routing topic)
     def deliver(self, topic: str, event: Event) -> None:
@@ -151,12 +155,12 @@ class Router:
         if token is None:
             return None
         now = time.time()
-        loads = await self.store.agent_loads()
+        view = await self.store.routing_view()
+        loads, teams, waiting, pending = view.loads, view.teams, view.waiting, view.pending
         connected = await self.presence.connected([load.agent.id for load in loads])
-        await self._requeue_absent(loads, connected, now, token)
-        teams = await self.store.list_teams()
-        waiting = await self.store.waiting()
-        pending = await self.store.pending()
+        if await self._requeue_absent(loads, connected, now, token):
+            view = await self.store.routing_view()  # those conversations wait now, at the front
+            loads, waiting, pending = view.loads, view.waiting, view.pending
         agent_states = tuple(self._agent_state(load, connected) for load in loads)
         state = RoutingState(
             agents=agent_states,
@@ -288,9 +292,13 @@ class Router:
         return frozenset((a, b) for a, b in itertools.product(langs, langs) if a != b)
 
     async def _avg_handle_s(self) -> float:
-        counts = await self.store.routing_counts()
-        handle = counts["handle_ms_avg"]
-        return float(handle) / 1000 if handle else 300.0
+        """The average handle time the queue's wait estimates use, read at most every
+        :data:`HANDLE_TIME_REFRESH_S` (an average over every resolved conversation moves slowly)."""
+        now = time.monotonic()
+        if self._handle is None or now - self._handle[0] >= HANDLE_TIME_REFRESH_S:
+            handle = await self.store.handle_ms_avg()
+            self._handle = (now, float(handle) / 1000 if handle else 300.0)
+        return self._handle[1]
 
     # -- applying decisions ----------------------------------------------------------------------------
 
@@ -310,13 +318,18 @@ class Router:
             timeout = conv.routing.get("offer_timeout_s") or self.settings.offer_timeout_s
             wanted.append((conv, d.agent_id, capacity.get(d.agent_id, 0), int((now + float(timeout)) * 1000)))
         applied = await self.store.offer_many(wanted, token)
+        made: list[tuple[Conversation, str, int]] = []
         for (_, agent_id, _, expires), offered in zip(wanted, applied, strict=True):
             if offered is None or offered.offer_id is None:
                 self.stats.refused_writes += 1
                 continue
             convs[offered.id] = offered
             self.stats.offers += 1
-            payload = await self.service.publish_conversation(offered)
+            made.append((offered, agent_id, expires))
+        payloads = await self.service.conversation_payloads([c for c, _, _ in made])  # one read for all
+        for (offered, agent_id, expires), payload in zip(made, payloads, strict=True):
+            assert offered.offer_id is not None
+            self.service.publish_payload(offered, payload)
             self.service.publish(
                 [(agent_topic(agent_id), OfferEvent(agent_id, offered.offer_id, expires, payload))]
             )
@@ -399,12 +412,14 @@ class Router:
 
     async def _requeue_absent(
         self, loads: list[AgentLoad], connected: set[str], now: float, token: int
-    ) -> None:
-        """Agents gone for longer than the grace period give their conversations back to the queue."""
+    ) -> bool:
+        """Agents gone for longer than the grace period give their conversations back to the queue.
+        True if any conversation went back."""
         absent = [load.agent.id for load in loads if load.agent.id not in connected and load.active]
         self._offline_since, due = past_grace(self._offline_since, absent, now, self.settings.agent_grace_s)
         if not due:
-            return
+            return False
+        before = self.stats.requeued
         for convs in (await self.store.assigned_to(due)).values():
             for conv in convs:
                 done = await self.store.requeue(conv, token)
@@ -413,3 +428,4 @@ class Router:
                 self.stats.requeued += 1
                 await self.service.publish_conversation(done)
                 await self.service.system_event(done.id, SystemLine.of("agent_disconnected"))
+        return self.stats.requeued > before

@@ -28,18 +28,24 @@ class RawStatusWrite(RuntimeError):
     """A conversation's status was written without a Move (a programming error, never user input)."""
 
 
-def status_update(conversation_id: str, move: Move, *where: ColumnElement[bool], **values: Any) -> Update:
+def status_update(
+    conversation_id: str | None, move: Move, *where: ColumnElement[bool], **values: Any
+) -> Update:
     """``UPDATE conversations SET status = move.target, version = version + 1, ...`` for one conversation,
     only while its status is one of ``move.sources`` (and ``where`` holds): a compare-and-set whose
-    rowcount tells whether it applied."""
+    rowcount tells whether it applied. ``conversation_id`` None: ``where`` picks the conversation by a
+    unique key of its own (an offer id)."""
     if "status" in values:
         raise RawStatusWrite("the status comes from the move, not from values")
     values.setdefault("updated_at", now_ms())
     values.setdefault("version", conversations.c.version + 1)
+    if conversation_id is None and not where:
+        raise ValueError("a status write without a conversation id needs a where clause that picks one")
+    by_id = () if conversation_id is None else (conversations.c.id == conversation_id,)
     return (
         conversations.update()
         .where(
-            conversations.c.id == conversation_id,
+            *by_id,
             conversations.c.status.in_(move.source_values),
             *where,
         )

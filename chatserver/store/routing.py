@@ -8,6 +8,7 @@ overlap (guarantee 8).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,11 +52,28 @@ UNPEND = Move.to(Status.QUEUED, {Status.PENDING})
 TRANSFER = Move.to(Status.QUEUED, OPEN_STATUSES)
 
 
+RULES_CACHE_S = 5.0
+"""How long a process starts conversations with the routing rules as read (its own rule changes clear
+them at once; another process's apply within this time)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AgentLoad:
     agent: Agent
     teams: frozenset[str]
     active: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingView:
+    """What one routing cycle reads, in one transaction."""
+
+    loads: list[AgentLoad]
+    teams: list[Team]
+    waiting: list[Conversation]
+    """Queued and offered, by id."""
+    pending: list[Conversation]
+    """Pending, oldest arrival first."""
 
 
 def _team(r: Any, members: Iterable[str]) -> Team:
@@ -91,6 +109,7 @@ def _rule(r: Any) -> Rule:
 
 class RoutingQueries:
     db: Database
+    _rules: tuple[float, list[Rule]] | None = None
 
     async def get_conversation(self, conversation_id: str) -> Conversation:  # provided by Store
         raise NotImplementedError
@@ -189,6 +208,15 @@ class RoutingQueries:
             )
             return [_rule(r) for r in found]
 
+    async def list_rules_cached(self) -> list[Rule]:
+        """:meth:`list_rules` as read at most :data:`RULES_CACHE_S` ago (starting a conversation)."""
+        now = time.monotonic()
+        if self._rules is not None and now - self._rules[0] < RULES_CACHE_S:
+            return self._rules[1]
+        rules = await self.list_rules()
+        self._rules = (now, rules)
+        return rules
+
     async def get_rule(self, rule_id: str) -> Rule:
         async with self.db.read() as conn:
             r = (await conn.execute(sa.select(routing_rules).where(routing_rules.c.id == rule_id))).first()
@@ -211,6 +239,7 @@ class RoutingQueries:
             "max_wait_s": rule.max_wait_s,
             "ticket_on": list(rule.ticket_on),
         }
+        self._rules = None
         async with self.db.write() as conn:
             if (
                 rule.team_id is not None
@@ -225,6 +254,7 @@ class RoutingQueries:
         return await self.get_rule(rule.id)
 
     async def delete_rule(self, rule_id: str) -> None:
+        self._rules = None
         async with self.db.write() as conn:
             res = await conn.execute(routing_rules.delete().where(routing_rules.c.id == rule_id))
             if res.rowcount == 0:
@@ -232,30 +262,48 @@ class RoutingQueries:
 
     # -- the router's view ---------------------------------------------------------------------------------
 
+    async def routing_view(self) -> RoutingView:
+        """The router's whole view for one cycle in one transaction: agents with their load and teams,
+        the teams, and the queued, offered and pending conversations (one read of each)."""
+        async with self.db.read() as conn:
+            members = [(m.team_id, m.agent_id) for m in await conn.execute(sa.select(team_members))]
+            loads = await self._agent_loads(conn, members)
+            found = await conn.execute(sa.select(teams).order_by(teams.c.name))
+            team_list = [_team(r, [a for t, a in members if t == r.id]) for r in found]
+            open_now = await conn.execute(
+                sa.select(conversations)
+                .where(conversations.c.status.in_([s.value for s in WAITING_STATUSES]))
+                .order_by(conversations.c.id)
+            )
+            waiting: list[Conversation] = []
+            pending: list[Conversation] = []
+            for r in open_now:
+                conv = rows.conversation(r)
+                (pending if conv.status is Status.PENDING else waiting).append(conv)
+        pending.sort(key=lambda c: (c.enqueued_at is None, c.enqueued_at or 0, c.id))
+        return RoutingView(loads, team_list, waiting, pending)
+
     async def agent_loads(self) -> list[AgentLoad]:
         async with self.db.read() as conn:
-            member_of: dict[str, set[str]] = {}
-            for m in await conn.execute(sa.select(team_members)):
-                member_of.setdefault(m.agent_id, set()).add(m.team_id)
-            counts: dict[str, int] = {}
-            held = await conn.execute(
-                sa.select(
-                    sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id).label(
-                        "agent"
-                    ),
-                    sa.func.count().label("n"),
-                )
-                .where(conversations.c.status.in_(HOLDING))
-                .group_by(sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id))
-            )
-            for r in held:
-                if r.agent is not None:
-                    counts[r.agent] = int(r.n)
-            found = await conn.execute(sa.select(agents).where(agents.c.active.is_(True)))
-            return [
-                AgentLoad(rows.agent(r), frozenset(member_of.get(r.id, ())), counts.get(r.id, 0))
-                for r in found
-            ]
+            members = [(m.team_id, m.agent_id) for m in await conn.execute(sa.select(team_members))]
+            return await self._agent_loads(conn, members)
+
+    @staticmethod
+    async def _agent_loads(conn: AsyncConnection, members: list[tuple[str, str]]) -> list[AgentLoad]:
+        member_of: dict[str, set[str]] = {}
+        for team_id, agent_id in members:
+            member_of.setdefault(agent_id, set()).add(team_id)
+        holder = sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id)
+        held = await conn.execute(
+            sa.select(holder.label("agent"), sa.func.count().label("n"))
+            .where(conversations.c.status.in_(HOLDING))
+            .group_by(holder)
+        )
+        counts = {r.agent: int(r.n) for r in held if r.agent is not None}
+        found = await conn.execute(sa.select(agents).where(agents.c.active.is_(True)))
+        return [
+            AgentLoad(rows.agent(r), frozenset(member_of.get(r.id, ())), counts.get(r.id, 0)) for r in found
+        ]
 
     async def waiting(self) -> list[Conversation]:
         """Conversations the router owns: queued and offered."""
@@ -342,7 +390,6 @@ class RoutingQueries:
         compare-and-set on its conversation. Returns the offered conversations (None where refused)."""
         if not wanted:
             return []
-        made: dict[int, str] = {}
         async with self.db.write() as conn:
             if not await self._fenced(conn, token):
                 return [None] * len(wanted)
@@ -363,29 +410,30 @@ class RoutingQueries:
                 )
             }
             now = now_ms()
+            made: dict[int, Conversation] = {}
             for i, (conv, agent_id, capacity, expires_at) in enumerate(wanted):
                 if held.get(agent_id, 0) >= capacity:
                     continue
-                offer_id = new_id("of_")
-                res = await conn.execute(
-                    status_update(
-                        conv.id,
-                        OFFER,
-                        conversations.c.version == conv.version,
-                        offer_id=offer_id,
-                        offer_agent_id=agent_id,
-                        offer_expires_at=expires_at,
-                        version=conv.version + 1,
-                        updated_at=now,
+                r = (
+                    await conn.execute(
+                        status_update(
+                            conv.id,
+                            OFFER,
+                            conversations.c.version == conv.version,
+                            offer_id=new_id("of_"),
+                            offer_agent_id=agent_id,
+                            offer_expires_at=expires_at,
+                            version=conv.version + 1,
+                            updated_at=now,
+                        ).returning(conversations)
                     )
-                )
-                if res.rowcount == 1:
+                ).first()
+                if r is not None:
                     held[agent_id] = held.get(agent_id, 0) + 1
-                    made[i] = conv.id
-                    await _log(conn, conv.id, agent_id, "offer")
+                    made[i] = rows.conversation(r)
+            await _log_many(conn, [(c.id, c.offer_agent_id, "offer", None) for c in made.values()])
             await conversation_changed(conn, self.db, [(wanted[i][0].id, wanted[i][0].status) for i in made])
-        fresh = await self.get_conversations(made.values())
-        return [fresh.get(made[i]) if i in made else None for i in range(len(wanted))]
+        return [made.get(i) for i in range(len(wanted))]
 
     async def get_conversations(self, ids: Iterable[str]) -> dict[str, Conversation]:
         wanted = list(set(ids))
@@ -413,14 +461,16 @@ class RoutingQueries:
         async with self.db.write() as conn:
             if not await self._fenced(conn, token):
                 return None
-            res = await conn.execute(status_update(conv_id, move, *where, **values))
-            if res.rowcount != 1:
+            r = (
+                await conn.execute(status_update(conv_id, move, *where, **values).returning(conversations))
+            ).first()
+            if r is None:
                 return None
             await conversation_changed(conn, self.db, [(conv_id, before)])
             if then is not None:
                 await then(conn)
             await _log(conn, conv_id, *log)
-        return await self.get_conversation(conv_id)
+        return rows.conversation(r)
 
     async def expire_offer(self, conv: Conversation, token: int) -> tuple[Conversation, int] | None:
         """Take back an unanswered offer; the agent's missed-offer count goes up."""
@@ -507,62 +557,83 @@ class RoutingQueries:
     # -- agents answering (any process) --------------------------------------------------------------------
 
     async def _offered(self, conn: AsyncConnection, offer_id: str, agent_id: str) -> Any:
-        r = (await conn.execute(sa.select(conversations).where(conversations.c.offer_id == offer_id))).first()
+        """The conversation offered to ``agent_id`` as ``offer_id`` (found through the agent's offers,
+        which are indexed); Conflict if that offer is no longer out, Forbidden if it is another agent's."""
+        c = conversations.c
+        r = (
+            await conn.execute(
+                sa.select(conversations).where(c.offer_agent_id == agent_id, c.offer_id == offer_id)
+            )
+        ).first()
         if r is None or r.status != Status.OFFERED.value:
+            if r is None:
+                other = (
+                    await conn.execute(sa.select(c.status, c.offer_agent_id).where(c.offer_id == offer_id))
+                ).first()
+                if other is not None and other.status == Status.OFFERED.value:
+                    raise Forbidden("this offer is for another agent")
             raise Conflict("the offer has expired or was withdrawn")
-        if r.offer_agent_id != agent_id:
-            raise Forbidden("this offer is for another agent")
         return r
 
     async def accept_offer(self, offer_id: str, agent_id: str) -> Conversation:
+        """The agent takes the conversation: one compare-and-set on the offer (still out, theirs, not
+        expired) that returns the conversation; the reasons it failed are read only when it did."""
         now = now_ms()
+        c = conversations.c
         async with self.db.write() as conn:
-            r = await self._offered(conn, offer_id, agent_id)
-            if r.offer_expires_at is not None and r.offer_expires_at <= now:
-                raise Conflict("the offer has expired")
-            res = await conn.execute(
-                status_update(
-                    r.id,
-                    ACCEPT,
-                    conversations.c.offer_id == offer_id,
-                    assignee_id=agent_id,
-                    **NO_OFFER,
-                    pending_reason=None,
-                    version=r.version + 1,
-                    updated_at=now,
+            done = (
+                await conn.execute(
+                    status_update(
+                        None,
+                        ACCEPT,
+                        c.offer_agent_id == agent_id,
+                        c.offer_id == offer_id,
+                        sa.or_(c.offer_expires_at.is_(None), c.offer_expires_at > now),
+                        assignee_id=agent_id,
+                        **NO_OFFER,
+                        pending_reason=None,
+                        updated_at=now,
+                    ).returning(conversations)
                 )
-            )
-            if res.rowcount != 1:
+            ).first()
+            if done is None:
+                r = await self._offered(conn, offer_id, agent_id)  # raises if not out or not theirs
+                if r.offer_expires_at is not None and r.offer_expires_at <= now:
+                    raise Conflict("the offer has expired")
                 raise Conflict("the offer has expired or was withdrawn")
-            await conversation_changed(conn, self.db, [(r.id, Status.OFFERED)])
+            await conversation_changed(conn, self.db, [(done.id, Status.OFFERED)])
             await conn.execute(
                 agents.update().where(agents.c.id == agent_id).values(missed_offers=0, last_assigned_at=now)
             )
-            await _log(conn, r.id, agent_id, "accept", waited_ms=now - (r.enqueued_at or r.created_at))
-        return await self.get_conversation(r.id)
+            await _log(
+                conn, done.id, agent_id, "accept", waited_ms=now - (done.enqueued_at or done.created_at)
+            )
+        return rows.conversation(done)
 
     async def decline_offer(self, offer_id: str, agent_id: str) -> Conversation:
         async with self.db.write() as conn:
             r = await self._offered(conn, offer_id, agent_id)
             routing = dict(r.routing or {})
             routing["declined_by"] = sorted(set(routing.get("declined_by", [])) | {agent_id})
-            res = await conn.execute(
-                status_update(
-                    r.id,
-                    DECLINE,
-                    conversations.c.offer_id == offer_id,
-                    **NO_OFFER,
-                    routing=routing,
-                    version=r.version + 1,
-                    updated_at=now_ms(),
+            done = (
+                await conn.execute(
+                    status_update(
+                        r.id,
+                        DECLINE,
+                        conversations.c.offer_id == offer_id,
+                        **NO_OFFER,
+                        routing=routing,
+                        version=r.version + 1,
+                        updated_at=now_ms(),
+                    ).returning(conversations)
                 )
-            )
-            if res.rowcount != 1:
+            ).first()
+            if done is None:
                 raise Conflict("the offer has expired or was withdrawn")
             await conversation_changed(conn, self.db, [(r.id, Status.OFFERED)])
             await conn.execute(agents.update().where(agents.c.id == agent_id).values(missed_offers=0))
             await _log(conn, r.id, agent_id, "decline")
-        return await self.get_conversation(r.id)
+        return rows.conversation(done)
 
     async def route_again(
         self, conv: Conversation, routing: dict[str, Any], *, team: str | None, skills: dict[str, int] | None
@@ -581,14 +652,18 @@ class RoutingQueries:
         if skills is not None:
             values["skills"] = skills
         async with self.db.write() as conn:
-            res = await conn.execute(
-                status_update(conv.id, TRANSFER, conversations.c.version == conv.version, **values)
-            )
-            if res.rowcount != 1:
+            r = (
+                await conn.execute(
+                    status_update(
+                        conv.id, TRANSFER, conversations.c.version == conv.version, **values
+                    ).returning(conversations)
+                )
+            ).first()
+            if r is None:
                 raise Conflict("the conversation changed at the same time; try again")
             await conversation_changed(conn, self.db, [(conv.id, conv.status)])  # (pinned by the version)
             await _log(conn, conv.id, conv.assignee_id, "transfer")
-        return await self.get_conversation(conv.id)
+        return rows.conversation(r)
 
     async def log_routing(self, conversation_id: str, agent_id: str | None, kind: str) -> None:
         async with self.db.write() as conn:
@@ -623,6 +698,16 @@ class RoutingQueries:
             "handle_ms_avg": float(recent) if recent is not None else None,
         }
 
+    async def handle_ms_avg(self) -> float | None:
+        """The average handle time (first response to resolved) of resolved conversations, in ms."""
+        async with self.db.read() as conn:
+            found = await conn.scalar(
+                sa.select(sa.func.avg(conversations.c.resolved_at - conversations.c.first_response_at)).where(
+                    conversations.c.resolved_at.is_not(None), conversations.c.first_response_at.is_not(None)
+                )
+            )
+        return float(found) if found is not None else None
+
     async def assignment_log(self) -> list[tuple[str, str | None, str]]:
         async with self.db.read() as conn:
             found = await conn.execute(
@@ -650,6 +735,27 @@ async def _log(
             waited_ms=waited_ms,
             at=now_ms(),
         )
+    )
+
+
+async def _log_many(conn: AsyncConnection, entries: list[tuple[str, str | None, str, int | None]]) -> None:
+    """Routing log entries (conversation, agent, kind, waited ms) in one statement."""
+    if not entries:
+        return
+    at = now_ms()
+    await conn.execute(
+        routing_events.insert(),
+        [
+            {
+                "id": new_id("re_"),
+                "conversation_id": cid,
+                "agent_id": agent_id or "",
+                "kind": kind,
+                "waited_ms": waited,
+                "at": at,
+            }
+            for cid, agent_id, kind, waited in entries
+        ],
     )
 
 

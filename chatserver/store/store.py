@@ -7,7 +7,8 @@ matters), so two processes can never both claim one conversation (guarantee 8's 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from types import EllipsisType
 from typing import Any
 
@@ -20,7 +21,6 @@ from chatserver.model.status import Move, Status
 from chatserver.model.types import (
     Agent,
     AgentStatus,
-    CannedResponse,
     Contact,
     Conversation,
     Inbox,
@@ -29,6 +29,7 @@ from chatserver.model.types import (
     Role,
 )
 from chatserver.store import rows
+from chatserver.store.canned import CannedQueries
 from chatserver.store.changes import conversation_changed
 from chatserver.store.channels import ChannelQueries
 from chatserver.store.db import Database
@@ -38,7 +39,6 @@ from chatserver.store.schema import (
     agent_sessions,
     agents,
     api_tokens,
-    canned_responses,
     contact_identities,
     contacts,
     conversations,
@@ -47,9 +47,30 @@ from chatserver.store.schema import (
     messages,
     read_cursors,
 )
+from chatserver.store.views import ViewQueries
 from chatserver.store.writer import MessageWriter, PendingMessage
 
 PAGE_MAX = 200
+
+
+def _move(
+    current: Conversation, target: Status, assignee_id: str | EllipsisType | None
+) -> tuple[Move, dict[str, Any]]:
+    """The move from ``current`` to ``target`` (Conflict if illegal) and the columns it sets."""
+    source = current.status
+    move = Move.to(target, {source})  # raises Conflict when the move is illegal
+    now = now_ms()
+    values: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
+    if assignee_id is not ...:
+        values["assignee_id"] = assignee_id
+    values["resolved_at"] = now if target is Status.RESOLVED else None
+    if target is not Status.OFFERED:
+        values.update(NO_OFFER)
+    if target is not Status.PENDING:
+        values["pending_reason"] = None
+    if target is Status.QUEUED and source is not Status.QUEUED:
+        values["enqueued_at"] = now
+    return move, values
 
 
 def _messages() -> sa.Select[Any]:
@@ -59,9 +80,15 @@ def _messages() -> sa.Select[Any]:
     )
 
 
-class Store(RoutingQueries, ChannelQueries):
+INBOX_CACHE_S = 30.0
+"""How long a process keeps an inbox for :meth:`Store.get_inbox_cached` (its changes in this process
+clear it at once)."""
+
+
+class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
     def __init__(self, db: Database, *, group_commit_max: int = 256) -> None:
         self.db = db
+        self._inboxes: dict[str, tuple[float, Inbox]] = {}
         guard_status_writes(db.engine)
         self.writer = MessageWriter(db, max_batch=group_commit_max)
 
@@ -111,6 +138,19 @@ class Store(RoutingQueries, ChannelQueries):
             raise NotFound("inbox not found")
         return rows.inbox(r)
 
+    async def get_inbox_cached(self, inbox_id: str) -> Inbox:
+        """The inbox as read at most :data:`INBOX_CACHE_S` ago: for what never changes (its id and
+        channel: starting a conversation); read :meth:`get_inbox` for the rest."""
+        now = time.monotonic()
+        hit = self._inboxes.get(inbox_id)
+        if hit is not None and now - hit[0] < INBOX_CACHE_S:
+            return hit[1]
+        inbox = await self.get_inbox(inbox_id)
+        if len(self._inboxes) > 1000:
+            self._inboxes.clear()
+        self._inboxes[inbox_id] = (now, inbox)
+        return inbox
+
     async def inbox_by_key(self, key: str) -> Inbox | None:
         async with self.db.read() as conn:
             r = (await conn.execute(sa.select(inboxes).where(inboxes.c.key == key))).first()
@@ -129,6 +169,7 @@ class Store(RoutingQueries, ChannelQueries):
         if allowed_origins is not None:
             values["allowed_origins"] = [o.rstrip("/") for o in allowed_origins]
         if values:
+            self._inboxes.pop(inbox_id, None)
             async with self.db.write() as conn:
                 res = await conn.execute(inboxes.update().where(inboxes.c.id == inbox_id).values(**values))
                 if res.rowcount == 0:
@@ -136,6 +177,7 @@ class Store(RoutingQueries, ChannelQueries):
         return await self.get_inbox(inbox_id)
 
     async def delete_inbox(self, inbox_id: str) -> None:
+        self._inboxes.pop(inbox_id, None)
         async with self.db.write() as conn:
             used = await conn.scalar(
                 sa.select(sa.func.count())
@@ -488,16 +530,6 @@ class Store(RoutingQueries, ChannelQueries):
         async with self.db.read() as conn:
             return [rows.conversation(r) for r in await conn.execute(stmt)]
 
-    async def last_agent_for_contact(self, contact_id: str) -> str | None:
-        """The agent who last had one of this contact's conversations (routing prefers them)."""
-        async with self.db.read() as conn:
-            return await conn.scalar(
-                sa.select(conversations.c.assignee_id)
-                .where(conversations.c.contact_id == contact_id, conversations.c.assignee_id.is_not(None))
-                .order_by(conversations.c.id.desc())
-                .limit(1)
-            )
-
     async def offers_for(self, agent_id: str) -> list[Conversation]:
         async with self.db.read() as conn:
             found = await conn.execute(
@@ -530,10 +562,14 @@ class Store(RoutingQueries, ChannelQueries):
         expect_status: Iterable[Status] | None = None,
         assignee_id: str | EllipsisType | None = ...,
         expect_assignee: str | EllipsisType | None = ...,
+        current: Conversation | None = None,
     ) -> Conversation:
         """Move a conversation to ``target`` with a compare-and-set on its version (and, if given, on its
-        current status and assignee). Raises Conflict if it changed underneath or the move is illegal."""
-        current = await self.get_conversation(conversation_id)
+        current status and assignee). Raises Conflict if it changed underneath or the move is illegal.
+        ``current`` is the conversation as the caller just read it (not read again: the compare-and-set
+        still refuses the move if it changed since)."""
+        if current is None or current.id != conversation_id:
+            current = await self.get_conversation(conversation_id)
         source = current.status
         if expect_status is not None and source not in set(expect_status):
             raise Conflict(f"the conversation is {source.value}")
@@ -549,27 +585,54 @@ class Store(RoutingQueries, ChannelQueries):
     ) -> Conversation | None:
         """Move ``current`` (as read) to ``target``: a compare-and-set on its version and status. None if
         it changed since it was read; Conflict if the move is illegal."""
-        source = current.status
-        move = Move.to(target, {source})  # raises Conflict when the move is illegal
-        now = now_ms()
-        values: dict[str, Any] = {"version": current.version + 1, "updated_at": now}
-        if assignee_id is not ...:
-            values["assignee_id"] = assignee_id
-        values["resolved_at"] = now if target is Status.RESOLVED else None
-        if target is not Status.OFFERED:
-            values.update(NO_OFFER)
-        if target is not Status.PENDING:
-            values["pending_reason"] = None
-        if target is Status.QUEUED and source is not Status.QUEUED:
-            values["enqueued_at"] = now
+        move, values = _move(current, target, assignee_id)
         async with self.db.write() as conn:
-            res = await conn.execute(
-                status_update(current.id, move, conversations.c.version == current.version, **values)
-            )
-            if res.rowcount != 1:
+            r = (
+                await conn.execute(
+                    status_update(
+                        current.id, move, conversations.c.version == current.version, **values
+                    ).returning(conversations)
+                )
+            ).first()
+            if r is None:
                 return None
-            await conversation_changed(conn, self.db, [(current.id, source)])
-        return await self.get_conversation(current.id)
+            await conversation_changed(conn, self.db, [(current.id, current.status)])
+        return rows.conversation(r)
+
+    async def move_conversation_if(
+        self,
+        conversation_id: str,
+        target: Status,
+        wanted: Callable[[Conversation], bool],
+        *,
+        assignee_id: str | EllipsisType | None = ...,
+    ) -> tuple[Conversation, Conversation | None]:
+        """Read the conversation and move it to ``target`` in one transaction, its row locked in between
+        (FOR UPDATE on PostgreSQL; SQLite has one writer), so a concurrent change (the router's) cannot
+        slip between the decision and the write. ``wanted(current)`` decides: True moves it, False leaves
+        it as it is, an exception refuses. Returns (as read, as moved or None if not moved)."""
+        async with self.db.write() as conn:
+            r = (
+                await conn.execute(
+                    sa.select(conversations).where(conversations.c.id == conversation_id).with_for_update()
+                )
+            ).first()
+            if r is None:
+                raise NotFound("conversation not found")
+            current = rows.conversation(r)
+            if not wanted(current):
+                return current, None
+            move, values = _move(current, target, assignee_id)
+            done = (
+                await conn.execute(
+                    status_update(
+                        current.id, move, conversations.c.version == current.version, **values
+                    ).returning(conversations)
+                )
+            ).first()
+            if done is not None:
+                await conversation_changed(conn, self.db, [(current.id, current.status)])
+        return current, rows.conversation(done) if done is not None else None
 
     async def set_conversation_language(self, conversation_id: str, language: str | None) -> Conversation:
         """Set the conversation's (the contact's) language; a compare-and-set on version."""
@@ -577,14 +640,17 @@ class Store(RoutingQueries, ChannelQueries):
         if current.language == language:
             return current
         async with self.db.write() as conn:
-            res = await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation_id, conversations.c.version == current.version)
-                .values(language=language, version=current.version + 1, updated_at=now_ms())
-            )
-            if res.rowcount != 1:
+            r = (
+                await conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id == conversation_id, conversations.c.version == current.version)
+                    .values(language=language, version=current.version + 1, updated_at=now_ms())
+                    .returning(conversations)
+                )
+            ).first()
+            if r is None:
                 raise Conflict("the conversation changed at the same time; try again")
-        return await self.get_conversation(conversation_id)
+        return rows.conversation(r)
 
     # -- messages -----------------------------------------------------------------------------------------
 
@@ -714,68 +780,3 @@ class Store(RoutingQueries, ChannelQueries):
                 )
             )
             return [(r.reader_kind, r.reader_id, r.seq) for r in found]
-
-    # -- canned responses ------------------------------------------------------------------------------------
-
-    async def create_canned(
-        self, shortcut: str, text: str, language: str | None, created_by: str
-    ) -> CannedResponse:
-        canned = CannedResponse(new_id("cr_"), shortcut, text, language, now_ms())
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(
-                    canned_responses.insert().values(
-                        id=canned.id,
-                        shortcut=shortcut,
-                        text=text,
-                        language=language,
-                        created_by=created_by,
-                        created_at=canned.created_at,
-                    )
-                )
-        except Duplicate as exc:
-            raise Conflict(f"the shortcut {shortcut!r} is taken", data={"field": "shortcut"}) from exc
-        return canned
-
-    async def get_canned(self, canned_id: str) -> CannedResponse:
-        async with self.db.read() as conn:
-            r = (
-                await conn.execute(sa.select(canned_responses).where(canned_responses.c.id == canned_id))
-            ).first()
-        if r is None:
-            raise NotFound("canned response not found")
-        return rows.canned(r)
-
-    async def list_canned(self, query: str | None = None) -> list[CannedResponse]:
-        stmt = sa.select(canned_responses).order_by(canned_responses.c.shortcut).limit(PAGE_MAX)
-        if query:
-            like = f"%{query.lower()}%"
-            stmt = stmt.where(
-                sa.or_(
-                    sa.func.lower(canned_responses.c.shortcut).like(like),
-                    sa.func.lower(canned_responses.c.text).like(like),
-                )
-            )
-        async with self.db.read() as conn:
-            return [rows.canned(r) for r in await conn.execute(stmt)]
-
-    async def update_canned(self, canned_id: str, **values: Any) -> CannedResponse:
-        if set(values) - {"shortcut", "text", "language"}:
-            raise ValueError(f"cannot update {sorted(values)}")
-        if values:
-            try:
-                async with self.db.write() as conn:
-                    res = await conn.execute(
-                        canned_responses.update().where(canned_responses.c.id == canned_id).values(**values)
-                    )
-                    if res.rowcount == 0:
-                        raise NotFound("canned response not found")
-            except Duplicate as exc:
-                raise Conflict("that shortcut is taken", data={"field": "shortcut"}) from exc
-        return await self.get_canned(canned_id)
-
-    async def delete_canned(self, canned_id: str) -> None:
-        async with self.db.write() as conn:
-            res = await conn.execute(canned_responses.delete().where(canned_responses.c.id == canned_id))
-            if res.rowcount == 0:
-                raise NotFound("canned response not found")

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chatserver.model.types import AgentStatus
 from tests.e2e.harness import Client, Seed, Server, run_server, seed, settings_for, visitor_token
 
 FAST = {"routing": "offers", "offer_timeout_s": 1.0, "agent_grace_s": 0.6, "rona_threshold": 1}
@@ -109,9 +110,12 @@ async def test_a_plain_agent_can_take_a_pending_conversation_but_not_a_queued_on
     async with Client.connect(f"{server.ws}/ws/visitor?token={tok}") as v:
         cid = (await v.request({"type": "conversation.start"}))["conversation_id"]
         await v.expect("conversation", conversation__status="pending", timeout=5)
+    # away before connecting, so routing does not offer it back: a status.set after connecting races the
+    # router cycle that the connection itself wakes
+    await server.app.state.ctx.store.set_agent_status(s.agent_id, AgentStatus.AWAY)
     async with Client.connect(f"{server.ws}/ws/agent", token=s.agent_token, origin=None) as bob:
         await bob.expect("snapshot")
-        await bob.request({"type": "status.set", "status": "away"})  # so routing does not offer it
+        await bob.request({"type": "status.set", "status": "away"})
         probe = await bob.request({"type": "conversation.claim", "conversation_id": "cv_routing_probe"})
         assert probe["code"] == "forbidden"  # (the console learns routing is on from this)
         ack = await bob.request({"type": "conversation.claim", "conversation_id": cid})
