@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.harness import ORIGIN, Client, Seed, Server, visitor_token
@@ -68,8 +68,22 @@ class Visitor:
                     continue
                 except ConnectionClosed as exc:
                     self.problems.append(f"{self.cid}: closed {exc}")
-                    break
+                    return
                 self._check(frame, got)
+            await self._close(ws, got)
+
+    async def _close(self, ws: ClientConnection, got: list[int]) -> None:
+        """Close while reading what is still in flight, as a browser does. A client that stops reading
+        with more than ``max_queue`` frames buffered has its socket paused by websockets, so it never
+        reads the server's close frame and gives up after ``close_timeout`` (10 s); the agent writes on
+        meanwhile and the final replay grows by thousands of messages (issue #13)."""
+        closing = asyncio.create_task(ws.close())
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:  # ends once the server's close frame is read
+                self._check(orjson.loads(raw), got)
+        await closing
+        if ws.close_code != 1000:  # 1006: the closing handshake did not complete
+            self.problems.append(f"{self.cid}: closing handshake not completed ({ws.close_code})")
 
     def _check(self, frame: dict[str, Any], got: list[int]) -> None:
         if frame.get("type") != "message" or frame.get("conversation_id") != self.cid:
