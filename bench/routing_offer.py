@@ -172,6 +172,7 @@ def bench_backend(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, A
         CHATSERVER_RATE_LIMIT_PER_S="100000",
         CHATSERVER_RATE_LIMIT_BURST="100000",
         CHATSERVER_MAX_CONCURRENT="1000",
+        CHATSERVER_WS_PER_ADDRESS="100000",  # every agent and visitor connects from 127.0.0.1
         CHATSERVER_OFFER_TIMEOUT_S=str(args.offer_timeout),
         PYTHONUNBUFFERED="1",
     )
