@@ -17,19 +17,25 @@ from tests.services import REDIS_PREFIX
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
 
-async def test_bot_on_one_process_visitor_on_the_other(
-    tmp_path: Path, procs: list[ServerProcess], pg_url: str, redis_url: str
-) -> None:
-    s = await seed(pg_url)
+def migrated(pg_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The two processes' environment (manual routing), the schema migrated."""
     env = {
         "DATABASE_URL": pg_url,
         "REDIS_URL": redis_url,
         "CHATSERVER_REDIS_PREFIX": REDIS_PREFIX,
         "CHATSERVER_SECRET_KEY": "k" * 40,
         "CHATSERVER_ROUTING": "manual",
-        "CHATSERVER_BOT_GRACE_S": "1",
+        **extra,
     }
     assert run_cli(env, "migrate") == "database schema is current"
+    return env
+
+
+async def test_bot_on_one_process_visitor_on_the_other(
+    tmp_path: Path, procs: list[ServerProcess], pg_url: str, redis_url: str
+) -> None:
+    s = await seed(pg_url)
+    env = migrated(pg_url, redis_url, CHATSERVER_BOT_GRACE_S="1")
     created = json.loads(
         run_cli(
             env,
@@ -102,14 +108,7 @@ async def test_revoking_closes_the_adapter_sockets_on_every_process(
     """``chatserver revoke-adapter`` tells every process through Redis, and so does ``DELETE
     /api/v1/adapters/{id}`` on one process: the sockets open on the others close with 4401."""
     s = await seed(pg_url)
-    env = {
-        "DATABASE_URL": pg_url,
-        "REDIS_URL": redis_url,
-        "CHATSERVER_REDIS_PREFIX": REDIS_PREFIX,
-        "CHATSERVER_SECRET_KEY": "k" * 40,
-        "CHATSERVER_ROUTING": "manual",
-    }
-    assert run_cli(env, "migrate") == "database schema is current"
+    env = migrated(pg_url, redis_url)
     made = [
         json.loads(
             run_cli(
@@ -167,15 +166,7 @@ async def test_a_bot_back_on_another_process_gets_new_conversations_at_once(
     """B marks the bot away after the grace period; the bot then connects to A. A conversation started on B
     right away, before B's next look at presence, still goes to the bot: B asks presence itself."""
     s = await seed(pg_url)
-    env = {
-        "DATABASE_URL": pg_url,
-        "REDIS_URL": redis_url,
-        "CHATSERVER_REDIS_PREFIX": REDIS_PREFIX,
-        "CHATSERVER_SECRET_KEY": "k" * 40,
-        "CHATSERVER_ROUTING": "manual",
-        "CHATSERVER_BOT_GRACE_S": "4",  # B looks at presence once a second
-    }
-    assert run_cli(env, "migrate") == "database schema is current"
+    env = migrated(pg_url, redis_url, CHATSERVER_BOT_GRACE_S="4")  # B looks at presence once a second
     created = json.loads(
         run_cli(
             env,
