@@ -25,7 +25,7 @@ from tests.services import create_pg_database, drop_pg_database
 BUDGET = {
     # (statements, transactions) for the first conversation of the process (inbox and rules not cached)
     "conversation.start": (9, 7),
-    "offer.accept": (11, 5),
+    "offer.accept": (11, 6),  # one more read transaction when a slow run outlives the 5 s rules cache
     "conversation.close": (8, 4),
 }
 """What each costs now plus one statement of headroom for a row written in the change's own transaction
