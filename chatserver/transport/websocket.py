@@ -19,7 +19,6 @@ benchmarks.md, memory per idle connection). :class:`LeanWebSocketProtocol` is uv
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Any
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
@@ -27,42 +26,14 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
+from chatserver.lazyqueue import LazyQueue
 
-class ReceiveQueue:
+
+class ReceiveQueue(LazyQueue[ASGIReceiveEvent]):
     """The subset of ``asyncio.Queue`` the protocol uses (``put_nowait``, ``get``, ``empty``), for one
-    consumer (the ASGI task): no deque while empty, one future while the consumer waits."""
+    consumer (the ASGI task), unbounded as uvicorn's."""
 
-    __slots__ = ("_items", "_waiter")
-
-    def __init__(self) -> None:
-        self._items: deque[ASGIReceiveEvent] | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put_nowait(self, item: ASGIReceiveEvent) -> None:
-        if self._items is None:
-            self._items = deque()
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def qsize(self) -> int:
-        return len(self._items) if self._items else 0
-
-    async def get(self) -> ASGIReceiveEvent:
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._items.popleft()
-        if not self._items:
-            self._items = None  # an idle connection keeps no deque
-        return item
+    __slots__ = ()
 
 
 class WritableFlag:
