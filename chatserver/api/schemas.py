@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatserver.model.types import Role
+
 STR: dict[str, Any] = {"type": "string"}
 NSTR: dict[str, Any] = {"type": ["string", "null"]}
 INT: dict[str, Any] = {"type": "integer"}
@@ -90,18 +92,20 @@ CONVERSATION = obj(
     handoff=obj(summary=STR, by=STR, reason=STR, at=INT),
     ticket={"type": ["object", "null"]},
 )
+ROLE = {"enum": [r.value for r in Role]}
 AGENT = obj(
     ("id", "email", "name", "role"),
     id=STR,
     email=STR,
     name=STR,
-    role={"enum": ["admin", "supervisor", "agent"]},
+    role=ROLE,
     active=BOOL,
     status={"enum": ["online", "away", "offline"]},
     languages=LEVELS,
     skills=LEVELS,
     max_concurrent=NINT,
     language=NSTR,
+    avatar_url=NSTR,
     created_at=TIME,
 )
 NEW_AGENT = obj(
@@ -109,22 +113,24 @@ NEW_AGENT = obj(
     email=STR,
     name=STR,
     password=STR,
-    role={"enum": ["admin", "supervisor", "agent"]},
+    role=ROLE,
     languages=LEVELS,
     skills=LEVELS,
     max_concurrent=INT,
     language=STR,
+    avatar_url=NSTR,
 )
 AGENT_PATCH = obj(
     name=STR,
     current_password=STR,
-    role={"enum": ["admin", "supervisor", "agent"]},
+    role=ROLE,
     active=BOOL,
     password=STR,
     languages=LEVELS,
     skills=LEVELS,
     max_concurrent=NINT,
     language=NSTR,
+    avatar_url=NSTR,
 )
 INBOX = obj(
     ("id", "name", "channel"),
