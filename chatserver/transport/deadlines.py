@@ -11,6 +11,12 @@ forever. :class:`DeadlineHttpProtocol` adds, per connection:
 
 When one passes, the transport is aborted (no response: the client never finished its request). A
 WebSocket upgrade clears both before the connection is handed to the WebSocket protocol.
+
+It also closes gracefully when a response ends the connection before its request's body was read (a 413
+for a body over the limit, say). Closing a socket with unread data in it makes the kernel send a reset,
+and a reset can destroy the response in flight: the client sees "connection reset" instead of the 413.
+So the server half-closes (FIN after the response), reads and discards what the client still sends for
+up to :data:`LINGER_S`, and closes when the client does (EOF) or the time is up (as nginx's lingering close).
 """
 
 from __future__ import annotations
@@ -23,6 +29,26 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
+LINGER_S = 2.0
+"""How long a connection closed before its request body was read goes on reading (and discarding)."""
+
+
+class _CycleTransport:
+    """The transport as a request's response cycle sees it: its ``close`` (after a response that ends
+    the connection) goes through the protocol, which lingers when the request body is unread."""
+
+    __slots__ = ("_protocol", "_transport")
+
+    def __init__(self, protocol: DeadlineHttpProtocol, transport: asyncio.Transport) -> None:
+        self._protocol = protocol
+        self._transport = transport
+
+    def close(self) -> None:
+        self._protocol._close_after_response()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
 
 class DeadlineHttpProtocol(HttpToolsProtocol):
     header_timeout_s: float = 10.0
@@ -32,6 +58,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._in_body = False  # a request head was read, its body not yet to the end
+        self._lingering = False
 
     # -- timers --------------------------------------------------------------------------------------
     def _arm_header(self) -> None:
@@ -66,6 +94,29 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             log.debug("closing %s: %s read timed out", self.client, what)
             self.transport.abort()
 
+    # -- lingering close -----------------------------------------------------------------------------
+    def _close_after_response(self) -> None:
+        transport = self.transport
+        if not self._in_body or transport.is_closing() or not transport.can_write_eof():
+            transport.close()
+            return
+        self._lingering = True
+        self._cancel_header()
+        self._cancel_body()
+        transport.write_eof()  # after the response: the client reads it to the end, then EOF
+        if self.flow is not None:
+            self.flow.resume_reading()
+        self.loop.call_later(LINGER_S, self._linger_done)
+
+    def _linger_done(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a body nobody will read
+        super().data_received(data)
+
     # -- protocol events -----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -84,6 +135,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._cancel_header()
         super().on_headers_complete()
         if not (self.parser.should_upgrade() and self._should_upgrade()):
+            self._in_body = True
+            self.cycle.transport = _CycleTransport(self, self.transport)  # type: ignore[assignment]
             self._arm_body()
 
     def on_body(self, body: bytes) -> None:
@@ -92,6 +145,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         self._cancel_body()
         super().on_message_complete()
 

@@ -120,14 +120,11 @@ async def test_a_64_mib_body_is_refused_without_being_read(
         await _send_until_refused(writer, 64 * MIB, chunked=False)
     writer.close()
     after = _rss(limited_server)
-    if chunked and not answer:
-        # the server answered and closed while our body was still arriving: its kernel resets the
-        # connection, which may discard the answer before we read it. Its log has it.
-        assert limited_server.log is not None
-        assert '"POST /api/v1/widget/sessions HTTP/1.1" 413' in limited_server.log.read_text()
-    else:
-        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-        assert b'"code":"too_large"' in answer
+    # the answer arrives whole although the body was still coming: the server half-closes and discards the
+    # rest for a while (lingering close) instead of closing with unread data, which would reset the
+    # connection and could destroy the answer in flight
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"code":"too_large"' in answer
     assert after - before < 16 * MIB, f"RSS grew by {(after - before) / MIB:.1f} MiB"
     async with httpx.AsyncClient() as http:  # the server is fine
         assert (await http.get(f"{limited_server.url}/healthz")).status_code == 200
