@@ -152,7 +152,7 @@ def _json(text: str | None) -> Any:
 
 
 class SqliteBatch:
-    """The same statements as SQL text on the transaction's sqlite3 connection (through aiosqlite)."""
+    """The same statements as SQL text on the transaction's sqlite3 connection (store/sqlite_inline.py)."""
 
     async def existing(
         self, conn: AsyncConnection, conversation_ids: Sequence[str], client_ids: Sequence[str]
@@ -209,8 +209,8 @@ class SqliteBatch:
 
 
 async def _run(conn: AsyncConnection, method: str, sql: str, params: Any) -> Any:
-    """One statement on the transaction's aiosqlite connection (one thread hop), its errors mapped to the
-    store's."""
+    """One statement on the transaction's driver connection (on the event loop's thread, without
+    SQLAlchemy's per-statement work), its errors mapped to the store's."""
     try:
         driver = (await conn.get_raw_connection()).driver_connection
         return await getattr(driver, method)(sql, params)

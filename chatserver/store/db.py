@@ -16,16 +16,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chatserver.errors import Duplicate, StoreError
 from chatserver.store.changes import NO_EVENTS, ChangeEvents
+from chatserver.store.sqlite_inline import InlineConnection
 
 DRIVER_ERRORS: tuple[type[BaseException], ...] = (
     SQLAlchemyError,
@@ -53,23 +52,18 @@ async def _mapped() -> AsyncIterator[None]:
         raise store_error(exc) from exc
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=0)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
+        database = sa.make_url(url).database or ":memory:"
+        return create_async_engine(
+            url,
+            async_creator=lambda: InlineConnection.open(database),  # sqlite_inline.py: no thread per call
+            pool_size=pool_size,
+            max_overflow=0,
+        )
     return create_async_engine(
         url,
         pool_size=pool_size,
