@@ -8,6 +8,7 @@ from typing import Any
 import uvicorn
 
 from chatserver.settings import Settings
+from chatserver.transport import gcpolicy
 from chatserver.transport.deadlines import deadline_protocol
 from chatserver.transport.redact import install_redaction
 from chatserver.transport.websocket import LeanWebSocketProtocol
@@ -34,10 +35,22 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **over
     return config
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server; once the app has started and the sockets are bound, the startup heap is frozen
+    (transport/gcpolicy.py)."""
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            gcpolicy.freeze_startup_heap()
+
+
 def serve(app: Any, settings: Settings, *, host: str, port: int, **overrides: Any) -> None:
     """Run the server until it is told to stop (blocking); exit with status 3 when it cannot start
-    (as ``uvicorn.run`` does), 130 after a clean stop on SIGINT."""
-    server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=port, **overrides))
+    (as ``uvicorn.run`` does), 130 after a clean stop on SIGINT. The garbage collector runs under the
+    serving policy (transport/gcpolicy.py)."""
+    gcpolicy.apply_thresholds()
+    server = _Server(uvicorn_config(app, settings, host=host, port=port, **overrides))
     try:
         server.run()
     except KeyboardInterrupt:
