@@ -85,6 +85,10 @@ INBOX_CACHE_S = 30.0
 clear it at once)."""
 
 
+_CONVERSATION_BY_ID = sa.select(conversations).where(conversations.c.id == sa.bindparam("b_id"))
+"""The most frequent read, built once: building a statement per call cost twice its execution."""
+
+
 class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
     def __init__(self, db: Database, *, group_commit_max: int = 256) -> None:
         self.db = db
@@ -500,9 +504,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         async with self.db.read() as conn:
-            r = (
-                await conn.execute(sa.select(conversations).where(conversations.c.id == conversation_id))
-            ).first()
+            r = (await conn.execute(_CONVERSATION_BY_ID, {"b_id": conversation_id})).first()
         if r is None:
             raise NotFound("conversation not found")
         return rows.conversation(r)
