@@ -54,10 +54,9 @@ async def _mapped() -> AsyncIterator[None]:
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         database = sa.make_url(url).database or ":memory:"
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         return create_async_engine(
             url,
             async_creator=lambda: InlineConnection.open(database),  # sqlite_inline.py: no thread per call

@@ -124,9 +124,8 @@ class InlineConnection:
     """The part of ``aiosqlite.Connection`` SQLAlchemy's aiosqlite dialect and the store use."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-        self._connection: sqlite3.Connection | None = conn  # what the dialect checks before commit
-        conn.isolation_level = None
+        self._conn = conn  # opened in autocommit mode (isolation_level=None): transactions are ours
+        self._connection: sqlite3.Connection | None = conn  # what the dialect checks; None once closed
 
     @classmethod
     async def open(cls, path: str) -> InlineConnection:
@@ -201,9 +200,10 @@ class InlineConnection:
             self._conn.execute("ROLLBACK")
 
     async def close(self) -> None:
-        conn, self._connection = self._conn, None
-        if conn is not None:
-            await _off_loop(conn.close)
+        if self._connection is None:
+            return
+        self._connection = None
+        await _off_loop(self._conn.close)
 
     def stop(self) -> None:
         """Terminate (the dialect's force close): close now, on this thread."""
@@ -214,16 +214,8 @@ class InlineConnection:
         self._conn.create_function(*args, **kwargs)
 
     @property
-    def in_transaction(self) -> bool:
-        return self._conn.in_transaction
-
-    @property
     def isolation_level(self) -> str | None:
         return None
-
-    @property
-    def total_changes(self) -> int:
-        return self._conn.total_changes
 
 
 async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
