@@ -5,9 +5,10 @@
   middleware answers 413, the app sees ``http.disconnect`` (so it stops reading), and anything the app
   still sends is dropped.
 
-Either way the 413 carries ``Connection: close``: the server stops reading the rest of the body and
-closes the connection instead of draining it. The limit that applies is put in the scope under
-``SCOPE_KEY`` for endpoints that want to mention it.
+Either way the 413 carries ``Connection: close``: nothing more of the body is parsed or kept. The HTTP
+protocol (transport/deadlines.py) then half-closes and discards what the client still sends for up to 2 s
+before closing, so the client reads the 413 instead of a connection reset. The limit that applies is put
+in the scope under ``SCOPE_KEY`` for endpoints that want to mention it.
 """
 
 from __future__ import annotations

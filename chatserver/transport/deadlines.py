@@ -59,7 +59,7 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._in_body = False  # a request head was read, its body not yet to the end
-        self._lingering = False
+        self._linger_timer: asyncio.TimerHandle | None = None  # set while lingering
 
     # -- timers --------------------------------------------------------------------------------------
     def _arm_header(self) -> None:
@@ -100,20 +100,15 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         if not self._in_body or transport.is_closing() or not transport.can_write_eof():
             transport.close()
             return
-        self._lingering = True
         self._cancel_header()
         self._cancel_body()
         transport.write_eof()  # after the response: the client reads it to the end, then EOF
         if self.flow is not None:
             self.flow.resume_reading()
-        self.loop.call_later(LINGER_S, self._linger_done)
-
-    def _linger_done(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.close()
+        self._linger_timer = self.loop.call_later(LINGER_S, transport.close)
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering:
+        if self._linger_timer is not None:
             return  # the rest of a body nobody will read
         super().data_received(data)
 
@@ -125,6 +120,8 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header()
         self._cancel_body()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
