@@ -5,8 +5,8 @@ collects. The full (oldest-generation) collection walks them all: in a serving p
 import-time heap (SQLAlchemy, Starlette, uvicorn, the schema, the compiled-statement caches) plus every
 connection's objects. Measured with ``bench/core.py --quick`` on PostgreSQL at 1,000 msgs/s, full
 collections of about 155,000 objects took 86-99 ms each, every 2-4 s under load, which was the whole
-delivery p99 (106 ms against a p50 of 13 ms). With this policy no full collection ran under load, and the
-p99 went to 40 ms on PostgreSQL and 6.8 ms on SQLite (from 18-33); see docs/benchmarks.md.
+delivery p99 (106 ms against a p50 of 13 ms). With this policy no full collection ran under load; the
+tail that is left has another cause (three runs and their figures in docs/benchmarks.md).
 
 Two changes, for ``chatserver serve`` only (a library user or a test process keeps Python's defaults):
 
