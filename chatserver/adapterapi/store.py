@@ -31,6 +31,10 @@ from chatserver.store.schema import (
 HANDOFF = Move.to(Status.QUEUED, {Status.BOT})
 
 
+_BOT_OF_INBOX = sa.select(inbox_bots.c.adapter_id).where(inbox_bots.c.inbox_id == sa.bindparam("b_inbox"))
+"""Asked on every conversation start: built once."""
+
+
 class AdapterQueries:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -161,9 +165,7 @@ class AdapterQueries:
 
     async def bot_for_inbox(self, inbox_id: str) -> str | None:
         async with self.db.read() as conn:
-            found: str | None = await conn.scalar(
-                sa.select(inbox_bots.c.adapter_id).where(inbox_bots.c.inbox_id == inbox_id)
-            )
+            found: str | None = await conn.scalar(_BOT_OF_INBOX, {"b_inbox": inbox_id})
             return found
 
     async def bot_inboxes(self, adapter_id: str) -> list[str]:

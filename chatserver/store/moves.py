@@ -2,15 +2,18 @@
 
 :func:`status_update` builds the UPDATE for a :class:`~chatserver.model.status.Move` (legal by
 construction): it compares the row's status with the move's sources in the same statement, bumps
-``version`` and marks the statement. :func:`guard_status_writes` makes the engine refuse any other
-UPDATE of ``conversations.status`` (a raw write that would bypass the state machine) with a
-``RawStatusWrite`` error before it reaches the database.
+``version`` and marks the statement; :func:`versioned_move` is the same for one conversation at a known
+version, built once per shape with its values bound. :func:`guard_status_writes` makes the engine
+refuse any other UPDATE of ``conversations.status`` (a raw write that would bypass the state machine)
+with a ``RawStatusWrite`` error before it reaches the database.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,6 +55,32 @@ def status_update(
         .values(status=move.target.value, **values)
         .execution_options(**{MOVE_OPTION: move})
     )
+
+
+@functools.cache
+def _versioned_move(move: Move, keys: tuple[str, ...]) -> Update:
+    return status_update(
+        None,
+        move,
+        conversations.c.id == sa.bindparam("b_id"),
+        conversations.c.version == sa.bindparam("b_version"),
+        **{k: sa.bindparam(f"v_{k}", type_=conversations.c[k].type) for k in keys},
+    ).returning(conversations)
+
+
+def versioned_move(
+    conversation_id: str, version: int, move: Move, values: dict[str, Any]
+) -> tuple[Update, dict[str, Any]]:
+    """:func:`status_update` of one conversation as of ``version`` (a compare-and-set on it), setting
+    ``values`` (``updated_at`` now and ``version`` + 1 unless given), ``RETURNING`` the row: the statement
+    and its parameters. The statement is built once per (move, columns set), the values are bound: the
+    moves routing and agents make on every conversation cost no statement building."""
+    if "status" in values:
+        raise RawStatusWrite("the status comes from the move, not from values")
+    bound = {"updated_at": now_ms(), "version": version + 1, **values}
+    params = {"b_id": conversation_id, "b_version": version}
+    params.update({f"v_{k}": v for k, v in bound.items()})
+    return _versioned_move(move, tuple(sorted(bound))), params
 
 
 def _writes_status(stmt: Update, params: list[dict[str, Any]]) -> bool:

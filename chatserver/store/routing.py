@@ -25,7 +25,7 @@ from chatserver.routing.config import DEFAULT_TICKET_ON, Rule, Team
 from chatserver.store import rows
 from chatserver.store.changes import conversation_changed
 from chatserver.store.db import Database
-from chatserver.store.moves import status_update
+from chatserver.store.moves import status_update, versioned_move
 from chatserver.store.schema import (
     agents,
     conversations,
@@ -50,6 +50,72 @@ ESCALATE = Move.to(Status.PENDING, {Status.QUEUED, Status.OFFERED})
 REQUEUE = Move.to(Status.QUEUED, {Status.ASSIGNED})
 UNPEND = Move.to(Status.QUEUED, {Status.PENDING})
 TRANSFER = Move.to(Status.QUEUED, OPEN_STATUSES)
+
+# The statements every routing cycle, offer and answer runs, built once (building a statement costs more
+# than running it; these take their values as bound parameters).
+_HOLDER = sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id)
+_MEMBERS = sa.select(team_members.c.team_id, team_members.c.agent_id)
+_TEAMS = sa.select(teams).order_by(teams.c.name)
+_HELD = (
+    sa.select(_HOLDER.label("agent"), sa.func.count().label("n"))
+    .where(conversations.c.status.in_(HOLDING))
+    .group_by(_HOLDER)
+)
+_HELD_BY = (
+    sa.select(_HOLDER.label("agent"), sa.func.count().label("n"))
+    .where(conversations.c.status.in_(HOLDING), _HOLDER.in_(sa.bindparam("b_agents", expanding=True)))
+    .group_by(_HOLDER)
+)
+_ACTIVE_AGENTS = sa.select(agents).where(agents.c.active.is_(True))
+_WAITING = (
+    sa.select(conversations)
+    .where(conversations.c.status.in_([s.value for s in WAITING_STATUSES]))
+    .order_by(conversations.c.id)
+)
+_LOCK_AGENTS = (
+    sa.select(agents.c.id)
+    .where(agents.c.id.in_(sa.bindparam("b_agents", expanding=True)))
+    .order_by(agents.c.id)
+    .with_for_update()
+)
+_FENCE = (
+    routing_fence.update()
+    .where(routing_fence.c.name == "routing", routing_fence.c.token <= sa.bindparam("b_token"))
+    .values(token=sa.bindparam("b_token"))
+)
+_ACCEPT = status_update(
+    None,
+    ACCEPT,
+    conversations.c.offer_agent_id == sa.bindparam("b_agent"),
+    conversations.c.offer_id == sa.bindparam("b_offer"),
+    sa.or_(
+        conversations.c.offer_expires_at.is_(None), conversations.c.offer_expires_at > sa.bindparam("b_now")
+    ),
+    assignee_id=sa.bindparam("b_agent"),
+    **{k: sa.null() for k in NO_OFFER},
+    pending_reason=sa.null(),
+    updated_at=sa.bindparam("b_now"),
+).returning(conversations)
+_ACCEPTED_BY = (
+    agents.update()
+    .where(agents.c.id == sa.bindparam("b_agent"))
+    .values(missed_offers=0, last_assigned_at=sa.bindparam("b_now"))
+)
+_OFFERED_TO = sa.select(conversations).where(
+    conversations.c.offer_agent_id == sa.bindparam("b_agent"),
+    conversations.c.offer_id == sa.bindparam("b_offer"),
+)
+_LOG = routing_events.insert()
+_QUEUE_COUNTS = (
+    sa.select(
+        conversations.c.team,
+        conversations.c.status,
+        sa.func.count(),
+        sa.func.min(sa.func.coalesce(conversations.c.enqueued_at, conversations.c.created_at)),
+    )
+    .where(conversations.c.status.in_([s.value for s in WAITING_STATUSES]))
+    .group_by(conversations.c.team, conversations.c.status)
+)
 
 
 RULES_CACHE_S = 5.0
@@ -118,24 +184,17 @@ class RoutingQueries:
 
     async def queue_counts(self) -> list[tuple[str | None, str, int, int]]:
         """Waiting conversations grouped by team and status: (team, status, count, oldest arrival ms)."""
-        c = conversations.c
-        arrival = sa.func.min(sa.func.coalesce(c.enqueued_at, c.created_at))
-        stmt = (
-            sa.select(c.team, c.status, sa.func.count(), arrival)
-            .where(c.status.in_([s.value for s in WAITING_STATUSES]))
-            .group_by(c.team, c.status)
-        )
         async with self.db.read() as conn:
-            return [(r[0], str(r[1]), int(r[2]), int(r[3])) for r in await conn.execute(stmt)]
+            return [(r[0], str(r[1]), int(r[2]), int(r[3])) for r in await conn.execute(_QUEUE_COUNTS)]
 
     # -- teams ---------------------------------------------------------------------------------------------
 
     async def list_teams(self) -> list[Team]:
         async with self.db.read() as conn:
             members: dict[str, list[str]] = {}
-            for m in await conn.execute(sa.select(team_members)):
+            for m in await conn.execute(_MEMBERS):
                 members.setdefault(m.team_id, []).append(m.agent_id)
-            found = await conn.execute(sa.select(teams).order_by(teams.c.name))
+            found = await conn.execute(_TEAMS)
             return [_team(r, members.get(r.id, ())) for r in found]
 
     async def get_team(self, team_id: str) -> Team:
@@ -266,15 +325,11 @@ class RoutingQueries:
         """The router's whole view for one cycle in one transaction: agents with their load and teams,
         the teams, and the queued, offered and pending conversations (one read of each)."""
         async with self.db.read() as conn:
-            members = [(m.team_id, m.agent_id) for m in await conn.execute(sa.select(team_members))]
+            members = [(m.team_id, m.agent_id) for m in await conn.execute(_MEMBERS)]
             loads = await self._agent_loads(conn, members)
-            found = await conn.execute(sa.select(teams).order_by(teams.c.name))
+            found = await conn.execute(_TEAMS)
             team_list = [_team(r, [a for t, a in members if t == r.id]) for r in found]
-            open_now = await conn.execute(
-                sa.select(conversations)
-                .where(conversations.c.status.in_([s.value for s in WAITING_STATUSES]))
-                .order_by(conversations.c.id)
-            )
+            open_now = await conn.execute(_WAITING)
             waiting: list[Conversation] = []
             pending: list[Conversation] = []
             for r in open_now:
@@ -285,7 +340,7 @@ class RoutingQueries:
 
     async def agent_loads(self) -> list[AgentLoad]:
         async with self.db.read() as conn:
-            members = [(m.team_id, m.agent_id) for m in await conn.execute(sa.select(team_members))]
+            members = [(m.team_id, m.agent_id) for m in await conn.execute(_MEMBERS)]
             return await self._agent_loads(conn, members)
 
     @staticmethod
@@ -293,14 +348,8 @@ class RoutingQueries:
         member_of: dict[str, set[str]] = {}
         for team_id, agent_id in members:
             member_of.setdefault(agent_id, set()).add(team_id)
-        holder = sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id)
-        held = await conn.execute(
-            sa.select(holder.label("agent"), sa.func.count().label("n"))
-            .where(conversations.c.status.in_(HOLDING))
-            .group_by(holder)
-        )
-        counts = {r.agent: int(r.n) for r in held if r.agent is not None}
-        found = await conn.execute(sa.select(agents).where(agents.c.active.is_(True)))
+        counts = {r.agent: int(r.n) for r in await conn.execute(_HELD) if r.agent is not None}
+        found = await conn.execute(_ACTIVE_AGENTS)
         return [
             AgentLoad(rows.agent(r), frozenset(member_of.get(r.id, ())), counts.get(r.id, 0)) for r in found
         ]
@@ -369,11 +418,7 @@ class RoutingQueries:
     @staticmethod
     async def _fenced(conn: AsyncConnection, token: int) -> bool:
         """Record ``token`` as the newest leader's, unless a newer one already wrote: then refuse."""
-        res = await conn.execute(
-            routing_fence.update()
-            .where(routing_fence.c.name == "routing", routing_fence.c.token <= token)
-            .values(token=token)
-        )
+        res = await conn.execute(_FENCE, {"b_token": token})
         return res.rowcount == 1
 
     async def offer(
@@ -394,40 +439,20 @@ class RoutingQueries:
             if not await self._fenced(conn, token):
                 return [None] * len(wanted)
             agent_ids = sorted({agent_id for _, agent_id, _, _ in wanted})
-            await conn.execute(
-                sa.select(agents.c.id)
-                .where(agents.c.id.in_(agent_ids))
-                .order_by(agents.c.id)
-                .with_for_update()
-            )
-            holder = sa.func.coalesce(conversations.c.offer_agent_id, conversations.c.assignee_id)
-            held = {
-                r.agent: int(r.n)
-                for r in await conn.execute(
-                    sa.select(holder.label("agent"), sa.func.count().label("n"))
-                    .where(conversations.c.status.in_(HOLDING), holder.in_(agent_ids))
-                    .group_by(holder)
-                )
-            }
+            await conn.execute(_LOCK_AGENTS, {"b_agents": agent_ids})
+            held = {r.agent: int(r.n) for r in await conn.execute(_HELD_BY, {"b_agents": agent_ids})}
             now = now_ms()
             made: dict[int, Conversation] = {}
             for i, (conv, agent_id, capacity, expires_at) in enumerate(wanted):
                 if held.get(agent_id, 0) >= capacity:
                     continue
-                r = (
-                    await conn.execute(
-                        status_update(
-                            conv.id,
-                            OFFER,
-                            conversations.c.version == conv.version,
-                            offer_id=new_id("of_"),
-                            offer_agent_id=agent_id,
-                            offer_expires_at=expires_at,
-                            version=conv.version + 1,
-                            updated_at=now,
-                        ).returning(conversations)
-                    )
-                ).first()
+                offer = {
+                    "offer_id": new_id("of_"),
+                    "offer_agent_id": agent_id,
+                    "offer_expires_at": expires_at,
+                    "updated_at": now,
+                }
+                r = (await conn.execute(*versioned_move(conv.id, conv.version, OFFER, offer))).first()
                 if r is not None:
                     held[agent_id] = held.get(agent_id, 0) + 1
                     made[i] = rows.conversation(r)
@@ -560,11 +585,7 @@ class RoutingQueries:
         """The conversation offered to ``agent_id`` as ``offer_id`` (found through the agent's offers,
         which are indexed); Conflict if that offer is no longer out, Forbidden if it is another agent's."""
         c = conversations.c
-        r = (
-            await conn.execute(
-                sa.select(conversations).where(c.offer_agent_id == agent_id, c.offer_id == offer_id)
-            )
-        ).first()
+        r = (await conn.execute(_OFFERED_TO, {"b_agent": agent_id, "b_offer": offer_id})).first()
         if r is None or r.status != Status.OFFERED.value:
             if r is None:
                 other = (
@@ -579,32 +600,16 @@ class RoutingQueries:
         """The agent takes the conversation: one compare-and-set on the offer (still out, theirs, not
         expired) that returns the conversation; the reasons it failed are read only when it did."""
         now = now_ms()
-        c = conversations.c
         async with self.db.write() as conn:
-            done = (
-                await conn.execute(
-                    status_update(
-                        None,
-                        ACCEPT,
-                        c.offer_agent_id == agent_id,
-                        c.offer_id == offer_id,
-                        sa.or_(c.offer_expires_at.is_(None), c.offer_expires_at > now),
-                        assignee_id=agent_id,
-                        **NO_OFFER,
-                        pending_reason=None,
-                        updated_at=now,
-                    ).returning(conversations)
-                )
-            ).first()
+            answer = {"b_agent": agent_id, "b_offer": offer_id, "b_now": now}
+            done = (await conn.execute(_ACCEPT, answer)).first()
             if done is None:
                 r = await self._offered(conn, offer_id, agent_id)  # raises if not out or not theirs
                 if r.offer_expires_at is not None and r.offer_expires_at <= now:
                     raise Conflict("the offer has expired")
                 raise Conflict("the offer has expired or was withdrawn")
             await conversation_changed(conn, self.db, [(done.id, Status.OFFERED)])
-            await conn.execute(
-                agents.update().where(agents.c.id == agent_id).values(missed_offers=0, last_assigned_at=now)
-            )
+            await conn.execute(_ACCEPTED_BY, answer)
             await _log(
                 conn, done.id, agent_id, "accept", waited_ms=now - (done.enqueued_at or done.created_at)
             )
@@ -727,14 +732,15 @@ async def _log(
     waited_ms: int | None = None,
 ) -> None:
     await conn.execute(
-        routing_events.insert().values(
-            id=new_id("re_"),
-            conversation_id=conversation_id,
-            agent_id=agent_id or "",
-            kind=kind,
-            waited_ms=waited_ms,
-            at=now_ms(),
-        )
+        _LOG,
+        {
+            "id": new_id("re_"),
+            "conversation_id": conversation_id,
+            "agent_id": agent_id or "",
+            "kind": kind,
+            "waited_ms": waited_ms,
+            "at": now_ms(),
+        },
     )
 
 
@@ -744,7 +750,7 @@ async def _log_many(conn: AsyncConnection, entries: list[tuple[str, str | None, 
         return
     at = now_ms()
     await conn.execute(
-        routing_events.insert(),
+        _LOG,
         [
             {
                 "id": new_id("re_"),

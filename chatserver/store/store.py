@@ -6,6 +6,7 @@ matters), so two processes can never both claim one conversation (guarantee 8's 
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +34,7 @@ from chatserver.store.canned import CannedQueries
 from chatserver.store.changes import conversation_changed
 from chatserver.store.channels import ChannelQueries
 from chatserver.store.db import Database
-from chatserver.store.moves import guard_status_writes, status_update
+from chatserver.store.moves import guard_status_writes, versioned_move
 from chatserver.store.routing import NO_OFFER, RoutingQueries
 from chatserver.store.schema import (
     agent_sessions,
@@ -87,6 +88,33 @@ clear it at once)."""
 
 _CONVERSATION_BY_ID = sa.select(conversations).where(conversations.c.id == sa.bindparam("b_id"))
 """The most frequent read, built once: building a statement per call cost twice its execution."""
+_CONVERSATION_FOR_UPDATE = _CONVERSATION_BY_ID.with_for_update()
+_INBOX_BY_ID = sa.select(inboxes).where(inboxes.c.id == sa.bindparam("b_id"))
+_INBOX_BY_KEY = sa.select(inboxes).where(inboxes.c.key == sa.bindparam("b_key"))
+_CONTACT_BY_ID = sa.select(contacts).where(contacts.c.id == sa.bindparam("b_id"))
+_HEADS = sa.select(conversations.c.id, conversations.c.last_seq, conversations.c.version).where(
+    conversations.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+_NEW_CONVERSATION = conversations.insert()
+
+
+@functools.cache
+def _messages_after(up_to: bool, include_private: bool) -> sa.Select[Any]:
+    """Messages of ``b_conv`` after ``b_after`` (and up to ``b_up_to``), by seq, at most ``b_limit``."""
+    stmt = (
+        _messages()
+        .where(
+            messages.c.conversation_id == sa.bindparam("b_conv"),
+            messages.c.seq > sa.bindparam("b_after"),
+        )
+        .order_by(messages.c.seq)
+        .limit(sa.bindparam("b_limit", type_=sa.Integer))
+    )
+    if up_to:
+        stmt = stmt.where(messages.c.seq <= sa.bindparam("b_up_to"))
+    if not include_private:
+        stmt = stmt.where(messages.c.kind != MessageKind.NOTE.value)
+    return stmt
 
 
 class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
@@ -137,7 +165,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def get_inbox(self, inbox_id: str) -> Inbox:
         async with self.db.read() as conn:
-            r = (await conn.execute(sa.select(inboxes).where(inboxes.c.id == inbox_id))).first()
+            r = (await conn.execute(_INBOX_BY_ID, {"b_id": inbox_id})).first()
         if r is None:
             raise NotFound("inbox not found")
         return rows.inbox(r)
@@ -157,7 +185,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def inbox_by_key(self, key: str) -> Inbox | None:
         async with self.db.read() as conn:
-            r = (await conn.execute(sa.select(inboxes).where(inboxes.c.key == key))).first()
+            r = (await conn.execute(_INBOX_BY_KEY, {"b_key": key})).first()
         return rows.inbox(r) if r else None
 
     async def list_inboxes(self) -> list[Inbox]:
@@ -405,7 +433,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def get_contact(self, contact_id: str) -> Contact:
         async with self.db.read() as conn:
-            r = (await conn.execute(sa.select(contacts).where(contacts.c.id == contact_id))).first()
+            r = (await conn.execute(_CONTACT_BY_ID, {"b_id": contact_id})).first()
         if r is None:
             raise NotFound("contact not found")
         return rows.contact(r)
@@ -479,25 +507,26 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         )
         async with self.db.write() as conn:
             await conn.execute(
-                conversations.insert().values(
-                    id=conv.id,
-                    inbox_id=conv.inbox_id,
-                    channel=conv.channel,
-                    contact_id=contact_id,
-                    status=conv.status.value,
-                    priority=priority,
-                    skills=conv.skills,
-                    language=language,
-                    team=team,
-                    assignee_id=None,
-                    fields=conv.fields,
-                    last_seq=0,
-                    version=1,
-                    created_at=now,
-                    updated_at=now,
-                    enqueued_at=conv.enqueued_at,
-                    routing=routing or None,
-                )
+                _NEW_CONVERSATION,
+                {
+                    "id": conv.id,
+                    "inbox_id": conv.inbox_id,
+                    "channel": conv.channel,
+                    "contact_id": contact_id,
+                    "status": conv.status.value,
+                    "priority": priority,
+                    "skills": conv.skills,
+                    "language": language,
+                    "team": team,
+                    "assignee_id": None,
+                    "fields": conv.fields,
+                    "last_seq": 0,
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "enqueued_at": conv.enqueued_at,
+                    "routing": routing or None,
+                },
             )
             await conversation_changed(conn, self.db, [(conv.id, None)])
         return conv
@@ -547,12 +576,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         out: dict[str, tuple[int, int]] = {}
         async with self.db.read() as conn:
             for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                found = await conn.execute(
-                    sa.select(conversations.c.id, conversations.c.last_seq, conversations.c.version).where(
-                        conversations.c.id.in_(chunk)
-                    )
-                )
+                found = await conn.execute(_HEADS, {"b_ids": wanted[start : start + 500]})
                 out.update({r.id: (r.last_seq, r.version) for r in found})
         return out
 
@@ -589,13 +613,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         it changed since it was read; Conflict if the move is illegal."""
         move, values = _move(current, target, assignee_id)
         async with self.db.write() as conn:
-            r = (
-                await conn.execute(
-                    status_update(
-                        current.id, move, conversations.c.version == current.version, **values
-                    ).returning(conversations)
-                )
-            ).first()
+            r = (await conn.execute(*versioned_move(current.id, current.version, move, values))).first()
             if r is None:
                 return None
             await conversation_changed(conn, self.db, [(current.id, current.status)])
@@ -614,24 +632,14 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         slip between the decision and the write. ``wanted(current)`` decides: True moves it, False leaves
         it as it is, an exception refuses. Returns (as read, as moved or None if not moved)."""
         async with self.db.write() as conn:
-            r = (
-                await conn.execute(
-                    sa.select(conversations).where(conversations.c.id == conversation_id).with_for_update()
-                )
-            ).first()
+            r = (await conn.execute(_CONVERSATION_FOR_UPDATE, {"b_id": conversation_id})).first()
             if r is None:
                 raise NotFound("conversation not found")
             current = rows.conversation(r)
             if not wanted(current):
                 return current, None
             move, values = _move(current, target, assignee_id)
-            done = (
-                await conn.execute(
-                    status_update(
-                        current.id, move, conversations.c.version == current.version, **values
-                    ).returning(conversations)
-                )
-            ).first()
+            done = (await conn.execute(*versioned_move(current.id, current.version, move, values))).first()
             if done is not None:
                 await conversation_changed(conn, self.db, [(current.id, current.status)])
         return current, rows.conversation(done) if done is not None else None
@@ -714,18 +722,10 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         limit: int = 500,
         include_private: bool = True,
     ) -> list[Message]:
-        stmt = (
-            _messages()
-            .where(messages.c.conversation_id == conversation_id, messages.c.seq > after_seq)
-            .order_by(messages.c.seq)
-            .limit(limit)
-        )
-        if up_to is not None:
-            stmt = stmt.where(messages.c.seq <= up_to)
-        if not include_private:
-            stmt = stmt.where(messages.c.kind != MessageKind.NOTE.value)
+        stmt = _messages_after(up_to is not None, include_private)
+        params = {"b_conv": conversation_id, "b_after": after_seq, "b_limit": limit, "b_up_to": up_to}
         async with self.db.read() as conn:
-            return [rows.message(r) for r in await conn.execute(stmt)]
+            return [rows.message(r) for r in await conn.execute(stmt, params)]
 
     async def messages_before(
         self, conversation_id: str, before_seq: int, *, limit: int, include_private: bool

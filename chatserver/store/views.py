@@ -10,6 +10,7 @@ talked to, in one transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,9 +90,8 @@ class ViewQueries:
         """The assignees' names and avatars."""
         async with self.db.read() as conn:
             if joined:
-                for r in await conn.execute(
-                    _parts_query(joined, bool(need_contact), bool(need_agent), bool(with_ticket))
-                ):
+                query = _parts_query(bool(need_contact), bool(need_agent), bool(with_ticket))
+                for r in await conn.execute(query, {"b_ids": sorted(joined)}):
                     conv = wanted[r.conversation_id]
                     part = out[conv.id]
                     if need_contact and r.id is not None and r.id == conv.contact_id:
@@ -117,14 +117,7 @@ class ViewQueries:
                     )
                     names.update({r.id: (r.name, r.avatar_url) for r in found})
             if with_reads:
-                found = await conn.execute(
-                    sa.select(
-                        read_cursors.c.conversation_id,
-                        read_cursors.c.reader_kind,
-                        read_cursors.c.reader_id,
-                        read_cursors.c.seq,
-                    ).where(read_cursors.c.conversation_id.in_(with_reads))
-                )
+                found = await conn.execute(_READS, {"b_ids": sorted(with_reads)})
                 for r in found:
                     out[r.conversation_id].reads.append((r.reader_kind, r.reader_id, r.seq))
         for cid, conv in wanted.items():
@@ -138,46 +131,53 @@ class ViewQueries:
     async def start_context(self, contact_id: str, inbox_id: str, *, reuse_open: bool) -> StartContext:
         """What ``conversation.start`` needs to know, in one transaction: the open conversation to reuse
         (only with ``reuse_open``), the contact, and the last agent of the contact."""
-        c = conversations.c
-        last_agent = (
-            sa.select(c.assignee_id)
-            .where(c.contact_id == contact_id, c.assignee_id.is_not(None))
-            .order_by(c.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
         async with self.db.read() as conn:
-            existing = None
             if reuse_open:
-                r = (
-                    await conn.execute(
-                        sa.select(conversations)
-                        .where(
-                            c.contact_id == contact_id,
-                            c.inbox_id == inbox_id,
-                            c.status.in_([s.value for s in OPEN_STATUSES]),
-                        )
-                        .order_by(c.id.desc())
-                        .limit(1)
-                    )
-                ).first()
+                params = {"b_contact": contact_id, "b_inbox": inbox_id}
+                r = (await conn.execute(_OPEN_IN_INBOX, params)).first()
                 if r is not None:
-                    existing = rows.conversation(r)
-                    return StartContext(existing, None, None)
-            found = (
-                await conn.execute(
-                    sa.select(contacts, last_agent.label("last_agent_id")).where(contacts.c.id == contact_id)
-                )
-            ).first()
+                    return StartContext(rows.conversation(r), None, None)
+            found = (await conn.execute(_CONTACT_AND_LAST_AGENT, {"b_contact": contact_id})).first()
         if found is None:
             return StartContext(None, None, None)
         return StartContext(None, rows.contact(found), found.last_agent_id)
 
 
-def _parts_query(ids: Collection[str], contact: bool, agent: bool, ticket: bool) -> sa.Select[Any]:
-    """The conversations ``ids`` (as stored) with, as asked, their contact's columns, their assignee's
-    id and name (``agent_id``, ``agent_name``) and their ticket (``ticket_number``, ``ticket_status``,
-    ``ticket_subject``): one row each (a conversation belongs to at most one ticket)."""
+# Built once (building a statement costs more than running it); values are bound parameters.
+_READS = sa.select(
+    read_cursors.c.conversation_id,
+    read_cursors.c.reader_kind,
+    read_cursors.c.reader_id,
+    read_cursors.c.seq,
+).where(read_cursors.c.conversation_id.in_(sa.bindparam("b_ids", expanding=True)))
+_OPEN_IN_INBOX = (
+    sa.select(conversations)
+    .where(
+        conversations.c.contact_id == sa.bindparam("b_contact"),
+        conversations.c.inbox_id == sa.bindparam("b_inbox"),
+        conversations.c.status.in_([s.value for s in OPEN_STATUSES]),
+    )
+    .order_by(conversations.c.id.desc())
+    .limit(1)
+)
+_LAST_AGENT = (
+    sa.select(conversations.c.assignee_id)
+    .where(conversations.c.contact_id == sa.bindparam("b_contact"), conversations.c.assignee_id.is_not(None))
+    .order_by(conversations.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_CONTACT_AND_LAST_AGENT = sa.select(contacts, _LAST_AGENT.label("last_agent_id")).where(
+    contacts.c.id == sa.bindparam("b_contact")
+)
+
+
+@functools.cache
+def _parts_query(contact: bool, agent: bool, ticket: bool) -> sa.Select[Any]:
+    """The conversations ``b_ids`` (a bound list, as stored) with, as asked, their contact's columns, their
+    assignee's id and name (``agent_id``, ``agent_name``) and their ticket (``ticket_number``,
+    ``ticket_status``, ``ticket_subject``): one row each (a conversation belongs to at most one ticket).
+    Built once per combination."""
     columns: list[Any] = [conversations.c.id.label("conversation_id")]
     source: Any = conversations
     if contact:
@@ -199,4 +199,8 @@ def _parts_query(ids: Collection[str], contact: bool, agent: bool, ticket: bool)
         source = source.outerjoin(
             ticket_conversations, ticket_conversations.c.conversation_id == conversations.c.id
         ).outerjoin(tickets, tickets.c.id == ticket_conversations.c.ticket_id)
-    return sa.select(*columns).select_from(source).where(conversations.c.id.in_(sorted(ids)))
+    return (
+        sa.select(*columns)
+        .select_from(source)
+        .where(conversations.c.id.in_(sa.bindparam("b_ids", expanding=True)))
+    )
