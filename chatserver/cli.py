@@ -37,7 +37,7 @@ async def _with_store(settings: Settings, migrate: bool = False) -> Store:
     engine = make_engine(settings.database_url, pool_size=2)
     try:
         if migrate or settings.embedded or settings.auto_migrate:
-            await migrate_schema(engine)
+            await migrate_schema(engine, always=migrate)
         else:
             await require_current(engine)
     except BaseException:

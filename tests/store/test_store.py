@@ -11,7 +11,7 @@ from chatserver.errors import Conflict, NotFound
 from chatserver.model.ids import new_id
 from chatserver.model.status import Status
 from chatserver.model.types import Author, AuthorKind, MessageKind, Role
-from chatserver.store.migrate import current_revision, head_revision, upgrade
+from chatserver.store.migrate import current_revision, head_revision, known_head, upgrade
 from chatserver.store.store import Store
 from chatserver.store.writer import PendingMessage
 
@@ -30,6 +30,11 @@ def _msg(conv_id: str, author: Author, text: str, client_id: str | None = None) 
 async def test_migrations_are_idempotent_and_at_head(store: Store) -> None:
     await upgrade(store.db.engine)
     assert await current_revision(store.db.engine) == head_revision()
+
+
+def test_the_head_read_off_the_scripts_is_alembics() -> None:
+    # the fast path of every start (no Alembic import when the database is current) trusts this
+    assert known_head() == head_revision() is not None
 
 
 async def test_inbox_roundtrip_and_key_lookup(store: Store) -> None:
