@@ -6,7 +6,6 @@ matters), so two processes can never both claim one conversation (guarantee 8's 
 
 from __future__ import annotations
 
-import functools
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +34,18 @@ from chatserver.store.changes import conversation_changed
 from chatserver.store.channels import ChannelQueries
 from chatserver.store.db import Database
 from chatserver.store.moves import guard_status_writes, versioned_move
+from chatserver.store.prepared import (
+    CONTACT_BY_ID,
+    CONVERSATION_BY_ID,
+    CONVERSATION_FOR_UPDATE,
+    HEADS,
+    INBOX_BY_ID,
+    INBOX_BY_KEY,
+    NEW_CONVERSATION,
+    conversation_page,
+    messages_after_query,
+    messages_with_actions,
+)
 from chatserver.store.routing import NO_OFFER, RoutingQueries
 from chatserver.store.schema import (
     agent_sessions,
@@ -44,7 +55,6 @@ from chatserver.store.schema import (
     contacts,
     conversations,
     inboxes,
-    message_actions,
     messages,
     read_cursors,
 )
@@ -74,47 +84,9 @@ def _move(
     return move, values
 
 
-def _messages() -> sa.Select[Any]:
-    """Messages with their buttons (adapter API; most have none)."""
-    return sa.select(messages, message_actions.c.actions).select_from(
-        messages.outerjoin(message_actions, message_actions.c.message_id == messages.c.id)
-    )
-
-
 INBOX_CACHE_S = 30.0
 """How long a process keeps an inbox for :meth:`Store.get_inbox_cached` (its changes in this process
 clear it at once)."""
-
-
-_CONVERSATION_BY_ID = sa.select(conversations).where(conversations.c.id == sa.bindparam("b_id"))
-"""The most frequent read, built once: building a statement per call cost twice its execution."""
-_CONVERSATION_FOR_UPDATE = _CONVERSATION_BY_ID.with_for_update()
-_INBOX_BY_ID = sa.select(inboxes).where(inboxes.c.id == sa.bindparam("b_id"))
-_INBOX_BY_KEY = sa.select(inboxes).where(inboxes.c.key == sa.bindparam("b_key"))
-_CONTACT_BY_ID = sa.select(contacts).where(contacts.c.id == sa.bindparam("b_id"))
-_HEADS = sa.select(conversations.c.id, conversations.c.last_seq, conversations.c.version).where(
-    conversations.c.id.in_(sa.bindparam("b_ids", expanding=True))
-)
-_NEW_CONVERSATION = conversations.insert()
-
-
-@functools.cache
-def _messages_after(up_to: bool, include_private: bool) -> sa.Select[Any]:
-    """Messages of ``b_conv`` after ``b_after`` (and up to ``b_up_to``), by seq, at most ``b_limit``."""
-    stmt = (
-        _messages()
-        .where(
-            messages.c.conversation_id == sa.bindparam("b_conv"),
-            messages.c.seq > sa.bindparam("b_after"),
-        )
-        .order_by(messages.c.seq)
-        .limit(sa.bindparam("b_limit", type_=sa.Integer))
-    )
-    if up_to:
-        stmt = stmt.where(messages.c.seq <= sa.bindparam("b_up_to"))
-    if not include_private:
-        stmt = stmt.where(messages.c.kind != MessageKind.NOTE.value)
-    return stmt
 
 
 class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
@@ -165,7 +137,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def get_inbox(self, inbox_id: str) -> Inbox:
         async with self.db.read() as conn:
-            r = (await conn.execute(_INBOX_BY_ID, {"b_id": inbox_id})).first()
+            r = (await conn.execute(INBOX_BY_ID, {"b_id": inbox_id})).first()
         if r is None:
             raise NotFound("inbox not found")
         return rows.inbox(r)
@@ -185,7 +157,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def inbox_by_key(self, key: str) -> Inbox | None:
         async with self.db.read() as conn:
-            r = (await conn.execute(_INBOX_BY_KEY, {"b_key": key})).first()
+            r = (await conn.execute(INBOX_BY_KEY, {"b_key": key})).first()
         return rows.inbox(r) if r else None
 
     async def list_inboxes(self) -> list[Inbox]:
@@ -433,7 +405,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def get_contact(self, contact_id: str) -> Contact:
         async with self.db.read() as conn:
-            r = (await conn.execute(_CONTACT_BY_ID, {"b_id": contact_id})).first()
+            r = (await conn.execute(CONTACT_BY_ID, {"b_id": contact_id})).first()
         if r is None:
             raise NotFound("contact not found")
         return rows.contact(r)
@@ -507,7 +479,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         )
         async with self.db.write() as conn:
             await conn.execute(
-                _NEW_CONVERSATION,
+                NEW_CONVERSATION,
                 {
                     "id": conv.id,
                     "inbox_id": conv.inbox_id,
@@ -533,7 +505,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def get_conversation(self, conversation_id: str) -> Conversation:
         async with self.db.read() as conn:
-            r = (await conn.execute(_CONVERSATION_BY_ID, {"b_id": conversation_id})).first()
+            r = (await conn.execute(CONVERSATION_BY_ID, {"b_id": conversation_id})).first()
         if r is None:
             raise NotFound("conversation not found")
         return rows.conversation(r)
@@ -548,18 +520,18 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         contact_id: str | None = None,
         newest_first: bool = True,
     ) -> list[Conversation]:
-        order = conversations.c.id.desc() if newest_first else conversations.c.id.asc()
-        stmt = sa.select(conversations).order_by(order).limit(min(max(limit, 1), PAGE_MAX))
-        if statuses:
-            stmt = stmt.where(conversations.c.status.in_(list(statuses)))
-        if cursor:
-            stmt = stmt.where(conversations.c.id < cursor if newest_first else conversations.c.id > cursor)
-        if assignee_id:
-            stmt = stmt.where(conversations.c.assignee_id == assignee_id)
-        if contact_id:
-            stmt = stmt.where(conversations.c.contact_id == contact_id)
+        stmt = conversation_page(
+            bool(statuses), bool(cursor), bool(assignee_id), bool(contact_id), newest_first
+        )
+        params = {
+            "b_limit": min(max(limit, 1), PAGE_MAX),
+            "b_statuses": list(statuses or ()),
+            "b_cursor": cursor,
+            "b_assignee": assignee_id,
+            "b_contact": contact_id,
+        }
         async with self.db.read() as conn:
-            return [rows.conversation(r) for r in await conn.execute(stmt)]
+            return [rows.conversation(r) for r in await conn.execute(stmt, params)]
 
     async def offers_for(self, agent_id: str) -> list[Conversation]:
         async with self.db.read() as conn:
@@ -576,7 +548,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         out: dict[str, tuple[int, int]] = {}
         async with self.db.read() as conn:
             for start in range(0, len(wanted), 500):
-                found = await conn.execute(_HEADS, {"b_ids": wanted[start : start + 500]})
+                found = await conn.execute(HEADS, {"b_ids": wanted[start : start + 500]})
                 out.update({r.id: (r.last_seq, r.version) for r in found})
         return out
 
@@ -632,7 +604,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         slip between the decision and the write. ``wanted(current)`` decides: True moves it, False leaves
         it as it is, an exception refuses. Returns (as read, as moved or None if not moved)."""
         async with self.db.write() as conn:
-            r = (await conn.execute(_CONVERSATION_FOR_UPDATE, {"b_id": conversation_id})).first()
+            r = (await conn.execute(CONVERSATION_FOR_UPDATE, {"b_id": conversation_id})).first()
             if r is None:
                 raise NotFound("conversation not found")
             current = rows.conversation(r)
@@ -666,7 +638,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def get_message(self, message_id: str) -> Message:
         async with self.db.read() as conn:
-            r = (await conn.execute(_messages().where(messages.c.id == message_id))).first()
+            r = (await conn.execute(messages_with_actions().where(messages.c.id == message_id))).first()
         if r is None:
             raise NotFound("message not found")
         return rows.message(r)
@@ -722,7 +694,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         limit: int = 500,
         include_private: bool = True,
     ) -> list[Message]:
-        stmt = _messages_after(up_to is not None, include_private)
+        stmt = messages_after_query(up_to is not None, include_private)
         params = {"b_conv": conversation_id, "b_after": after_seq, "b_limit": limit, "b_up_to": up_to}
         async with self.db.read() as conn:
             return [rows.message(r) for r in await conn.execute(stmt, params)]
@@ -731,7 +703,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         self, conversation_id: str, before_seq: int, *, limit: int, include_private: bool
     ) -> list[Message]:
         stmt = (
-            _messages()
+            messages_with_actions()
             .where(messages.c.conversation_id == conversation_id, messages.c.seq < before_seq)
             .order_by(messages.c.seq.desc())
             .limit(limit)
