@@ -59,7 +59,7 @@ def known_head() -> str | None:
     revisions: set[str] = set()
     revised: set[str] = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
-        found = dict((k, v) for k, v in _REVISION.findall(path.read_text(encoding="utf-8")))
+        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
         if not found.get("revision"):
             return None
         revisions.add(found["revision"])

@@ -74,9 +74,8 @@ def versioned_move(
     """:func:`status_update` of one conversation as of ``version`` (a compare-and-set on it), setting
     ``values`` (``updated_at`` now and ``version`` + 1 unless given), ``RETURNING`` the row: the statement
     and its parameters. The statement is built once per (move, columns set), the values are bound: the
-    moves routing and agents make on every conversation cost no statement building."""
-    if "status" in values:
-        raise RawStatusWrite("the status comes from the move, not from values")
+    moves routing and agents make on every conversation cost no statement building. A ``status`` in
+    ``values`` raises RawStatusWrite (from :func:`status_update`)."""
     bound = {"updated_at": now_ms(), "version": version + 1, **values}
     params = {"b_id": conversation_id, "b_version": version}
     params.update({f"v_{k}": v for k, v in bound.items()})

@@ -16,12 +16,10 @@ import sqlalchemy as sa
 from chatserver.model.types import MessageKind
 from chatserver.store.schema import contacts, conversations, inboxes, message_actions, messages
 
-
-def messages_with_actions() -> sa.Select[Any]:
-    """Messages with their buttons (adapter API; most have none)."""
-    return sa.select(messages, message_actions.c.actions).select_from(
-        messages.outerjoin(message_actions, message_actions.c.message_id == messages.c.id)
-    )
+MESSAGES_WITH_ACTIONS = sa.select(messages, message_actions.c.actions).select_from(
+    messages.outerjoin(message_actions, message_actions.c.message_id == messages.c.id)
+)
+"""Messages with their buttons (adapter API; most have none): the base the message reads refine."""
 
 
 CONVERSATION_BY_ID = sa.select(conversations).where(conversations.c.id == sa.bindparam("b_id"))
@@ -64,8 +62,7 @@ def conversation_page(
 def messages_after_query(up_to: bool, include_private: bool) -> sa.Select[Any]:
     """Messages of ``b_conv`` after ``b_after`` (and up to ``b_up_to``), by seq, at most ``b_limit``."""
     stmt = (
-        messages_with_actions()
-        .where(
+        MESSAGES_WITH_ACTIONS.where(
             messages.c.conversation_id == sa.bindparam("b_conv"),
             messages.c.seq > sa.bindparam("b_after"),
         )

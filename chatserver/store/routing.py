@@ -61,11 +61,7 @@ _HELD = (
     .where(conversations.c.status.in_(HOLDING))
     .group_by(_HOLDER)
 )
-_HELD_BY = (
-    sa.select(_HOLDER.label("agent"), sa.func.count().label("n"))
-    .where(conversations.c.status.in_(HOLDING), _HOLDER.in_(sa.bindparam("b_agents", expanding=True)))
-    .group_by(_HOLDER)
-)
+_HELD_BY = _HELD.where(_HOLDER.in_(sa.bindparam("b_agents", expanding=True)))
 _ACTIVE_AGENTS = sa.select(agents).where(agents.c.active.is_(True))
 _WAITING = (
     sa.select(conversations)

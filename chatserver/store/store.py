@@ -41,10 +41,10 @@ from chatserver.store.prepared import (
     HEADS,
     INBOX_BY_ID,
     INBOX_BY_KEY,
+    MESSAGES_WITH_ACTIONS,
     NEW_CONVERSATION,
     conversation_page,
     messages_after_query,
-    messages_with_actions,
 )
 from chatserver.store.routing import NO_OFFER, RoutingQueries
 from chatserver.store.schema import (
@@ -638,7 +638,7 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
 
     async def get_message(self, message_id: str) -> Message:
         async with self.db.read() as conn:
-            r = (await conn.execute(messages_with_actions().where(messages.c.id == message_id))).first()
+            r = (await conn.execute(MESSAGES_WITH_ACTIONS.where(messages.c.id == message_id))).first()
         if r is None:
             raise NotFound("message not found")
         return rows.message(r)
@@ -703,8 +703,9 @@ class Store(RoutingQueries, ChannelQueries, ViewQueries, CannedQueries):
         self, conversation_id: str, before_seq: int, *, limit: int, include_private: bool
     ) -> list[Message]:
         stmt = (
-            messages_with_actions()
-            .where(messages.c.conversation_id == conversation_id, messages.c.seq < before_seq)
+            MESSAGES_WITH_ACTIONS.where(
+                messages.c.conversation_id == conversation_id, messages.c.seq < before_seq
+            )
             .order_by(messages.c.seq.desc())
             .limit(limit)
         )
