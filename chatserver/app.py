@@ -110,7 +110,7 @@ def build_files(settings: Settings, store: Store) -> AttachmentService:
 
 
 async def build_context(settings: Settings) -> Context:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool)
     try:
         if settings.embedded or settings.auto_migrate:
             await migrate(engine)

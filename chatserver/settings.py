@@ -75,6 +75,8 @@ class Settings:
     max_text_bytes: int = 16 * 1024
     max_frame_bytes: int = 64 * 1024
     send_queue_size: int = 512
+    db_pool: int = 20
+    """Database connections the server process keeps open (a fixed pool: none opened under load)."""
     heartbeat_s: float = 20.0
     rate_limit_per_s: float = 20.0
     rate_limit_burst: int = 60
@@ -205,6 +207,7 @@ class Settings:
             max_text_bytes=_int(env, "CHATSERVER_MAX_TEXT_BYTES", 16 * 1024),
             max_frame_bytes=_int(env, "CHATSERVER_MAX_FRAME_BYTES", 64 * 1024),
             send_queue_size=_int(env, "CHATSERVER_SEND_QUEUE", 512),
+            db_pool=_int(env, "CHATSERVER_DB_POOL", 20),
             heartbeat_s=_float(env, "CHATSERVER_HEARTBEAT_S", 20.0),
             rate_limit_per_s=_float(env, "CHATSERVER_RATE_LIMIT_PER_S", 20.0),
             rate_limit_burst=_int(env, "CHATSERVER_RATE_LIMIT_BURST", 60),
@@ -286,6 +289,8 @@ class Settings:
             raise ConfigError("CHATSERVER_MAX_FRAME_BYTES must exceed CHATSERVER_MAX_TEXT_BYTES")
         if self.send_queue_size < 8:
             raise ConfigError("CHATSERVER_SEND_QUEUE must be at least 8")
+        if self.db_pool < 2:
+            raise ConfigError("CHATSERVER_DB_POOL must be at least 2")
         if self.routing not in ("offers", "manual"):
             raise ConfigError("CHATSERVER_ROUTING must be offers or manual")
         if self.offer_timeout_s <= 0 or self.max_concurrent < 1 or self.rona_threshold < 1:

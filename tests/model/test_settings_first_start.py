@@ -19,12 +19,19 @@ def test_requeue_window_and_auto_migrate_defaults_and_values() -> None:
         assert Settings.from_env({"CHATSERVER_AUTO_MIGRATE": text}).auto_migrate is False
 
 
+def test_the_database_pool_size() -> None:
+    assert Settings.from_env({}).db_pool == 20
+    assert Settings.from_env({"CHATSERVER_DB_POOL": "50"}).db_pool == 50
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
         ({"CHATSERVER_REQUEUE_WINDOW_S": "-1"}, "CHATSERVER_REQUEUE_WINDOW_S"),
         ({"CHATSERVER_REQUEUE_WINDOW_S": "soon"}, "CHATSERVER_REQUEUE_WINDOW_S"),
         ({"CHATSERVER_AUTO_MIGRATE": "maybe"}, "CHATSERVER_AUTO_MIGRATE"),
+        ({"CHATSERVER_DB_POOL": "1"}, "CHATSERVER_DB_POOL"),
+        ({"CHATSERVER_DB_POOL": "many"}, "CHATSERVER_DB_POOL"),
     ],
 )
 def test_bad_values_are_refused_naming_the_setting(env: dict[str, str], named: str) -> None:
