@@ -497,6 +497,7 @@ def _run_phases(
         lat_args = {"group": "L", "rate": cfg.rate / cfg.clients, "text_bytes": cfg.text_bytes}
         spy = None
         if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
             clients.call_all("latency", duration=cfg.warmup, warmup=0, **lat_args)
             spy = _start_spy(server.pid, profile_dir / f"{kind}-latency.txt", cfg.lat_duration, native)
             meter.start()

@@ -38,6 +38,7 @@ from chatserver.realtime.outbox import (
 )
 from chatserver.realtime.ratelimit import TokenBucket
 from chatserver.settings import Settings
+from chatserver.transport.websocket import CORK
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +189,17 @@ class Sender:
         await self.ws.send_text(frames.encode(frame))
 
     async def _send_loop(self) -> None:
+        # A burst (a commit of many messages, a snapshot) is written in one system call: corked while
+        # more items wait, uncorked before waiting for the next (transport/websocket.py, CORK).
+        cork = self.ws.scope.get("extensions", {}).get(CORK)
+        out = self._out
         try:
             while True:
-                item = await self._out.get()
+                if cork is not None and out.empty():
+                    cork["uncork"]()
+                item = await out.get()
+                if cork is not None and not out.empty():
+                    cork["cork"]()
                 try:
                     if await self._process(item):
                         return

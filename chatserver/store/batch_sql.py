@@ -59,11 +59,9 @@ MESSAGE_COLUMNS = (
 
 
 class BatchStatements(Protocol):
-    async def existing(
-        self, conn: AsyncConnection, conversation_ids: Sequence[str], client_ids: Sequence[str]
-    ) -> list[Message]:
-        """Stored messages of these conversations with one of these client ids (a superset of the
-        batch's idempotency keys: the caller matches the author too)."""
+    async def existing(self, conn: AsyncConnection, keys: Sequence[tuple[str, str]]) -> list[Message]:
+        """Stored messages with one of these ``(conversation_id, client_id)`` pairs (or a superset: the
+        caller matches the author too)."""
         ...
 
     async def heads(self, conn: AsyncConnection, conversation_ids: Sequence[str]) -> dict[str, Head]:
@@ -106,11 +104,10 @@ class CoreBatch:
         )
         self._insert = messages.insert()
 
-    async def existing(
-        self, conn: AsyncConnection, conversation_ids: Sequence[str], client_ids: Sequence[str]
-    ) -> list[Message]:
+    async def existing(self, conn: AsyncConnection, keys: Sequence[tuple[str, str]]) -> list[Message]:
         found = await conn.execute(
-            self._existing, {"b_convs": list(conversation_ids), "b_clients": list(client_ids)}
+            self._existing,
+            {"b_convs": sorted({c for c, _ in keys}), "b_clients": sorted({k for _, k in keys})},
         )
         return [rows.message(r) for r in found]
 
@@ -154,15 +151,16 @@ def _json(text: str | None) -> Any:
 class SqliteBatch:
     """The same statements as SQL text on the transaction's sqlite3 connection (store/sqlite_inline.py)."""
 
-    async def existing(
-        self, conn: AsyncConnection, conversation_ids: Sequence[str], client_ids: Sequence[str]
-    ) -> list[Message]:
+    async def existing(self, conn: AsyncConnection, keys: Sequence[tuple[str, str]]) -> list[Message]:
+        # One index probe per pair. "conversation_id IN (...) AND client_id IN (...)" probes every
+        # combination: 50 conversations x 196 client ids is 9,800 probes (2.7 ms) for a full batch,
+        # against 196 (0.14 ms) here.
         sql = (
-            f"SELECT {_EXISTING_COLUMNS} FROM messages"
-            f" WHERE conversation_id IN ({_marks(len(conversation_ids))})"
-            f" AND client_id IN ({_marks(len(client_ids))})"
+            f"WITH k(c, k) AS (VALUES {', '.join('(?, ?)' for _ in keys)})"
+            f" SELECT {_EXISTING_COLUMNS} FROM k CROSS JOIN messages"
+            " ON messages.conversation_id = k.c AND messages.client_id = k.k"
         )
-        found = await _run(conn, "execute_fetchall", sql, (*conversation_ids, *client_ids))
+        found = await _run(conn, "execute_fetchall", sql, tuple(v for pair in keys for v in pair))
         return [
             Message(
                 id=r[0],

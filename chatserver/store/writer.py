@@ -170,9 +170,7 @@ async def _append_all(
     keyed = [item.idem_key for item in batch if item.idem_key is not None]
     existing: dict[tuple[str, str, str, str], Message] = {}
     if keyed:
-        conv_ids = sorted({k[0] for k in keyed if k})
-        client_ids = sorted({k[3] for k in keyed if k})
-        for m in await sql.existing(conn, conv_ids, client_ids):
+        for m in await sql.existing(conn, sorted({(k[0], k[3]) for k in keyed})):
             assert m.client_id is not None
             existing[(m.conversation_id, m.author.kind.value, m.author.id, m.client_id)] = m
 

@@ -10,6 +10,10 @@ benchmarks.md, memory per idle connection). :class:`LeanWebSocketProtocol` is uv
 - the handshake request's headers and the prepared response are released once the handshake is over
   (websockets' parser keeps the request object for the connection's life; the ASGI scope holds its own
   copy of the headers);
+- a sender with several frames queued can *cork* the connection (:data:`CORK`, in the scope's
+  ``extensions``): its data frames are then written with one ``transport.write`` (one ``send()``
+  system call) when it uncorks, instead of one each; the write syscalls were a fifth of the server's CPU
+  under load. Nothing is held past the current turn of the event loop, or past 64 KiB;
 - an ``accept`` that arrives when the client is already gone raises ``ClientDisconnected`` (an
   ``OSError``: Starlette turns it into ``WebSocketDisconnect``) instead of being dropped silently, which
   left the application believing it was connected and made its first ``send`` fail with "Expected ASGI
@@ -24,6 +28,7 @@ from typing import Any
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 
 from chatserver.lazyqueue import LazyQueue
@@ -72,6 +77,13 @@ class WritableFlag:
                     self._waiters.remove(waiter)
 
 
+CORK = "chatserver.cork"
+"""The scope extension holding ``(cork, uncork)`` for the connection (absent under other servers)."""
+
+CORK_LIMIT = 64 * 1024
+"""Corked bytes past which they are written at once."""
+
+
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O protocol with a smaller per-connection footprint (see the module docstring)."""
 
@@ -79,6 +91,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self.queue = ReceiveQueue()  # type: ignore[assignment]
         self.writable = WritableFlag()  # type: ignore[assignment]
+        self._corked: list[bytes] | None = None
+        self._corked_bytes = 0
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -86,8 +100,61 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         # keeps ``event`` alive for the connection's life, so empty what it holds
         event.headers.clear()
         self.request = None  # type: ignore[assignment]
+        self.scope["extensions"][CORK] = {"cork": self.cork, "uncork": self.uncork}
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._corked = None
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(CORK, None)  # no cycle left behind
+        super().connection_lost(exc)
+
+    def cork(self) -> None:
+        """Hold data frames until :meth:`uncork`, or the next turn of the event loop at the latest."""
+        if self._corked is None:
+            self._corked, self._corked_bytes = [], 0
+            self.loop.call_soon(self.uncork)
+
+    def uncork(self) -> None:
+        """Write what is held, in one ``write``."""
+        held, self._corked = self._corked, None
+        if held and not self.transport.is_closing():
+            self.transport.write(b"".join(held))
+
+    def _hold(self, message: ASGISendEvent, held: list[bytes]) -> bool:
+        """Queue a data frame while corked, as ``send`` would write it; False when it must go the
+        ordinary way (not a data frame, a paused transport, a closing or unfinished handshake)."""
+        if (
+            message["type"] != "websocket.send"
+            or not self.handshake_complete
+            or self.initial_response is not None
+            or self.close_sent
+            or self.disconnected
+            or not self.writable.is_set()
+        ):
+            return False
+        data, text = message.get("bytes"), message.get("text")
+        try:
+            if data is not None:
+                self.conn.send_binary(data)
+            elif text is not None:
+                self.conn.send_text(text.encode())
+        except InvalidState:
+            raise ClientDisconnected from None
+        for chunk in self.conn.data_to_send():
+            held.append(chunk)
+            self._corked_bytes += len(chunk)
+        if self._corked_bytes > CORK_LIMIT:
+            self.uncork()
+            self.cork()
+        return True
 
     async def send(self, message: ASGISendEvent) -> None:
+        held = self._corked
+        if held is not None:
+            if self._hold(message, held):
+                return
+            self.uncork()  # anything else goes out after what was held
         if (
             message["type"] == "websocket.accept"
             and not self.handshake_complete

@@ -87,6 +87,24 @@ async def test_a_duplicate_comes_back_with_what_was_stored(store: Store) -> None
     assert again.translations == {"en": "original"} and again.untranslated == {"fr": "quota"}
 
 
+async def test_a_client_id_is_a_duplicate_only_in_its_own_conversation(store: Store) -> None:
+    """The idempotency lookup of one batch spans conversations: a client id stored in one conversation
+    does not make another conversation's message with that client id a duplicate."""
+    (a, va), (b, vb) = await _conversation(store), await _conversation(store)
+    await asyncio.gather(
+        store.append_message(PendingMessage(a, va, MessageKind.TEXT, "a1", client_id="k1")),
+        store.append_message(PendingMessage(b, vb, MessageKind.TEXT, "b2", client_id="k2")),
+    )
+    out = await asyncio.gather(  # one batch: (a, k2), (b, k1) are new; (a, k1) is the stored one
+        store.append_message(PendingMessage(a, va, MessageKind.TEXT, "a2", client_id="k2")),
+        store.append_message(PendingMessage(b, vb, MessageKind.TEXT, "b1", client_id="k1")),
+        store.append_message(PendingMessage(a, va, MessageKind.TEXT, "again", client_id="k1")),
+    )
+    assert [(m.text, dup) for m, dup in out] == [("a2", False), ("b1", False), ("a1", True)]
+    assert [m.text for m in await store.messages_after(a, 0)] == ["a1", "a2"]
+    assert [m.text for m in await store.messages_after(b, 0)] == ["b2", "b1"]
+
+
 async def test_a_conflicting_row_fails_its_message_alone_and_changes_nothing(store: Store) -> None:
     """A row the writer did not expect (another process's write, seq taken) is a Duplicate inside the
     batch: the batch is retried one by one, the conflicting message fails as unavailable (its sender
