@@ -1,5 +1,5 @@
 """LeanWebSocketProtocol on a real uvicorn server (port 0): frames both ways, what it keeps after the
-handshake, and an accept that comes after the client has gone."""
+handshake, an accept that comes after the client has gone, and corked frames."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import uvicorn
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedOK
 
-from chatserver.transport.websocket import LeanWebSocketProtocol, ReceiveQueue, WritableFlag
+from chatserver.transport.websocket import CORK, LeanWebSocketProtocol, ReceiveQueue, WritableFlag
 
 HANDSHAKE = (
     b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -154,3 +155,92 @@ async def test_writers_wait_while_the_transport_is_paused() -> None:
     flag.set()
     await asyncio.gather(*writers)
     assert flag.is_set() and flag._waiters is None
+
+
+class _CountingTransport:
+    """Wraps the connection's transport to count its ``write`` calls (the system calls saved)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_corked_frames_go_out_in_one_write_in_order_and_then_the_close() -> None:
+    counted: asyncio.Future[_CountingTransport] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        await receive()  # the client's "go": its transport is wrapped by now
+        cork = scope["extensions"][CORK]
+        transport = await counted
+        cork["cork"]()
+        for i in range(50):
+            await send({"type": "websocket.send", "text": f"frame {i}"})
+        assert transport.writes == 0  # held
+        cork["uncork"]()
+        assert transport.writes == 1
+        cork["cork"]()
+        await send({"type": "websocket.send", "text": "last"})
+        await send({"type": "websocket.close", "code": 1000})  # goes out after what was held
+
+    async with _server(app, LeanWebSocketProtocol) as (server, port):
+        ws = await connect(f"ws://127.0.0.1:{port}/ws")
+        proto = _ws_protocol(server)
+        wrapped = _CountingTransport(proto.transport)
+        proto.transport = wrapped  # type: ignore[assignment]
+        counted.set_result(wrapped)
+        await ws.send("go")
+        got = [await ws.recv() for _ in range(51)]
+        assert got == [f"frame {i}" for i in range(50)] + ["last"]
+        with pytest.raises(ConnectionClosedOK):
+            await ws.recv()
+
+
+async def test_nothing_corked_waits_past_the_current_turn_of_the_event_loop() -> None:
+    """A sender that corks and then waits for something (a database read) before uncorking: what it
+    held goes out anyway, or this client (which answers the frame) and the app would wait forever."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        scope["extensions"][CORK]["cork"]()
+        await send({"type": "websocket.send", "text": "ping?"})
+        answer = await receive()  # never uncorked explicitly
+        await send({"type": "websocket.send", "text": "got " + answer["text"]})
+
+    async with _server(app, LeanWebSocketProtocol) as (_, port):
+        ws = await connect(f"ws://127.0.0.1:{port}/ws")
+        try:
+            assert await asyncio.wait_for(ws.recv(), 5) == "ping?"
+            await ws.send("pong")
+            assert await asyncio.wait_for(ws.recv(), 5) == "got pong"
+        finally:
+            await ws.close()
+
+
+async def test_a_connection_gone_drops_what_was_corked_and_keeps_no_cycle() -> None:
+    done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        assert (await receive())["type"] == "websocket.disconnect"
+        done.set_result(scope["extensions"])
+
+    async with _server(app, LeanWebSocketProtocol) as (_, port):
+        async with connect(f"ws://127.0.0.1:{port}/ws"):
+            pass
+        extensions = await asyncio.wait_for(done, 5)
+        for _ in range(200):  # the disconnect may reach the app before the connection is lost
+            if CORK not in extensions:
+                break
+            await asyncio.sleep(0.01)
+        assert CORK not in extensions
