@@ -59,6 +59,11 @@ from chatserver.store.routing import AgentLoad
 
 log = logging.getLogger(__name__)
 
+MIN_CYCLE_GAP_S = 0.05
+"""Wake-ups within this long of a cycle's start are served by one next cycle, at the gap's end. Under
+load every start, answer and close wakes the router: back to back, its cycles each re-read the whole
+routing view for one or two changes. After a quiet moment a wake-up is served at once."""
+
 HANDLE_TIME_REFRESH_S = 60.0
 """How often the router reads the average handle time again (it scans every resolved conversation)."""
 
@@ -136,8 +141,8 @@ class Router:
                     await self._wake.wait()
             self._wake.clear()
             delay = 1.0
+            now = time.monotonic()
             try:
-                now = time.monotonic()
                 if not self.lease.held or now - self._renewed >= self.settings.routing_lease_ttl_s / 3:
                     self.stats.leader = await self.lease.refresh()
                     self._renewed = now
@@ -147,6 +152,10 @@ class Router:
                         delay = min(delay, max(deadline - time.time(), 0.01))
             except Exception:
                 log.exception("routing cycle failed")
+            rest = MIN_CYCLE_GAP_S - (time.monotonic() - now)
+            if rest > 0:
+                await asyncio.sleep(rest)
+                delay = max(0.0, delay - rest)
 
     # -- one cycle -----------------------------------------------------------------------------------------
 
