@@ -1,8 +1,14 @@
-"""Time-ordered, URL-safe identifiers (48-bit milliseconds + 80 random bits, Crockford base32)."""
+"""Time-ordered, URL-safe identifiers (48-bit milliseconds + 80 random bits, Crockford base32).
+
+Within a process they are strictly increasing: an id made in the same millisecond as the last one (or
+after the clock stepped back) continues after it, by a random step, so lists ordered by id are in
+creation order.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -32,16 +38,39 @@ def _encode(value: int) -> str:
     )
 
 
+_lock = threading.Lock()
+_last = 0
+"""The last value handed out by this process."""
+
+
 def new_id(prefix: str = "") -> str:
-    """A 26-character id that sorts by creation time (to the millisecond)."""
-    return prefix + _encode((int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big"))
+    """A 26-character id that sorts by creation time (to the millisecond, then by creation order)."""
+    global _last
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    with _lock:
+        if value <= _last:
+            value = _last + 1 + (value & 0xFFFFFFFF)
+        _last = value
+    return prefix + _encode(value)
 
 
 def new_ids(prefix: str, n: int) -> list[str]:
-    """``n`` ids of the same millisecond (one clock read, one random read): a commit batch's messages."""
+    """``n`` increasing ids of the same millisecond (one clock read, one random read): a commit batch's
+    messages."""
+    global _last
+    if n <= 0:
+        return []
     ms = int(time.time() * 1000) << 80
     rand = os.urandom(10 * n)
-    return [prefix + _encode(ms | int.from_bytes(rand[i : i + 10], "big")) for i in range(0, 10 * n, 10)]
+    values = sorted(ms | int.from_bytes(rand[i : i + 10], "big") for i in range(0, 10 * n, 10))
+    with _lock:
+        if values[0] <= _last:  # continue after the last one, by random steps (no carry into the time)
+            step = _last
+            for i, v in enumerate(values):
+                step += 1 + (v & 0xFFFFFFFF)
+                values[i] = step
+        _last = values[-1]
+    return [prefix + _encode(v) for v in values]
 
 
 def now_ms() -> int:

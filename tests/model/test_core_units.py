@@ -88,6 +88,10 @@ def test_an_unknown_access_change_is_refused_on_decode() -> None:
 def test_ids_sort_by_time_and_are_unique() -> None:
     ids = [new_id("x_") for _ in range(1000)]
     assert len(set(ids)) == 1000 and all(len(i) == 28 for i in ids)
+    assert ids == sorted(ids)  # in creation order, even within one millisecond
+    batch = new_ids("x_", 50)
+    after = new_id("x_")
+    assert [ids[-1], *batch, after] == sorted([ids[-1], *batch, after])
     assert iso(1_700_000_000_123) == "2023-11-14T22:13:20.123Z"
 
 
