@@ -43,34 +43,35 @@ _last = 0
 """The last value handed out by this process."""
 
 
-def new_id(prefix: str = "") -> str:
-    """A 26-character id that sorts by creation time (to the millisecond, then by creation order)."""
+def _issue(values: list[int]) -> list[int]:
+    """Hand out ``values`` (ascending). If they are not past the last one handed out (the same
+    millisecond, a clock stepped back), they continue after it by random steps of at most 2**32."""
     global _last
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
     with _lock:
-        if value <= _last:
-            value = _last + 1 + (value & 0xFFFFFFFF)
-        _last = value
-    return prefix + _encode(value)
-
-
-def new_ids(prefix: str, n: int) -> list[str]:
-    """``n`` increasing ids of the same millisecond (one clock read, one random read): a commit batch's
-    messages."""
-    global _last
-    if n <= 0:
-        return []
-    ms = int(time.time() * 1000) << 80
-    rand = os.urandom(10 * n)
-    values = sorted(ms | int.from_bytes(rand[i : i + 10], "big") for i in range(0, 10 * n, 10))
-    with _lock:
-        if values[0] <= _last:  # continue after the last one, by random steps (no carry into the time)
+        if values[0] <= _last:
             step = _last
             for i, v in enumerate(values):
                 step += 1 + (v & 0xFFFFFFFF)
                 values[i] = step
         _last = values[-1]
-    return [prefix + _encode(v) for v in values]
+    return values
+
+
+def new_id(prefix: str = "") -> str:
+    """A 26-character id that sorts by creation time (to the millisecond, then by creation order)."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return prefix + _encode(_issue([value])[0])
+
+
+def new_ids(prefix: str, n: int) -> list[str]:
+    """``n`` increasing ids of the same millisecond (one clock read, one random read): a commit batch's
+    messages."""
+    if n <= 0:
+        return []
+    ms = int(time.time() * 1000) << 80
+    rand = os.urandom(10 * n)
+    values = sorted(ms | int.from_bytes(rand[i : i + 10], "big") for i in range(0, 10 * n, 10))
+    return [prefix + _encode(v) for v in _issue(values)]
 
 
 def now_ms() -> int:
